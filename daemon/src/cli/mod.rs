@@ -1,0 +1,1 @@
+//! Subcommands of the `btu` command line tool.

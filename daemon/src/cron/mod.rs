@@ -1,0 +1,1 @@
+//! The cron engine: local-time cron expressions to UTC run instants.

@@ -1,0 +1,1 @@
+//! `explain`: a local schedule as UTC cron expressions, window by window between DST transitions.

@@ -1,0 +1,1 @@
+//! Python literal values (what `ast.literal_eval` reads), for task arguments.

@@ -1,0 +1,1 @@
+//! The btu wire protocol (filled by the live-changes work).
