@@ -1,1 +1,274 @@
 //! The cron engine: local-time cron expressions to UTC run instants.
+//!
+//! Pure code, no I/O. An expression is matched against *naive* local wall-clock times
+//! ([`expr`]), and each matching wall time is resolved to real instants with chrono-tz under
+//! the Vixie cron / cronie daylight-saving rule (see `docs/cron.md`):
+//!
+//! * a *wildcard* job (second (6/7 fields), minute or hour field begins with `*`) runs at every
+//!   matching wall time that exists — both passes of a fall-back overlap, nothing in a gap;
+//! * a *fixed-time* job runs once per matching wall time: the first pass of an overlap only,
+//!   and wall times inside a spring-forward gap run at the first real instant after the gap
+//!   (several of them collapse into that single run).
+//!
+//! Every search is bounded (400 years of calendar, or the year field's range), so a valid
+//! expression that never runs again yields `None`, never an endless loop.
+
+mod calendar;
+mod expr;
+
+pub use expr::{CronExpr, Field, MAX_YEAR, MIN_YEAR};
+
+use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeZone, Utc};
+use chrono_tz::{GapInfo, Tz};
+
+/// Why an expression or a zone name was rejected.
+#[derive(thiserror::Error, Debug, Clone, PartialEq)]
+pub enum CronError {
+    #[error("empty cron expression")]
+    Empty,
+    #[error("expected 5, 6 or 7 fields (or a macro such as @daily), found {found}")]
+    FieldCount { found: usize },
+    #[error(
+        "unknown macro '{name}': expected @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly"
+    )]
+    UnknownMacro { name: String },
+    #[error("{field} field: empty list element")]
+    EmptyElement { field: Field },
+    #[error("{field} field: '{value}' is not a number or a name")]
+    InvalidValue { field: Field, value: String },
+    #[error("{field} field: {value} is out of range {min}-{max}")]
+    OutOfRange { field: Field, value: u64, min: u32, max: u32 },
+    #[error("{field} field: step '{step}' is out of range 1-{max}")]
+    InvalidStep { field: Field, step: String, max: u32 },
+    #[error("{field} field: range {start}-{end} is reversed (start is after end)")]
+    ReversedRange { field: Field, start: u32, end: u32 },
+    #[error(
+        "'{expr}' never matches: no date satisfies its day-of-month, month, day-of-week and year fields together"
+    )]
+    NeverMatches { expr: String },
+    #[error("unknown time zone '{zone}'")]
+    UnknownZone { zone: String },
+}
+
+/// Look up an IANA zone name such as `America/Los_Angeles`.
+pub fn parse_zone(name: &str) -> Result<Tz, CronError> {
+    name.trim().parse::<Tz>().map_err(|_| CronError::UnknownZone { zone: name.to_string() })
+}
+
+/// How many years a search for year-less expressions may cover. Any satisfiable year-less
+/// day pattern recurs within the 400-year Gregorian cycle.
+const SEARCH_YEARS: i64 = 400;
+
+/// A cron expression read in a time zone.
+#[derive(Clone, Debug)]
+pub struct LocalSchedule {
+    expr: CronExpr,
+    tz: Tz,
+}
+
+/// How one naive wall time maps to real instants (UTC epoch seconds).
+enum Resolved {
+    Single(i64),
+    /// Wall time occurs twice: `early` in the first pass, `late` in the second.
+    Ambiguous { early: i64, late: i64 },
+    /// Wall time does not exist; `end` is the first real instant after the gap.
+    Gap { end: Option<i64> },
+}
+
+/// A fall-back overlap: the instant `at` where the clock goes back, and the naive wall times
+/// `[start, end)` that occur twice.
+struct Overlap {
+    at: i64,
+    start: i64,
+    end: i64,
+    /// Offsets (seconds east of UTC) before and after `at`.
+    before: i64,
+    after: i64,
+}
+
+fn naive(secs: i64) -> Option<NaiveDateTime> {
+    DateTime::from_timestamp(secs, 0).map(|t| t.naive_utc())
+}
+
+impl LocalSchedule {
+    pub fn new(expr: CronExpr, tz: Tz) -> LocalSchedule {
+        LocalSchedule { expr, tz }
+    }
+
+    /// Parse an expression and a zone name.
+    pub fn parse(expr: &str, zone: &str) -> Result<LocalSchedule, CronError> {
+        Ok(LocalSchedule::new(CronExpr::parse(expr)?, parse_zone(zone)?))
+    }
+
+    pub fn expr(&self) -> &CronExpr {
+        &self.expr
+    }
+
+    pub fn tz(&self) -> Tz {
+        self.tz
+    }
+
+    /// First run instant strictly after `after`; `None` if it never runs again within the
+    /// bounded search.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        // Runs fall on whole seconds, so "after 12:00:00.5" is "after 12:00:00".
+        let a = after.timestamp();
+        let m = a + self.offset_at(a)?;
+        let last_year = self.last_search_year(m);
+        let secs = match self.resolve(m)? {
+            Resolved::Ambiguous { early, late } => {
+                let ov = self.overlap(m, early, late)?;
+                let wild = self.expr.is_wildcard();
+                let next_in = |from: i64| self.expr.next_match(from, last_year).filter(|&n| n < ov.end);
+                if a < ov.at {
+                    // First pass: later first-pass runs, then (wildcard) the second pass from its
+                    // start, then whatever follows the overlap.
+                    if let Some(n) = next_in(m + 1) {
+                        return from_secs(n - ov.before);
+                    }
+                    if wild {
+                        if let Some(n) = next_in(ov.start) {
+                            return from_secs(n - ov.after);
+                        }
+                    }
+                } else if wild {
+                    // Second pass: fixed jobs already ran in the first pass.
+                    if let Some(n) = next_in(m + 1) {
+                        return from_secs(n - ov.after);
+                    }
+                }
+                self.forward_from(ov.end, last_year)?
+            }
+            _ => self.forward_from(m + 1, last_year)?,
+        };
+        from_secs(secs)
+    }
+
+    /// Strictly increasing run instants strictly after `after`.
+    pub fn runs_after(&self, after: DateTime<Utc>) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        let mut last = Some(after);
+        std::iter::from_fn(move || {
+            let next = self.next_after(last?);
+            last = next;
+            next
+        })
+    }
+
+    /// Latest run instant at or before `at` (for missed-run catch-up); `None` if there is none
+    /// within the bounded look-back.
+    pub fn last_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let a = at.timestamp();
+        let m = a + self.offset_at(a)?;
+        let first_year = self.first_search_year(m);
+        // `h`: the last wall time whose earliest instant is <= a. In the second pass of an
+        // overlap that is the overlap's last wall time (the whole first pass is in the past).
+        let mut h = match self.resolve(m)? {
+            Resolved::Ambiguous { early, late } if a == late => self.overlap(m, early, late)?.end - 1,
+            _ => m,
+        };
+        loop {
+            let p = self.expr.prev_match(h, first_year)?;
+            match self.resolve(p)? {
+                Resolved::Single(u) => return from_secs(u),
+                Resolved::Ambiguous { early, late } => {
+                    if self.expr.is_wildcard() {
+                        let ov = self.overlap(p, early, late)?;
+                        if a >= ov.at {
+                            // Second-pass runs come after every first-pass run.
+                            let q = self.expr.prev_match((ov.end - 1).min(a + ov.after), first_year);
+                            if let Some(q) = q.filter(|&q| q >= ov.start) {
+                                return from_secs(q - ov.after);
+                            }
+                        }
+                    }
+                    return from_secs(early);
+                }
+                Resolved::Gap { end } => {
+                    if !self.expr.is_wildcard() {
+                        return from_secs(end?);
+                    }
+                    let begin = naive(p).and_then(|n| GapInfo::new(&n, &self.tz)).and_then(|g| g.begin);
+                    h = match begin {
+                        Some((start, _)) => start.and_utc().timestamp() - 1,
+                        None => p - 1,
+                    };
+                }
+            }
+        }
+    }
+
+    /// Earliest run instant for naive matches from `start` on, outside any overlap that
+    /// contains the search start (callers handle that one).
+    fn forward_from(&self, mut start: i64, last_year: i64) -> Option<i64> {
+        loop {
+            let n = self.expr.next_match(start, last_year)?;
+            match self.resolve(n)? {
+                Resolved::Single(u) => return Some(u),
+                Resolved::Ambiguous { early, .. } => return Some(early),
+                Resolved::Gap { end } => {
+                    let end = end?;
+                    if !self.expr.is_wildcard() {
+                        return Some(end); // collapsed gap run
+                    }
+                    // Wildcard jobs skip the gap: continue at the wall time right after it.
+                    start = (end + self.offset_at(end)?).max(n + 1);
+                }
+            }
+        }
+    }
+
+    /// Offset (seconds east of UTC) in force at UTC epoch second `t`.
+    fn offset_at(&self, t: i64) -> Option<i64> {
+        let utc = naive(t)?;
+        Some(i64::from(self.tz.offset_from_utc_datetime(&utc).fix().local_minus_utc()))
+    }
+
+    fn resolve(&self, local: i64) -> Option<Resolved> {
+        let n = naive(local)?;
+        Some(match self.tz.from_local_datetime(&n) {
+            LocalResult::Single(t) => Resolved::Single(t.timestamp()),
+            LocalResult::Ambiguous(a, b) => {
+                let (a, b) = (a.timestamp(), b.timestamp());
+                if a == b { Resolved::Single(a) } else { Resolved::Ambiguous { early: a.min(b), late: a.max(b) } }
+            }
+            LocalResult::None => Resolved::Gap {
+                end: GapInfo::new(&n, &self.tz).and_then(|g| g.end).map(|e| e.timestamp()),
+            },
+        })
+    }
+
+    /// The overlap containing naive time `local`, whose two instants are `early` and `late`.
+    fn overlap(&self, local: i64, early: i64, late: i64) -> Option<Overlap> {
+        let before = local - early;
+        let after = local - late;
+        // The clock goes back somewhere in (early, late]: binary search the first instant
+        // carrying the later offset.
+        let (mut lo, mut hi) = (early, late);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if self.offset_at(mid)? == before {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        Some(Overlap { at: hi, start: hi + after, end: hi + before, before, after })
+    }
+
+    fn last_search_year(&self, local: i64) -> i64 {
+        let y = calendar::Civil::from_secs(local).y;
+        if self.expr.years.is_some() { i64::from(MAX_YEAR).min(y + SEARCH_YEARS) } else { y + SEARCH_YEARS }
+    }
+
+    fn first_search_year(&self, local: i64) -> i64 {
+        let y = calendar::Civil::from_secs(local).y;
+        if self.expr.years.is_some() { i64::from(MIN_YEAR).max(y - SEARCH_YEARS) } else { y - SEARCH_YEARS }
+    }
+}
+
+fn from_secs(secs: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(secs, 0)
+}
+
+#[cfg(test)]
+mod tests;
