@@ -1,0 +1,88 @@
+"""Test helpers: a fake btu_client, and rows for the BTU tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from btu_testdb import TestDatabase
+
+DB_NAME = "btu_test_hooks"
+SITE = "hooks.test"
+
+
+class FakeClient:
+    """Stands in for the btu_client module: same call signatures and exception classes;
+    records calls instead of talking to a daemon."""
+
+    class BtuError(Exception):
+        pass
+
+    class DaemonUnavailable(BtuError):
+        pass
+
+    class ProtocolError(BtuError):
+        pass
+
+    class ScheduleError(BtuError):
+        pass
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.fail: BaseException | None = None  # raised by every call
+        self.reject: dict[str, str] = {}  # schedule -> reason for ScheduleError
+        self.on_call: Callable[[], None] | None = None
+
+    def _enter(self, *call: Any) -> None:
+        self.calls.append(call)
+        if self.on_call is not None:
+            self.on_call()
+        if self.fail is not None:
+            raise self.fail
+
+    def notify(self, schedules: Any, *, site: str | None = None, socket_path: str | None = None,
+               timeout: float = 2.0) -> list[dict[str, Any]]:
+        items: Sequence[Any] = schedules if isinstance(schedules, (list, tuple)) else [schedules]
+        names = [getattr(s, "name", s) for s in items]
+        self._enter("notify", names, site, socket_path)
+        for n in names:
+            if n in self.reject:
+                raise self.ScheduleError(f"schedule {n}: {self.reject[n]}")
+        return [{"schedule": n, "next_runs": [{"utc": "2026-12-02T03:00:00Z", "local": "2026-12-01 19:00-08:00"}],
+                 "reason": None} for n in names]
+
+    def cancel(self, schedule: str, *, site: str | None = None, socket_path: str | None = None,
+               timeout: float = 2.0) -> None:
+        self._enter("cancel", schedule, site, socket_path)
+        if schedule in self.reject:
+            raise self.ScheduleError(f"schedule {schedule}: {self.reject[schedule]}")
+
+    def rebuild(self, *, site: str | None = None, socket_path: str | None = None, timeout: float = 2.0) -> None:
+        self._enter("rebuild", site, socket_path)
+
+
+def add_task(db: TestDatabase, name: str, function_string: str, *, arguments: str | None = None,
+             docstatus: int = 1, repeat_log_in_stdout: int = 0, desc: str | None = None) -> None:
+    conn = db.connect()
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO `tabBTU Task` (name, creation, modified, owner, docstatus, desc_short, function_string,"
+            " arguments, repeat_log_in_stdout) VALUES (%s, NOW(6), NOW(6), 'Administrator', %s, %s, %s, %s, %s)",
+            (name, docstatus, desc or f"test task {name}", function_string, arguments, repeat_log_in_stdout),
+        )
+    conn.close()
+
+
+def add_schedule(db: TestDatabase, name: str, task: str, *, overrides: str | None = None, enabled: int = 1) -> None:
+    conn = db.connect()
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO `tabBTU Task Schedule` (name, creation, modified, owner, task, enabled, cron_string,"
+            " argument_overrides) VALUES (%s, NOW(6), NOW(6), 'Administrator', %s, %s, '0 * * * *', %s)",
+            (name, task, enabled, overrides),
+        )
+    conn.close()
+
+
+def log_rows(db: TestDatabase) -> list[dict[str, Any]]:
+    return db.query("SELECT * FROM `tabBTU Task Log` ORDER BY name")

@@ -1,0 +1,138 @@
+"""Test databases built from the shared BTU schema (and sample data), plus a Frappe site
+directory pointing at them, for tests that use the stand-in `frappe` package.
+
+    from btu_testdb import TestDatabase
+    db = TestDatabase("btu_test_hooks")      # drops + creates it, loads schema.sql (+ sample-data.sql)
+    site = db.write_site(tmp_path, "test.localhost")   # <tmp>/test.localhost/site_config.json
+    ...
+    db.drop()
+
+Server: 127.0.0.1:3306 as root with an empty password unless BTU_TEST_DB_HOST/_PORT/_USER/
+_PASSWORD say otherwise. SQL files (schema.sql, sample-data.sql): $BTU_SQL_DIR, else
+$BTU_SHARED_DIR/btu, else tests/sql/ in the repository, else ../shared/btu next to the repository
+(where the shared copies live on the development machine, as tests/e2e expects too).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pymysql
+from pymysql.constants import CLIENT
+
+_REPO = Path(__file__).resolve().parent.parent
+_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+class TestDatabaseError(Exception):
+    """The test database could not be set up (server unreachable, SQL files missing...)."""
+
+
+def server_params() -> dict[str, Any]:
+    return {
+        "host": os.environ.get("BTU_TEST_DB_HOST", "127.0.0.1"),
+        "port": int(os.environ.get("BTU_TEST_DB_PORT", "3306")),
+        "user": os.environ.get("BTU_TEST_DB_USER", "root"),
+        "password": os.environ.get("BTU_TEST_DB_PASSWORD", ""),
+    }
+
+
+def sql_dir() -> Path:
+    shared = os.environ.get("BTU_SHARED_DIR")
+    candidates = [
+        os.environ.get("BTU_SQL_DIR"),
+        Path(shared) / "btu" if shared else None,
+        _REPO / "tests" / "sql",
+        _REPO.parent / "shared" / "btu",
+    ]
+    for c in candidates:
+        if c and (Path(c) / "schema.sql").is_file():
+            return Path(c)
+    raise TestDatabaseError(
+        "schema.sql not found in " + ", ".join(str(c) for c in candidates if c)
+        + ": set BTU_SQL_DIR or BTU_SHARED_DIR"
+    )
+
+
+def server_available() -> bool:
+    try:
+        pymysql.connect(connect_timeout=2, **server_params()).close()
+    except pymysql.err.OperationalError:
+        return False
+    return True
+
+
+class TestDatabase:
+    __test__ = False  # not a pytest test class despite its name
+
+    def __init__(self, name: str, *, sample_data: bool = True) -> None:
+        if not _NAME.match(name):
+            raise TestDatabaseError(f"database name {name!r}: only letters, digits and _ are allowed")
+        self.name = name
+        self.sample_data = sample_data
+        self.reset()
+
+    def _server(self, **kw: Any) -> pymysql.connections.Connection:
+        try:
+            return pymysql.connect(charset="utf8mb4", autocommit=True, connect_timeout=5, **server_params(), **kw)
+        except pymysql.err.OperationalError as e:
+            p = server_params()
+            raise TestDatabaseError(f"MariaDB at {p['host']}:{p['port']} as {p['user']}: {e}") from e
+
+    def reset(self) -> None:
+        """Drop and re-create the database from schema.sql (+ sample-data.sql)."""
+        scripts = [sql_dir() / "schema.sql"] + ([sql_dir() / "sample-data.sql"] if self.sample_data else [])
+        conn = self._server(client_flag=CLIENT.MULTI_STATEMENTS)
+        try:
+            with conn.cursor() as cur:
+                # the name is validated above; identifiers cannot be bound as parameters
+                cur.execute(f"DROP DATABASE IF EXISTS `{self.name}`")
+                cur.execute(f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+                cur.execute(f"USE `{self.name}`")
+                for script in scripts:
+                    cur.execute(script.read_text(encoding="utf-8"))
+                    while cur.nextset():
+                        pass
+        finally:
+            conn.close()
+
+    def drop(self) -> None:
+        conn = self._server()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{self.name}`")
+        finally:
+            conn.close()
+
+    def connect(self) -> pymysql.connections.Connection:
+        """A separate autocommit connection (sees only what other sessions committed)."""
+        return self._server(database=self.name)
+
+    def query(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+        conn = self.connect()
+        try:
+            with conn.cursor(pymysql.cursors.DictCursor) as cur:
+                cur.execute(sql, params)
+                return list(cur.fetchall())
+        finally:
+            conn.close()
+
+    def write_site(self, sites_path: str | os.PathLike[str], site: str, **extra: Any) -> Path:
+        """Create <sites_path>/<site>/site_config.json for this database; returns sites_path."""
+        p = server_params()
+        config = {
+            "db_name": self.name,
+            "db_password": p["password"],
+            "db_host": p["host"],
+            "db_port": p["port"],
+            "db_user": p["user"],  # real Frappe logs in as db_name; tests use the server's admin
+            **extra,
+        }
+        site_dir = Path(sites_path) / site
+        site_dir.mkdir(parents=True, exist_ok=True)
+        (site_dir / "site_config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+        return Path(sites_path)

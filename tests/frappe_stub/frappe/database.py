@@ -1,0 +1,210 @@
+"""frappe.db for the stand-in: one PyMySQL connection, explicit transactions, Frappe v15's
+commit/rollback callback managers, and the handful of query helpers btu_hooks uses.
+
+Real Frappe: frappe/database/database.py (+ mariadb/database.py, model/db_query.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import pymysql
+import pymysql.err
+
+import frappe
+from frappe import _dict
+from frappe.utils import CallbackManager
+
+# Column and table names are interpolated into SQL (values never are), so they are checked.
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_ ]*$")
+_ORDER_BY = re.compile(r"^\s*`?[A-Za-z_][A-Za-z0-9_]*`?(\s+(asc|desc))?(\s*,\s*`?[A-Za-z_][A-Za-z0-9_]*`?(\s+(asc|desc))?)*\s*$", re.I)
+_OPERATORS = {"=", "!=", "<", ">", "<=", ">=", "like", "not like", "in", "not in"}
+
+
+def _col(name: str) -> str:
+    if not _IDENT.match(name):
+        raise frappe.ValidationError(f"invalid column name: {name!r}")
+    return f"`{name}`"
+
+
+def _table(doctype: str) -> str:
+    return _col(f"tab{doctype}")
+
+
+class Database:
+    InternalError = pymysql.err.InternalError
+    OperationalError = pymysql.err.OperationalError
+    ProgrammingError = pymysql.err.ProgrammingError
+
+    def __init__(self, host: str, port: int, user: str | None, password: str, cur_db_name: str | None) -> None:
+        self.host, self.port, self.user, self.cur_db_name = host, port, user, cur_db_name
+        self._conn: pymysql.connections.Connection = pymysql.connect(
+            host=host, port=port, user=user, password=password, database=cur_db_name,
+            charset="utf8mb4", autocommit=False, connect_timeout=5,
+        )
+        self.before_commit = CallbackManager()
+        self.after_commit = CallbackManager()
+        self.before_rollback = CallbackManager()
+        self.after_rollback = CallbackManager()
+        self.transaction_writes = 0
+        self._columns: dict[str, list[str]] = {}
+
+    # --- raw SQL ---------------------------------------------------------------------------
+    def sql(self, query: str, values: Sequence[Any] | dict[str, Any] = (), as_dict: bool = False,
+            as_list: bool = False, pluck: bool = False, **_kw: Any) -> Any:
+        with self._conn.cursor() as cur:
+            cur.execute(query, values or None)
+            if query.lstrip()[:6].lower() in ("insert", "update", "delete"):
+                self.transaction_writes += 1
+            if cur.description is None:
+                return ()
+            rows = cur.fetchall()
+            if pluck:
+                return [r[0] for r in rows]
+            if as_dict:
+                cols = [d[0] for d in cur.description]
+                return [_dict(zip(cols, r)) for r in rows]
+            if as_list:
+                return [list(r) for r in rows]
+            return tuple(rows)
+
+    def sql_list(self, query: str, values: Sequence[Any] = ()) -> list[Any]:
+        return self.sql(query, values, pluck=True)
+
+    # --- transactions (callback order as in Frappe v15's Database.commit/rollback) ----------
+    def begin(self) -> None:
+        self.sql("START TRANSACTION")
+
+    def commit(self) -> None:
+        self.before_rollback.reset()
+        self.after_rollback.reset()
+        self.before_commit.run()
+        self._conn.commit()
+        self.transaction_writes = 0
+        self.begin()
+        self.after_commit.run()
+
+    def rollback(self, *, save_point: str | None = None, chain: bool = False) -> None:
+        if save_point:
+            self.sql(f"ROLLBACK TO SAVEPOINT {_col(save_point)}")
+            return
+        self.before_commit.reset()
+        self.after_commit.reset()
+        self.before_rollback.run()
+        self._conn.rollback()
+        self.transaction_writes = 0
+        self.begin()
+        self.after_rollback.run()
+
+    def close(self) -> None:
+        if self._conn.open:
+            self._conn.close()
+
+    # --- helpers -------------------------------------------------------------------------------
+    def get_table_columns(self, doctype: str) -> list[str]:
+        if doctype not in self._columns:
+            self._columns[doctype] = [r[0] for r in self.sql(f"SHOW COLUMNS FROM {_table(doctype)}")]
+        return self._columns[doctype]
+
+    def exists(self, dt: str, dn: str | dict[str, Any] | None = None, cache: bool = False) -> str | None:
+        filters = dn if isinstance(dn, dict) else {"name": dn}
+        names = query_list(dt, filters=filters, pluck="name", limit=1, order_by=None)
+        return names[0] if names else None
+
+    def get_value(self, doctype: str, filters: Any = None, fieldname: str | Sequence[str] = "name",
+                  ignore: Any = None, as_dict: bool = False, debug: bool = False, order_by: str | None = None,
+                  cache: bool = False, for_update: bool = False, **_kw: Any) -> Any:
+        fields = [fieldname] if isinstance(fieldname, str) else list(fieldname)
+        if filters is None or filters == doctype:  # a Single DocType: values live in tabSingles
+            row = _dict((f, self.get_single_value(doctype, f)) for f in fields)
+        else:
+            if not isinstance(filters, dict):
+                filters = {"name": filters}
+            rows = query_list(doctype, fields=fields, filters=filters, limit=1, order_by=order_by)
+            if not rows:
+                return None
+            row = rows[0]
+        if as_dict:
+            return row
+        return row[fields[0]] if isinstance(fieldname, str) else tuple(row[f] for f in fields)
+
+    def get_single_value(self, doctype: str, fieldname: str, cache: bool = True) -> Any:
+        """Raw text from tabSingles (real Frappe converts it with the field's type)."""
+        rows = self.sql("SELECT `value` FROM `tabSingles` WHERE `doctype` = %s AND `field` = %s", (doctype, fieldname))
+        return rows[0][0] if rows else None
+
+    def set_value(self, dt: str, dn: str | dict[str, Any] | None, field: str | dict[str, Any], val: Any = None,
+                  modified: Any = None, modified_by: str | None = None, update_modified: bool = True,
+                  debug: bool = False, **_kw: Any) -> None:
+        values = dict(field) if isinstance(field, dict) else {field: val}
+        if update_modified:
+            values["modified"] = modified or frappe.utils.now_datetime()
+            values["modified_by"] = modified_by or frappe.session.user
+        if dn is None or dn == dt:  # a Single DocType
+            for f, v in values.items():
+                self.sql("DELETE FROM `tabSingles` WHERE `doctype` = %s AND `field` = %s", (dt, f))
+                self.sql("INSERT INTO `tabSingles` (`doctype`, `field`, `value`) VALUES (%s, %s, %s)", (dt, f, v))
+            return
+        where, params = _where(dn if isinstance(dn, dict) else {"name": dn})
+        assignments = ", ".join(f"{_col(f)} = %s" for f in values)
+        self.sql(f"UPDATE {_table(dt)} SET {assignments}{where}", [*values.values(), *params])
+
+
+def _where(filters: Any) -> tuple[str, list[Any]]:
+    """WHERE clause from Frappe-style filters: {field: value | [op, value]} or
+    [[field, op, value], ...] (a leading doctype element is accepted and ignored)."""
+    if not filters:
+        return "", []
+    items: list[tuple[str, str, Any]] = []
+    if isinstance(filters, dict):
+        for key, cond in filters.items():
+            if isinstance(cond, (list, tuple)):
+                items.append((key, str(cond[0]).lower(), cond[1]))
+            else:
+                items.append((key, "=", cond))
+    else:
+        for f in filters:
+            f = list(f)[-3:]
+            items.append((f[0], str(f[1]).lower(), f[2]))
+    clauses, params = [], []
+    for key, op, value in items:
+        if op not in _OPERATORS:
+            raise frappe.ValidationError(f"unsupported filter operator: {op!r}")
+        if op in ("in", "not in"):
+            values = list(value) if not isinstance(value, str) else [v.strip() for v in value.split(",")]
+            if not values:
+                clauses.append("1=0" if op == "in" else "1=1")
+                continue
+            clauses.append(f"{_col(key)} {op} ({', '.join(['%s'] * len(values))})")
+            params.extend(values)
+        else:
+            clauses.append(f"{_col(key)} {op} %s")
+            params.append(value)
+    return " WHERE " + " AND ".join(clauses), params
+
+
+def query_list(doctype: str, fields: Sequence[str] | str | None = None, filters: Any = None,
+               order_by: str | None = "modified desc", limit_page_length: int | None = None,
+               limit: int | None = None, pluck: str | None = None, as_list: bool = False,
+               **_kw: Any) -> list[Any]:
+    """frappe.get_list/get_all without permissions: fields, filters, order_by, limit, pluck."""
+    if pluck:
+        fields = [pluck]
+    if isinstance(fields, str):
+        fields = [f.strip() for f in fields.split(",")]
+    fields = list(fields or ["name"])
+    cols = "*" if fields == ["*"] else ", ".join(_col(f) for f in fields)
+    where, params = _where(filters)
+    query = f"SELECT {cols} FROM {_table(doctype)}{where}"
+    if order_by:
+        if not _ORDER_BY.match(order_by):
+            raise frappe.ValidationError(f"invalid order_by: {order_by!r}")
+        query += f" ORDER BY {order_by}"
+    limit = limit or limit_page_length
+    if limit:
+        query += f" LIMIT {int(limit)}"
+    rows = frappe.db.sql(query, params, as_dict=not as_list, as_list=as_list)
+    return [r[pluck] for r in rows] if pluck else list(rows)
+

@@ -1,0 +1,1 @@
+"""frappe.model for the stand-in (Document, naming)."""
