@@ -1,0 +1,264 @@
+//! Schedules from a TOML file: the embedded default for machines without MariaDB and for RQ
+//! users outside Frappe. The file is re-read on every rebuild (and SIGHUP), so edits apply
+//! without a restart.
+//!
+//! ```toml
+//! [defaults]            # optional, for every schedule below
+//! zone = "Europe/Paris"
+//! queue = "default"
+//! timeout = 300
+//!
+//! [[schedule]]
+//! id = "heartbeat"
+//! function = "demo_tasks.heartbeat"   # dotted path the worker imports
+//! cron = "*/5 * * * * *"              # 5, 6 (seconds first) or 7 fields
+//! zone = "UTC"
+//! queue = "default"
+//! timeout = 60                        # seconds, -1 = no limit
+//! enabled = true
+//! kwargs = { greeting = "hello", n = 3, tags = ["a", "b"] }
+//! # task = "BTU-00001"                # frappe mode: the BTU Task the runner loads
+//! # description = "Say hello"
+//! ```
+
+use std::path::PathBuf;
+
+use super::{BuildContext, RawSchedule, RowOutcome, SkipReason, SourceError, finish};
+use crate::config::{Config, FileConfig};
+use crate::pyliteral::{Kwargs, PyValue};
+
+const SCHEDULE_KEYS: &[&str] =
+    &["id", "function", "cron", "zone", "queue", "timeout", "enabled", "kwargs", "task", "description"];
+const DEFAULT_TIMEOUT: i64 = 600;
+
+#[derive(Debug, Clone)]
+pub struct FileSource {
+    ctx: BuildContext,
+    path: PathBuf,
+}
+
+impl FileSource {
+    pub fn new(file: &FileConfig, config: &Config) -> Self {
+        FileSource {
+            ctx: BuildContext {
+                site: file.site.clone(),
+                mode: file.mode,
+                queue_prefix: config.frappe.queue_prefix.clone(),
+                default_zone: config.daemon.time_zone.clone(),
+                runner: config.frappe.runner.clone(),
+            },
+            path: file.path.clone(),
+        }
+    }
+
+    pub fn site(&self) -> &str {
+        &self.ctx.site
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    fn err(&self, message: impl Into<String>) -> SourceError {
+        SourceError::File { path: self.path.display().to_string(), message: message.into() }
+    }
+
+    pub async fn load_all(&self) -> Result<Vec<RowOutcome>, SourceError> {
+        let text = tokio::fs::read_to_string(&self.path).await.map_err(|e| self.err(e.to_string()))?;
+        parse_schedules(&self.ctx, &text).map_err(|m| self.err(m))
+    }
+
+    pub async fn load_one(&self, schedule: &str) -> Result<RowOutcome, SourceError> {
+        let rows = self.load_all().await?;
+        Ok(rows.into_iter().find(|r| r.schedule() == schedule).unwrap_or_else(|| RowOutcome::Skipped {
+            site: self.ctx.site.clone(),
+            schedule: schedule.to_string(),
+            reason: SkipReason::NotFound,
+        }))
+    }
+}
+
+/// Parses the whole file; `Err` only when the file as a whole is unreadable (syntax, layout).
+pub fn parse_schedules(ctx: &BuildContext, text: &str) -> Result<Vec<RowOutcome>, String> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', " "))?;
+    for key in table.keys() {
+        if key != "schedule" && key != "defaults" {
+            return Err(format!("unknown top-level key `{key}` (expected [defaults] and [[schedule]])"));
+        }
+    }
+    let defaults = match table.get("defaults") {
+        None => toml::Table::new(),
+        Some(toml::Value::Table(t)) => t.clone(),
+        Some(_) => return Err("`defaults` must be a table".into()),
+    };
+    let items = match table.get("schedule") {
+        None => return Ok(Vec::new()),
+        Some(toml::Value::Array(items)) => items,
+        Some(_) => return Err("`schedule` must be an array of tables ([[schedule]])".into()),
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let Some(t) = item.as_table() else {
+            return Err(format!("schedule[{i}] is not a table"));
+        };
+        let id = match t.get("id") {
+            Some(toml::Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+            _ => format!("schedule[{i}]"),
+        };
+        let outcome = match read_one(ctx, &defaults, t, &id) {
+            Err(problem) => RowOutcome::Skipped { site: ctx.site.clone(), schedule: id.clone(), reason: problem },
+            Ok(o) => o,
+        };
+        if !seen.insert(id.clone()) {
+            out.push(RowOutcome::Skipped {
+                site: ctx.site.clone(),
+                schedule: id,
+                reason: SkipReason::Invalid { problem: "the id is used by an earlier schedule in the file".into() },
+            });
+            continue;
+        }
+        out.push(outcome);
+    }
+    Ok(out)
+}
+
+fn read_one(ctx: &BuildContext, defaults: &toml::Table, t: &toml::Table, id: &str) -> Result<RowOutcome, SkipReason> {
+    let invalid = |problem: String| SkipReason::Invalid { problem };
+    if let Some(k) = t.keys().find(|k| !SCHEDULE_KEYS.contains(&k.as_str())) {
+        return Err(invalid(format!("unknown key `{k}`")));
+    }
+    if !t.get("id").is_some_and(|v| v.as_str().is_some_and(|s| !s.trim().is_empty())) {
+        return Err(invalid("needs an `id` (a non-empty string)".into()));
+    }
+    let get = |k: &str| t.get(k).or_else(|| defaults.get(k));
+    let string = |k: &str| -> Result<Option<String>, SkipReason> {
+        match get(k) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(invalid(format!("`{k}` must be a string, not {}", other.type_str()))),
+        }
+    };
+    let enabled = match get("enabled") {
+        None => true,
+        Some(toml::Value::Boolean(b)) => *b,
+        Some(other) => return Err(invalid(format!("`enabled` must be true or false, not {}", other.type_str()))),
+    };
+    if !enabled {
+        return Err(SkipReason::Disabled);
+    }
+    let timeout_secs = match get("timeout") {
+        None => DEFAULT_TIMEOUT,
+        Some(toml::Value::Integer(n)) => *n,
+        Some(other) => return Err(invalid(format!("`timeout` must be whole seconds, not {}", other.type_str()))),
+    };
+    let kwargs: Kwargs = match t.get("kwargs") {
+        None => Vec::new(),
+        Some(toml::Value::Table(kw)) => kw.iter().map(|(k, v)| (k.clone(), to_py(v))).collect(),
+        Some(other) => {
+            return Err(SkipReason::BadArguments {
+                field: "kwargs".into(),
+                error: format!("must be a table, not {}", other.type_str()),
+            });
+        }
+    };
+    let zone = string("zone")?.or_else(|| ctx.default_zone.clone()).unwrap_or_else(|| "UTC".into());
+    Ok(finish(
+        ctx,
+        RawSchedule {
+            id: id.to_string(),
+            task: string("task")?,
+            task_description: string("description")?,
+            function: string("function")?,
+            cron: string("cron")?,
+            zone,
+            queue: string("queue")?,
+            kwargs,
+            timeout_secs,
+        },
+    ))
+}
+
+/// TOML value → the Python value the job's function receives.
+fn to_py(v: &toml::Value) -> PyValue {
+    match v {
+        toml::Value::String(s) => PyValue::Str(s.clone()),
+        toml::Value::Integer(n) => PyValue::Int(*n),
+        toml::Value::Float(f) => PyValue::Float(*f),
+        toml::Value::Boolean(b) => PyValue::Bool(*b),
+        // Python has no TOML date type in plain kwargs; pass the RFC 3339 text.
+        toml::Value::Datetime(d) => PyValue::Str(d.to_string()),
+        toml::Value::Array(items) => PyValue::List(items.iter().map(to_py).collect()),
+        toml::Value::Table(t) => {
+            PyValue::Dict(t.iter().map(|(k, v)| (PyValue::Str(k.clone()), to_py(v))).collect())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Mode;
+
+    fn ctx() -> BuildContext {
+        BuildContext {
+            site: "local".into(),
+            mode: Mode::Plain,
+            queue_prefix: String::new(),
+            default_zone: Some("Europe/Paris".into()),
+            runner: "r.run".into(),
+        }
+    }
+
+    #[test]
+    fn parses_schedules_and_isolates_bad_ones() {
+        let text = r#"
+            [defaults]
+            queue = "short"
+            [[schedule]]
+            id = "a"
+            function = "m.f"
+            cron = "*/5 * * * * *"
+            kwargs = { n = 1, s = "x", l = [1, 2.5, true], d = { k = "v" } }
+            [[schedule]]
+            id = "b"
+            function = "m.g"
+            cron = "61 * * * *"
+            [[schedule]]
+            id = "c"
+            function = "m.h"
+            cron = "* * * * *"
+            enabled = false
+            [[schedule]]
+            id = "d"
+            function = "m.h"
+            cron = "* * * * *"
+            zone = "Nowhere/City"
+            [[schedule]]
+            id = "e"
+            function = "m.h"
+            crom = "* * * * *"
+        "#;
+        let rows = parse_schedules(&ctx(), text).unwrap();
+        assert_eq!(rows.len(), 5);
+        let RowOutcome::Loaded(a) = &rows[0] else { panic!("{:?}", rows[0]) };
+        assert_eq!(a.queue, "short");
+        assert_eq!(a.zone, "Europe/Paris");
+        assert_eq!(crate::pyliteral::kwargs_repr(&a.kwargs), "{'d': {'k': 'v'}, 'l': [1, 2.5, True], 'n': 1, 's': 'x'}");
+        let reasons: Vec<_> = rows[1..]
+            .iter()
+            .map(|r| match r {
+                RowOutcome::Skipped { reason, .. } => reason.code(),
+                RowOutcome::Loaded(_) => "loaded",
+            })
+            .collect();
+        assert_eq!(reasons, vec!["invalid_cron", "disabled", "unknown_zone", "invalid"]);
+    }
+
+    #[test]
+    fn whole_file_errors() {
+        assert!(parse_schedules(&ctx(), "[[schedule]\n").is_err());
+        assert!(parse_schedules(&ctx(), "schedules = []").is_err());
+        assert!(parse_schedules(&ctx(), "").unwrap().is_empty());
+    }
+}
