@@ -671,8 +671,7 @@ impl<'a> Parser<'a> {
     fn strings(&mut self) -> Result<PyValue, LiteralError> {
         let start = self.pos;
         let mut acc: Option<StrPiece> = None;
-        loop {
-            let Some((plen, raw, bytes)) = self.string_start() else { break };
+        while let Some((plen, raw, bytes)) = self.string_start() {
             let piece_at = self.pos;
             self.pos += plen;
             let piece = self.one_string(raw, bytes)?;
@@ -1003,7 +1002,7 @@ fn negate(v: PyValue) -> PyValue {
 
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 

@@ -1,1 +1,39 @@
 //! RQ jobs written straight into Redis, readable by stock `rq worker` 1.15 – 3.0.
+//!
+//! What is written follows `shared/rq/wire-format.md` (see `docs/rq.md`):
+//! - [`job`]: the job id scheme, validation of every field, the hash fields;
+//! - [`pickle`]: `data` = zlib(pickle((func, None, args, kwargs)));
+//! - [`writer`]: the atomic claim + HSET + RPUSH + SADD (+ history) script,
+//!   and connecting to Redis from a URL.
+
+pub mod job;
+pub mod pickle;
+pub mod writer;
+
+pub use job::{
+    DEFAULT_FAILURE_TTL_SECS, DEFAULT_RESULT_TTL_SECS, RqJob, describe, is_valid_job_id, job_fields, job_id,
+    rq_timestamp, validate,
+};
+pub use pickle::PickleError;
+pub use writer::{
+    Claim, DEFAULT_KEY_PREFIX, EnqueueOutcome, HistoryAppend, RqWriter, connect, redacted_url, validate_key_prefix,
+};
+
+/// Why a job was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum RqError {
+    /// A field would make rq workers fail or die; nothing was written.
+    #[error("job field {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("job payload: {0}")]
+    Pickle(#[from] PickleError),
+    /// The URL is shown without its password.
+    #[error("cannot connect to redis at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: redis::RedisError,
+    },
+}
