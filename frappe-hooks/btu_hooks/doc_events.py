@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import frappe
+from frappe.utils import cint
 
 from btu_hooks import client as _client
 from btu_hooks.errors import ClientNotInstalled
@@ -45,7 +46,7 @@ Action = Literal["notify", "cancel"]
 def schedule_changed(doc: Any, method: str | None = None) -> None:
     """BTU Task Schedule after_insert / on_update (covers enabling and disabling): plan it if
     enabled, remove its planned runs if disabled."""
-    enabled = frappe.utils.cint(doc.get("enabled"))
+    enabled = cint(doc.get("enabled"))
     _pending().add(doc.name, "notify" if enabled else "cancel")
 
 
@@ -125,7 +126,7 @@ class PendingChanges:
             frappe.log_error(title="BTU scheduler: request failed", message=f"{what}: {type(e).__name__}: {e}")
             _tell_user(f"Saved, but telling the BTU scheduler about {what} failed: {type(e).__name__}: {e}. "
                        "The daemon's periodic rebuild will pick the change up.", indicator="orange")
-        except Exception as e:  # an after-commit callback must not turn a committed save into an error
+        except Exception as e:  # noqa: BLE001  # an after-commit callback must not fail a committed save
             frappe.log_error(title="BTU scheduler: unexpected error after commit")
             _tell_user(f"Saved, but telling the BTU scheduler about {what} failed unexpectedly: "
                        f"{type(e).__name__}: {e}. See the Error Log.", indicator="orange")
@@ -137,10 +138,36 @@ def _pending() -> PendingChanges:
     if pending is not None:
         return pending
     pending = PendingChanges(getattr(frappe.local, "site", None))
+    after_commit = getattr(frappe.db, "after_commit", None)
+    if after_commit is None:
+        # Frappe before v15 has no frappe.db.after_commit: tell the daemon at once (it may read
+        # the row before this transaction commits; its periodic rebuild then corrects it).
+        logger.warning("btu_hooks: frappe.db.after_commit is missing (Frappe < v15); notifying before commit")
+        return _ImmediateChanges(pending)
     setattr(frappe.local, _PENDING_ATTR, pending)
-    frappe.db.after_commit.add(pending.flush)
-    frappe.db.after_rollback.add(pending.discard)
+    after_commit.add(pending.flush)
+    after_rollback = getattr(frappe.db, "after_rollback", None)
+    if after_rollback is not None:
+        after_rollback.add(pending.discard)
     return pending
+
+
+class _ImmediateChanges(PendingChanges):
+    """Without an after-commit hook: every change is sent as soon as it is recorded."""
+
+    def __init__(self, pending: PendingChanges) -> None:
+        super().__init__(pending.site)
+
+    def add(self, schedule: str, action: Action) -> None:
+        super().add(schedule, action)
+        self.flush()
+        self.schedules.clear()
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        super().__setattr__(key, value)
+        if key == "rebuild" and value:
+            self.flush()
+            super().__setattr__("rebuild", False)
 
 
 def _notify(client: _client.BtuClient, names: list[str], opts: dict[str, Any]) -> None:

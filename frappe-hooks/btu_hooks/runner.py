@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 import frappe
+from frappe.utils import cint, now_datetime
 
 from btu_hooks.errors import (
     BtuHooksError,
@@ -81,7 +82,7 @@ def run_task(
         raise
 
     log.start(doc.get("desc_short"))
-    capture = OutputCapture(MAX_STDOUT_CHARS, echo=sys.stdout if frappe.utils.cint(doc.get("repeat_log_in_stdout")) else None)
+    capture = OutputCapture(MAX_STDOUT_CHARS, echo=sys.stdout if cint(doc.get("repeat_log_in_stdout")) else None)
     try:
         function = resolve_function(doc)
         kwargs = dict(arguments) if arguments is not None else merged_arguments(doc, schedule)
@@ -106,7 +107,7 @@ class TaskLog:
         self.task = task
         self.schedule = schedule
         self.name: str | None = None
-        self.started: datetime = frappe.utils.now_datetime()  # naive, in the site's time zone
+        self.started: datetime = now_datetime()  # naive, in the site's time zone
         self._t0 = time.perf_counter()
 
     def _insert(self, status: str, desc: str | None, **fields: Any) -> None:
@@ -156,7 +157,7 @@ def load_task(task: str) -> Any:
         doc = frappe.get_doc(TASK_DOCTYPE, task)
     except frappe.DoesNotExistError as e:
         raise TaskNotFound(task) from e
-    if frappe.utils.cint(doc.get("docstatus")) == 2:
+    if cint(doc.get("docstatus")) == 2:
         raise TaskCancelled(task)
     return doc
 
@@ -166,7 +167,7 @@ def resolve_function(doc: Any) -> Callable[..., Any]:
     if "." not in path:
         raise TaskFunctionNotFound(doc.name, path, "not a dotted path module.function")
     try:
-        function = frappe.get_attr(path)
+        function: Callable[..., Any] = frappe.get_attr(path)
     except Exception as e:  # importing the module can raise anything; re-raised as a typed error
         raise TaskFunctionNotFound(doc.name, path, f"{type(e).__name__}: {e}") from e
     if not callable(function):
@@ -283,7 +284,7 @@ def _truncate_bytes(text: str, limit: int) -> str:
 def _storable(result: Any) -> Any:
     try:
         pickle.dumps(result)
-    except Exception as e:  # RQ would fail to store it; the repr is in the log row anyway
+    except Exception as e:  # noqa: BLE001  # RQ could not store it; the repr is in the log row
         logger.info("btu run: return value not picklable (%s: %s), returning its repr", type(e).__name__, e)
         return repr(result)
     return result

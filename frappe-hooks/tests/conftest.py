@@ -21,11 +21,10 @@ for p in (_HERE, _REPO / "frappe-hooks", _REPO / "tests", _REPO / "tests" / "fra
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-import frappe  # noqa: E402
-from btu_testdb import TestDatabase, TestDatabaseError, server_available  # noqa: E402
-
-import btu_hooks.client  # noqa: E402
-from btu_hooks_testutil import DB_NAME, SITE, FakeClient  # noqa: E402
+import btu_hooks.client
+import frappe
+from btu_hooks_testutil import DB_NAME, SITE, FakeClient
+from btu_testdb import TestDatabase, TestDatabaseError, server_available
 
 
 @pytest.fixture(scope="session")

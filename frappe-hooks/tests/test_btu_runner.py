@@ -4,19 +4,18 @@ frappe.utils.background_jobs.execute_job with the daemon's keyword arguments."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
-from btu_hooks_testutil import SITE, add_schedule, add_task, log_rows
-from btu_testdb import TestDatabase
-
 import frappe
+import pytest
 from btu_hooks.errors import InvalidArguments, TaskCancelled, TaskFunctionNotFound, TaskNotFound
 from btu_hooks.runner import OutputCapture, is_timeout, parse_arguments
+from btu_hooks_testutil import SITE, add_schedule, add_task, log_rows
+from btu_testdb import TestDatabase
 from frappe.utils.background_jobs import execute_job
 
 RUNNER = "btu_hooks.runner.run_task"
@@ -49,7 +48,7 @@ def test_success_writes_one_log_row_with_stdout_and_result(sites: Path, testdb: 
     # date_time_started is naive local time of the site (System Settings: America/Los_Angeles)
     local_now = datetime.now(ZoneInfo("America/Los_Angeles")).replace(tzinfo=None)
     assert abs(row["date_time_started"] - local_now) < timedelta(minutes=10)
-    utc_now = datetime.now(timezone.utc).replace(tzinfo=None)
+    utc_now = datetime.now(UTC).replace(tzinfo=None)
     assert abs(row["date_time_started"] - utc_now) > timedelta(hours=6)
 
 

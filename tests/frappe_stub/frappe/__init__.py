@@ -21,7 +21,7 @@ __version__ = "15.0.0-stub"
 _log = logging.getLogger("frappe")
 
 
-class _dict(dict):
+class _dict(dict[str, Any]):
     """dict with attribute access, like frappe._dict."""
 
     def __getattr__(self, key: str) -> Any:
@@ -96,7 +96,7 @@ request: Any = _LocalProxy("request")
 # --- site life cycle ---------------------------------------------------------------------------
 def get_site_config(sites_path: str | None = None, site_path: str | None = None) -> _dict:
     """common_site_config.json merged with <site>/site_config.json (the site's keys win)."""
-    sites_path = sites_path or getattr(local, "sites_path", ".")
+    sites_path = str(sites_path or getattr(local, "sites_path", "."))
     site_path = site_path or getattr(local, "site_path", None)
     config = _dict()
     common = os.path.join(sites_path, "common_site_config.json")
@@ -285,7 +285,8 @@ def get_hooks(hook: str | None = None, default: Any = None, app_name: str | None
 
 
 def get_doc_hooks() -> dict[str, Any]:
-    return get_hooks("doc_events", {})
+    hooks: dict[str, Any] = get_hooks("doc_events", {})
+    return hooks
 
 
 # --- documents and queries (delegated to frappe.model / frappe.database) -----------------------

@@ -19,7 +19,7 @@ from frappe.utils import CallbackManager
 
 # Column and table names are interpolated into SQL (values never are), so they are checked.
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_ ]*$")
-_ORDER_BY = re.compile(r"^\s*`?[A-Za-z_][A-Za-z0-9_]*`?(\s+(asc|desc))?(\s*,\s*`?[A-Za-z_][A-Za-z0-9_]*`?(\s+(asc|desc))?)*\s*$", re.I)
+_ORDER_BY = re.compile(r"^\s*`?[A-Za-z_][A-Za-z0-9_]*`?(\s+(asc|desc))?(\s*,\s*`?[A-Za-z_][A-Za-z0-9_]*`?(\s+(asc|desc))?)*\s*$", re.IGNORECASE)
 _OPERATORS = {"=", "!=", "<", ">", "<=", ">=", "like", "not like", "in", "not in"}
 
 
@@ -71,7 +71,7 @@ class Database:
             return tuple(rows)
 
     def sql_list(self, query: str, values: Sequence[Any] = ()) -> list[Any]:
-        return self.sql(query, values, pluck=True)
+        return list(self.sql(query, values, pluck=True))
 
     # --- transactions (callback order as in Frappe v15's Database.commit/rollback) ----------
     def begin(self) -> None:

@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from frappe.utils.data import (  # noqa: F401  (re-exported like Frappe's `from .data import *`)
+from frappe.utils.data import (
     cint,
     convert_utc_to_system_timezone,
     cstr,
@@ -15,6 +15,9 @@ from frappe.utils.data import (  # noqa: F401  (re-exported like Frappe's `from 
     now,
     now_datetime,
 )
+
+__all__ = ["CallbackManager", "cint", "convert_utc_to_system_timezone", "cstr", "get_system_timezone", "now",
+           "now_datetime"]
 
 
 class CallbackManager:

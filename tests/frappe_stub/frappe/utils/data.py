@@ -16,13 +16,13 @@ def get_system_timezone() -> str:
 
 def convert_utc_to_system_timezone(utc_timestamp: datetime.datetime) -> datetime.datetime:
     if utc_timestamp.tzinfo is None:
-        utc_timestamp = utc_timestamp.replace(tzinfo=datetime.timezone.utc)
+        utc_timestamp = utc_timestamp.replace(tzinfo=datetime.UTC)
     return utc_timestamp.astimezone(ZoneInfo(get_system_timezone()))
 
 
 def now_datetime() -> datetime.datetime:
     """Now, in the site's time zone, without tzinfo (what Frappe stores in Datetime fields)."""
-    dt = convert_utc_to_system_timezone(datetime.datetime.now(datetime.timezone.utc))
+    dt = convert_utc_to_system_timezone(datetime.datetime.now(datetime.UTC))
     return dt.replace(tzinfo=None)
 
 
