@@ -1,1 +1,337 @@
+//! `btu_client._core`: the native half of the `btu_client` Python package.
+//!
+//! Thin PyO3 layer over `btu-protocol` (the only implementation of the wire format): turns
+//! Python arguments into a `Request`, does the blocking socket exchange with the GIL released,
+//! and turns the `Response` into plain Python objects or a `btu_client` exception. The public
+//! Python API is re-exported by `btu_client/__init__.py`; the types are in `_core.pyi`.
 
+mod convert;
+mod errors;
+mod transport;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use btu_protocol::{self as proto, Request, Response};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+/// Where btu-daemon listens unless told otherwise (the BTU app's configured default too).
+const DEFAULT_SOCKET_PATH: &str = "/tmp/btu_scheduler.sock";
+/// Environment variable naming the socket when no `socket_path=` is given.
+const SOCKET_ENV: &str = "BTU_SOCKET_PATH";
+
+/// Request ids only pair a response with its request on one connection; a process-wide counter
+/// keeps them distinct in daemon logs too.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn socket_path(explicit: Option<PathBuf>) -> PathBuf {
+    explicit
+        .or_else(|| std::env::var_os(SOCKET_ENV).filter(|v| !v.is_empty()).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET_PATH))
+}
+
+fn timeout(seconds: f64) -> PyResult<Duration> {
+    if !seconds.is_finite() || seconds <= 0.0 {
+        return Err(PyValueError::new_err(format!("timeout must be a positive number of seconds, got {seconds}")));
+    }
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|e| PyValueError::new_err(format!("timeout of {seconds} s is not usable: {e}")))
+}
+
+fn count(name: &str, value: i64) -> PyResult<u32> {
+    u32::try_from(value)
+        .ok()
+        .filter(|c| *c >= 1)
+        .ok_or_else(|| PyValueError::new_err(format!("{name} must be between 1 and {}, got {value}", u32::MAX)))
+}
+
+/// A schedule id from a `str` or from anything with a `.name` (a Frappe document).
+fn schedule_id(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    let id: String = if let Ok(s) = obj.extract::<String>() {
+        s
+    } else if let Some(name) = obj.getattr_opt("name")? {
+        name.extract::<String>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "the schedule document's .name must be a str (is the document saved?), got {}",
+                name.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
+            ))
+        })?
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "a schedule must be a schedule id (str) or a document with .name, got {}",
+            obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
+        )));
+    };
+    if id.trim().is_empty() {
+        return Err(PyValueError::new_err("a schedule id must not be empty"));
+    }
+    Ok(id)
+}
+
+/// One schedule, or a list/tuple of them, as ids.
+fn schedule_ids(obj: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    if let Ok(list) = obj.cast::<PyList>() {
+        list.iter().map(|item| schedule_id(&item)).collect()
+    } else if let Ok(tuple) = obj.cast::<PyTuple>() {
+        tuple.iter().map(|item| schedule_id(&item)).collect()
+    } else {
+        Ok(vec![schedule_id(obj)?])
+    }
+}
+
+/// Sends `request` (GIL released during I/O) and returns the typed answer, or raises.
+/// `schedule` names the schedule a ScheduleError is about when the daemon does not.
+fn exchange(
+    py: Python<'_>,
+    path: Option<PathBuf>,
+    timeout_s: f64,
+    request: Request,
+    schedule: Option<&str>,
+) -> PyResult<Response> {
+    let limit = timeout(timeout_s)?;
+    let path = socket_path(path);
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let kind = request.kind();
+    let result = py.detach(|| transport::call(&path, limit, id, request));
+    match result {
+        Ok(Response::Error(e)) => Err(errors::daemon_error(py, &e, schedule)),
+        Ok(response) => {
+            let expected = match kind {
+                "ping" => "pong",
+                "notify" => "notified",
+                "cancel" => "cancelled",
+                "rebuild" => "rebuilt",
+                "status" => "status",
+                "upcoming" => "upcoming",
+                "history" => "history",
+                _ => "ran_now",
+            };
+            if response.kind() != expected {
+                return Err(errors::protocol_error(
+                    py,
+                    format!("btu-daemon answered '{}' to a '{kind}' request", response.kind()),
+                ));
+            }
+            Ok(response)
+        }
+        Err(e) => Err(errors::transport(py, e)),
+    }
+}
+
+fn answer<'py>(
+    py: Python<'py>,
+    path: Option<PathBuf>,
+    timeout_s: f64,
+    request: Request,
+    schedule: Option<&str>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let response = exchange(py, path, timeout_s, request, schedule)?;
+    convert::response(py, &response)
+}
+
+/// Is btu-daemon alive? Returns its daemon and protocol versions.
+#[pyfunction]
+#[pyo3(signature = (*, socket_path=None, timeout=2.0))]
+fn ping(py: Python<'_>, socket_path: Option<PathBuf>, timeout: f64) -> PyResult<Bound<'_, PyAny>> {
+    answer(py, socket_path, timeout, Request::Ping, None)
+}
+
+/// Re-read one or many schedules and replan them now; returns one state per schedule.
+#[pyfunction]
+#[pyo3(signature = (schedule, *, site=None, socket_path=None, timeout=2.0))]
+fn notify<'py>(
+    py: Python<'py>,
+    schedule: &Bound<'py, PyAny>,
+    site: Option<String>,
+    socket_path: Option<PathBuf>,
+    timeout: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let schedules = schedule_ids(schedule)?;
+    if schedules.is_empty() {
+        // Nothing to replan (e.g. a task without schedules): no need to bother the daemon.
+        return Ok(PyList::empty(py).into_any());
+    }
+    let single = if schedules.len() == 1 { schedules.first().cloned() } else { None };
+    answer(py, socket_path, timeout, Request::Notify { schedules, site }, single.as_deref())
+}
+
+/// Drop a schedule's planned runs.
+#[pyfunction]
+#[pyo3(signature = (schedule, *, site=None, socket_path=None, timeout=2.0))]
+fn cancel<'py>(
+    py: Python<'py>,
+    schedule: &Bound<'py, PyAny>,
+    site: Option<String>,
+    socket_path: Option<PathBuf>,
+    timeout: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let schedule = schedule_id(schedule)?;
+    answer(py, socket_path, timeout, Request::Cancel { schedule: schedule.clone(), site }, Some(&schedule))
+}
+
+/// Re-read every schedule (of one site, or all) from the source.
+#[pyfunction]
+#[pyo3(signature = (*, site=None, socket_path=None, timeout=2.0))]
+fn rebuild(py: Python<'_>, site: Option<String>, socket_path: Option<PathBuf>, timeout: f64) -> PyResult<Bound<'_, PyAny>> {
+    answer(py, socket_path, timeout, Request::Rebuild { site }, None)
+}
+
+/// Daemon health: versions, uptime, source, per-site state.
+#[pyfunction]
+#[pyo3(signature = (*, socket_path=None, timeout=2.0))]
+fn status(py: Python<'_>, socket_path: Option<PathBuf>, timeout: f64) -> PyResult<Bound<'_, PyAny>> {
+    answer(py, socket_path, timeout, Request::Status, None)
+}
+
+/// The next `count` planned runs, of one schedule or of all.
+#[pyfunction]
+#[pyo3(signature = (schedule=None, count=10, *, site=None, socket_path=None, timeout=2.0))]
+fn upcoming<'py>(
+    py: Python<'py>,
+    schedule: Option<&Bound<'py, PyAny>>,
+    count: i64,
+    site: Option<String>,
+    socket_path: Option<PathBuf>,
+    timeout: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let schedule = schedule.filter(|s| !s.is_none()).map(schedule_id).transpose()?;
+    let count = self::count("count", count)?;
+    let request = Request::Upcoming { schedule: schedule.clone(), site, count };
+    answer(py, socket_path, timeout, request, schedule.as_deref())
+}
+
+/// The most recent `count` runs enqueued for a schedule, newest first.
+#[pyfunction]
+#[pyo3(signature = (schedule, count=20, *, site=None, socket_path=None, timeout=2.0))]
+fn history<'py>(
+    py: Python<'py>,
+    schedule: &Bound<'py, PyAny>,
+    count: i64,
+    site: Option<String>,
+    socket_path: Option<PathBuf>,
+    timeout: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let schedule = schedule_id(schedule)?;
+    let count = self::count("count", count)?;
+    answer(py, socket_path, timeout, Request::History { schedule: schedule.clone(), site, count }, Some(&schedule))
+}
+
+/// Enqueue the schedule's task now, outside its cron plan.
+#[pyfunction]
+#[pyo3(signature = (schedule, *, site=None, socket_path=None, timeout=2.0))]
+fn run_now<'py>(
+    py: Python<'py>,
+    schedule: &Bound<'py, PyAny>,
+    site: Option<String>,
+    socket_path: Option<PathBuf>,
+    timeout: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let schedule = schedule_id(schedule)?;
+    answer(py, socket_path, timeout, Request::RunNow { schedule: schedule.clone(), site }, Some(&schedule))
+}
+
+// ---- private helpers for the tests (golden vectors, fake daemon) -------------------------
+
+fn wire_error(py: Python<'_>, e: proto::ProtocolError) -> PyErr {
+    errors::protocol_error(py, e.to_string())
+}
+
+/// Builds the request the public functions would send and returns its frame.
+#[pyfunction]
+#[pyo3(signature = (kind, id, *, schedules=None, schedule=None, site=None, count=None))]
+fn _encode_request<'py>(
+    py: Python<'py>,
+    kind: &str,
+    id: u64,
+    schedules: Option<Vec<String>>,
+    schedule: Option<String>,
+    site: Option<String>,
+    count: Option<u32>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let need = |what: &str| PyValueError::new_err(format!("'{kind}' needs {what}="));
+    let request = match kind {
+        "ping" => Request::Ping,
+        "notify" => Request::Notify { schedules: schedules.ok_or_else(|| need("schedules"))?, site },
+        "cancel" => Request::Cancel { schedule: schedule.ok_or_else(|| need("schedule"))?, site },
+        "rebuild" => Request::Rebuild { site },
+        "status" => Request::Status,
+        "upcoming" => Request::Upcoming { schedule, site, count: count.ok_or_else(|| need("count"))? },
+        "history" => {
+            Request::History { schedule: schedule.ok_or_else(|| need("schedule"))?, site, count: count.ok_or_else(|| need("count"))? }
+        }
+        "run_now" => Request::RunNow { schedule: schedule.ok_or_else(|| need("schedule"))?, site },
+        other => return Err(PyValueError::new_err(format!("unknown request kind '{other}'"))),
+    };
+    let frame = proto::encode_request(&proto::RequestEnvelope::new(id, request)).map_err(|e| wire_error(py, e))?;
+    Ok(PyBytes::new(py, &frame))
+}
+
+fn body_of<'a>(py: Python<'_>, frame: &'a [u8]) -> PyResult<&'a [u8]> {
+    let header = frame.first_chunk::<{ proto::FRAME_HEADER_LEN }>().ok_or_else(|| {
+        errors::protocol_error(py, "frame shorter than its 4-byte header".to_owned())
+    })?;
+    let len = proto::decode_frame_len(*header, proto::MAX_FRAME_LEN).map_err(|e| wire_error(py, e))?;
+    frame
+        .get(proto::FRAME_HEADER_LEN..proto::FRAME_HEADER_LEN + len)
+        .filter(|_| frame.len() == proto::FRAME_HEADER_LEN + len)
+        .ok_or_else(|| errors::protocol_error(py, format!("frame length prefix says {len}, frame has {} bytes", frame.len() - 4)))
+}
+
+/// Decodes a response frame to `(id, value)`, `value` being what the public API returns for
+/// it; a daemon error answer raises the exception the public API would raise.
+#[pyfunction]
+fn _decode_response<'py>(py: Python<'py>, frame: &[u8]) -> PyResult<(u64, Bound<'py, PyAny>)> {
+    let envelope = proto::decode_response(body_of(py, frame)?).map_err(|e| wire_error(py, e))?;
+    Ok((envelope.id, convert::response(py, &envelope.response)?))
+}
+
+/// The request id inside a request frame (None if unreadable) — lets a fake daemon echo it.
+#[pyfunction]
+fn _peek_request_id(py: Python<'_>, frame: &[u8]) -> PyResult<Option<u64>> {
+    Ok(proto::peek_request_id(body_of(py, frame)?))
+}
+
+/// Decodes a request frame and returns its kind (`"notify"` …); raises ProtocolError if invalid.
+#[pyfunction]
+fn _request_kind(py: Python<'_>, frame: &[u8]) -> PyResult<&'static str> {
+    let envelope = proto::decode_request(body_of(py, frame)?).map_err(|e| wire_error(py, e))?;
+    Ok(envelope.request.kind())
+}
+
+/// A response frame re-encoded with another request id (fake daemons answer golden frames).
+#[pyfunction]
+fn _with_response_id<'py>(py: Python<'py>, frame: &[u8], id: u64) -> PyResult<Bound<'py, PyBytes>> {
+    let mut envelope = proto::decode_response(body_of(py, frame)?).map_err(|e| wire_error(py, e))?;
+    envelope.id = id;
+    let framed = proto::encode_response(&envelope).map_err(|e| wire_error(py, e))?;
+    Ok(PyBytes::new(py, &framed))
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // Fail the import cleanly (ImportError) if the exception classes are missing, rather than
+    // at the first error to raise.
+    m.py().import("btu_client._errors")?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("PROTOCOL_VERSION", proto::PROTOCOL_VERSION)?;
+    m.add("DEFAULT_SOCKET_PATH", DEFAULT_SOCKET_PATH)?;
+    m.add("SOCKET_PATH_ENV", SOCKET_ENV)?;
+    m.add("MAX_FRAME_LEN", proto::MAX_FRAME_LEN)?;
+    m.add_function(wrap_pyfunction!(ping, m)?)?;
+    m.add_function(wrap_pyfunction!(notify, m)?)?;
+    m.add_function(wrap_pyfunction!(cancel, m)?)?;
+    m.add_function(wrap_pyfunction!(rebuild, m)?)?;
+    m.add_function(wrap_pyfunction!(status, m)?)?;
+    m.add_function(wrap_pyfunction!(upcoming, m)?)?;
+    m.add_function(wrap_pyfunction!(history, m)?)?;
+    m.add_function(wrap_pyfunction!(run_now, m)?)?;
+    m.add_function(wrap_pyfunction!(_encode_request, m)?)?;
+    m.add_function(wrap_pyfunction!(_decode_response, m)?)?;
+    m.add_function(wrap_pyfunction!(_peek_request_id, m)?)?;
+    m.add_function(wrap_pyfunction!(_request_kind, m)?)?;
+    m.add_function(wrap_pyfunction!(_with_response_id, m)?)?;
+    Ok(())
+}

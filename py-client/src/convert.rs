@@ -1,0 +1,157 @@
+//! Protocol payloads → plain Python objects (dicts, lists, timezone-aware datetimes).
+
+use btu_protocol::{HistoryRun, NextRun, Response, ScheduleState, SiteStatus, UpcomingRun};
+use chrono::{DateTime, Datelike, Timelike};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyList, PyType};
+
+static DATETIME: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static TIMEZONE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static TIMEDELTA: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// An RFC 3339 timestamp from the daemon as an aware `datetime.datetime` keeping its offset
+/// (`Z` → `timezone.utc`, `+02:00` → `timezone(timedelta(hours=2))`).
+pub fn datetime<'py>(py: Python<'py>, field: &str, text: &str) -> PyResult<Bound<'py, PyAny>> {
+    let parsed = DateTime::parse_from_rfc3339(text).map_err(|e| {
+        crate::errors::protocol_error(py, format!("btu-daemon sent '{text}' as {field}, which is not an RFC 3339 timestamp: {e}"))
+    })?;
+    let offset = parsed.offset().local_minus_utc();
+    let timezone = TIMEZONE.import(py, "datetime", "timezone")?;
+    let tzinfo = if offset == 0 {
+        timezone.getattr("utc")?
+    } else {
+        let delta = TIMEDELTA.import(py, "datetime", "timedelta")?.call1((0, offset))?;
+        timezone.call1((delta,))?
+    };
+    // chrono encodes a leap second as nanosecond ≥ 1e9; Python has no :60, so clamp to :59.999999.
+    let (second, micro) = if parsed.nanosecond() >= 1_000_000_000 {
+        (59, 999_999)
+    } else {
+        (parsed.second(), parsed.nanosecond() / 1_000)
+    };
+    DATETIME.import(py, "datetime", "datetime")?.call1((
+        parsed.year(),
+        parsed.month(),
+        parsed.day(),
+        parsed.hour(),
+        parsed.minute(),
+        second,
+        micro,
+        tzinfo,
+    ))
+}
+
+fn optional_datetime<'py>(py: Python<'py>, field: &str, text: Option<&str>) -> PyResult<Bound<'py, PyAny>> {
+    match text {
+        Some(t) => datetime(py, field, t),
+        None => Ok(py.None().into_bound(py)),
+    }
+}
+
+fn next_run<'py>(py: Python<'py>, run: &NextRun) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("utc", datetime(py, "next_runs.utc", &run.utc)?)?;
+    d.set_item("local", datetime(py, "next_runs.local", &run.local)?)?;
+    Ok(d)
+}
+
+pub fn schedule_state<'py>(py: Python<'py>, s: &ScheduleState) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("site", &s.site)?;
+    d.set_item("schedule", &s.schedule)?;
+    d.set_item("runs", s.runs)?;
+    d.set_item("reason", &s.reason)?;
+    d.set_item("time_zone", &s.time_zone)?;
+    let runs = s.next_runs.iter().map(|r| next_run(py, r)).collect::<PyResult<Vec<_>>>()?;
+    d.set_item("next_runs", PyList::new(py, runs)?)?;
+    Ok(d)
+}
+
+fn site_status<'py>(py: Python<'py>, s: &SiteStatus) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("site", &s.site)?;
+    d.set_item("schedules", s.schedules)?;
+    d.set_item("redis_ok", s.redis_ok)?;
+    d.set_item("source_ok", s.source_ok)?;
+    d.set_item("last_rebuild", optional_datetime(py, "last_rebuild", s.last_rebuild.as_deref())?)?;
+    Ok(d)
+}
+
+fn upcoming_run<'py>(py: Python<'py>, r: &UpcomingRun) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("site", &r.site)?;
+    d.set_item("schedule", &r.schedule)?;
+    d.set_item("task", &r.task)?;
+    d.set_item("utc", datetime(py, "utc", &r.utc)?)?;
+    d.set_item("local", datetime(py, "local", &r.local)?)?;
+    Ok(d)
+}
+
+fn history_run<'py>(py: Python<'py>, r: &HistoryRun) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("job_id", &r.job_id)?;
+    d.set_item("due", datetime(py, "due", &r.due)?)?;
+    d.set_item("enqueued_at", datetime(py, "enqueued_at", &r.enqueued_at)?)?;
+    Ok(d)
+}
+
+/// The Python value the public API returns for a (non-error) response.
+pub fn response<'py>(py: Python<'py>, response: &Response) -> PyResult<Bound<'py, PyAny>> {
+    let value = match response {
+        Response::Pong(p) => {
+            let d = PyDict::new(py);
+            d.set_item("daemon_version", &p.daemon_version)?;
+            d.set_item("protocol_version", p.protocol_version)?;
+            d.into_any()
+        }
+        Response::Notified(n) => {
+            let items = n.results.iter().map(|s| schedule_state(py, s)).collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, items)?.into_any()
+        }
+        Response::Cancelled(c) => {
+            let d = PyDict::new(py);
+            d.set_item("site", &c.site)?;
+            d.set_item("schedule", &c.schedule)?;
+            d.set_item("removed", c.removed)?;
+            d.into_any()
+        }
+        Response::Rebuilt(r) => {
+            let d = PyDict::new(py);
+            d.set_item("sites", PyList::new(py, &r.sites)?)?;
+            d.set_item("schedules", r.schedules)?;
+            d.set_item("skipped", r.skipped)?;
+            d.set_item("duration_ms", r.duration_ms)?;
+            d.into_any()
+        }
+        Response::Status(s) => {
+            let d = PyDict::new(py);
+            d.set_item("daemon_version", &s.daemon_version)?;
+            d.set_item("protocol_version", s.protocol_version)?;
+            d.set_item("started_at", datetime(py, "started_at", &s.started_at)?)?;
+            d.set_item("uptime_secs", s.uptime_secs)?;
+            d.set_item("source", &s.source)?;
+            let sites = s.sites.iter().map(|x| site_status(py, x)).collect::<PyResult<Vec<_>>>()?;
+            d.set_item("sites", PyList::new(py, sites)?)?;
+            d.into_any()
+        }
+        Response::Upcoming(u) => {
+            let runs = u.runs.iter().map(|r| upcoming_run(py, r)).collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, runs)?.into_any()
+        }
+        Response::History(h) => {
+            let runs = h.runs.iter().map(|r| history_run(py, r)).collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, runs)?.into_any()
+        }
+        Response::RanNow(r) => {
+            let d = PyDict::new(py);
+            d.set_item("site", &r.site)?;
+            d.set_item("schedule", &r.schedule)?;
+            d.set_item("job_id", &r.job_id)?;
+            d.set_item("queue", &r.queue)?;
+            d.into_any()
+        }
+        Response::Error(e) => return Err(crate::errors::daemon_error(py, e, None)),
+    };
+    Ok(value)
+}

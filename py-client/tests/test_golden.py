@@ -1,0 +1,200 @@
+"""The wheel encodes and decodes the shared golden vectors exactly as btu-protocol's Rust tests do."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+import btu_client
+from btu_client import _core
+
+from conftest import VECTORS, vector
+
+UTC = timezone.utc
+
+
+def tz(hours: float) -> timezone:
+    return timezone(timedelta(hours=hours))
+
+
+REQUESTS: list[tuple[str, str, int, dict[str, Any]]] = [
+    ("request_ping", "ping", 1, {}),
+    ("request_notify_one", "notify", 2, {"schedules": ["TS-0001"]}),
+    ("request_notify_many", "notify", 3, {"schedules": ["TS-0001", "TS-0002", "Zeitplan-Ü"], "site": "site1.local"}),
+    ("request_cancel", "cancel", 4, {"schedule": "TS-0001"}),
+    ("request_rebuild", "rebuild", 5, {}),
+    ("request_status", "status", 6, {}),
+    ("request_upcoming", "upcoming", 7, {"count": 10}),
+    ("request_upcoming_one", "upcoming", 8, {"schedule": "TS-0001", "site": "site1.local", "count": 3}),
+    ("request_history", "history", 9, {"schedule": "TS-0001", "count": 20}),
+    ("request_run_now", "run_now", 10, {"schedule": "TS-0001"}),
+]
+
+
+@pytest.mark.parametrize(("name", "kind", "request_id", "kwargs"), REQUESTS, ids=[r[0] for r in REQUESTS])
+def test_request_encoding_matches_golden_vector(name: str, kind: str, request_id: int, kwargs: dict[str, Any]) -> None:
+    assert _core._encode_request(kind, request_id, **kwargs).hex() == vector(name).hex()
+    assert _core._request_kind(vector(name)) == kind
+    assert _core._peek_request_id(vector(name)) == request_id
+
+
+def test_every_request_vector_is_covered() -> None:
+    names = {p.stem for p in VECTORS.glob("request_*.hex")}
+    assert names - {r[0] for r in REQUESTS} == {"request_ping_v2"}
+
+
+def test_future_client_request_is_unsupported_version() -> None:
+    with pytest.raises(btu_client.ProtocolError, match="client speaks protocol 2, daemon speaks protocol 1"):
+        _core._request_kind(vector("request_ping_v2"))
+    assert _core._peek_request_id(vector("request_ping_v2")) == 11
+
+
+RESPONSES: list[tuple[str, int, Any]] = [
+    ("response_pong", 1, {"daemon_version": "0.1.0", "protocol_version": 1}),
+    (
+        "response_notified",
+        2,
+        [
+            {
+                "site": "site1.local",
+                "schedule": "TS-0001",
+                "runs": True,
+                "reason": None,
+                "time_zone": "Europe/Berlin",
+                "next_runs": [
+                    {"utc": datetime(2025, 3, 30, 0, 30, tzinfo=UTC), "local": datetime(2025, 3, 30, 1, 30, tzinfo=tz(1))},
+                    {"utc": datetime(2025, 3, 31, 0, 30, tzinfo=UTC), "local": datetime(2025, 3, 31, 2, 30, tzinfo=tz(2))},
+                ],
+            }
+        ],
+    ),
+    (
+        "response_notified_many",
+        3,
+        [
+            {
+                "site": "site1.local",
+                "schedule": "TS-0001",
+                "runs": True,
+                "reason": None,
+                "time_zone": "America/New_York",
+                "next_runs": [
+                    {"utc": datetime(2025, 1, 15, 14, 0, tzinfo=UTC), "local": datetime(2025, 1, 15, 9, 0, tzinfo=tz(-5))}
+                ],
+            },
+            {"site": "site1.local", "schedule": "TS-0002", "runs": False, "reason": "disabled", "time_zone": "UTC", "next_runs": []},
+            {
+                "site": "site1.local",
+                "schedule": "Zeitplan-Ü",
+                "runs": False,
+                "reason": "invalid cron: hour field: 24 is out of range 0-23",
+                "time_zone": None,
+                "next_runs": [],
+            },
+        ],
+    ),
+    ("response_cancelled", 4, {"site": "site1.local", "schedule": "TS-0001", "removed": True}),
+    ("response_rebuilt", 5, {"sites": ["site1.local"], "schedules": 42, "skipped": 3, "duration_ms": 187}),
+    (
+        "response_status",
+        6,
+        {
+            "daemon_version": "0.1.0",
+            "protocol_version": 1,
+            "started_at": datetime(2025, 1, 15, 8, 0, tzinfo=UTC),
+            "uptime_secs": 3600,
+            "source": "mariadb://127.0.0.1:3306",
+            "sites": [
+                {
+                    "site": "site1.local",
+                    "schedules": 42,
+                    "redis_ok": True,
+                    "source_ok": True,
+                    "last_rebuild": datetime(2025, 1, 15, 8, 45, tzinfo=UTC),
+                }
+            ],
+        },
+    ),
+    (
+        "response_upcoming",
+        7,
+        [
+            {
+                "site": "site1.local",
+                "schedule": "TS-0001",
+                "task": "TASK-0001",
+                "utc": datetime(2025, 1, 15, 14, 0, tzinfo=UTC),
+                "local": datetime(2025, 1, 15, 9, 0, tzinfo=tz(-5)),
+            },
+            {
+                "site": "site1.local",
+                "schedule": "TS-0003",
+                "task": None,
+                "utc": datetime(2025, 1, 15, 14, 30, tzinfo=UTC),
+                "local": datetime(2025, 1, 15, 20, 0, tzinfo=tz(5.5)),
+            },
+        ],
+    ),
+    (
+        "response_history",
+        9,
+        [
+            {
+                "job_id": "btu:TS-0001:1736949600",
+                "due": datetime(2025, 1, 15, 14, 0, tzinfo=UTC),
+                "enqueued_at": datetime(2025, 1, 15, 14, 0, tzinfo=UTC),
+            }
+        ],
+    ),
+    ("response_ran_now", 10, {"site": "site1.local", "schedule": "TS-0001", "job_id": "btu:TS-0001:now:1736949600", "queue": "default"}),
+]
+
+
+@pytest.mark.parametrize(("name", "response_id", "expected"), RESPONSES, ids=[r[0] for r in RESPONSES])
+def test_response_vector_decodes_to_documented_python_objects(name: str, response_id: int, expected: Any) -> None:
+    got_id, value = _core._decode_response(vector(name))
+    assert got_id == response_id
+    assert value == expected
+
+
+def test_datetimes_are_aware_and_keep_the_local_offset() -> None:
+    _, states = _core._decode_response(vector("response_notified"))
+    assert isinstance(states, list)
+    first, second = states[0]["next_runs"]
+    assert first["utc"].tzinfo is UTC
+    assert first["local"].utcoffset() == timedelta(hours=1)
+    assert second["local"].utcoffset() == timedelta(hours=2)  # after the DST change
+    assert first["utc"] == first["local"]
+
+
+ERRORS = [
+    ("response_error_unknown_schedule", btu_client.ScheduleError, "unknown_schedule", "TS-9999"),
+    ("response_error_invalid_schedule", btu_client.ScheduleError, "invalid_schedule", "TS-0001"),
+    ("response_error_unsupported_version", btu_client.ProtocolError, "unsupported_version", None),
+    ("response_error_malformed", btu_client.ProtocolError, "malformed", None),
+    ("response_error_internal", btu_client.DaemonError, "internal", None),
+]
+
+
+@pytest.mark.parametrize(("name", "exc", "code", "schedule"), ERRORS, ids=[e[0] for e in ERRORS])
+def test_error_vectors_raise_typed_exceptions(name: str, exc: type[btu_client.BtuError], code: str, schedule: str | None) -> None:
+    with pytest.raises(exc) as info:
+        _core._decode_response(vector(name))
+    assert info.value.code == code
+    assert isinstance(info.value, btu_client.BtuError)
+    if schedule is not None:
+        assert isinstance(info.value, btu_client.ScheduleError)
+        assert info.value.schedule == schedule
+
+
+def test_every_response_vector_is_covered() -> None:
+    names = {p.stem for p in VECTORS.glob("response_*.hex")}
+    covered = {r[0] for r in RESPONSES} | {e[0] for e in ERRORS} | {"response_pong_v2"}
+    assert names == covered
+
+
+def test_future_daemon_response_is_a_version_mismatch() -> None:
+    with pytest.raises(btu_client.ProtocolError, match="client speaks protocol 1, daemon speaks protocol 2"):
+        _core._decode_response(vector("response_pong_v2"))
