@@ -191,3 +191,17 @@ def test_without_after_commit_hook_the_daemon_is_told_at_once(site: str, fake_cl
     assert fake_client.calls == [("notify", ["TS-000002"], SITE, SOCKET)]
     frappe.get_doc("BTU Configuration").save()
     assert fake_client.calls[-1] == ("rebuild", SITE, SOCKET)
+
+
+@pytest.mark.parametrize("doc", ["frappe-hooks/README.md", "docs/frappe.md"])
+def test_documented_hooks_snippet_is_the_tested_one(doc: str) -> None:
+    import ast
+    import re
+    from pathlib import Path
+
+    from btu_hooks.hooks_snippet import doc_events
+
+    text = (Path(__file__).resolve().parents[2] / doc).read_text(encoding="utf-8")
+    match = re.search(r"```python\n(doc_events = \{.*?\n\})\n```", text, re.DOTALL)
+    assert match, f"no doc_events snippet in {doc}"
+    assert ast.literal_eval(match.group(1).split("=", 1)[1].strip()) == doc_events
