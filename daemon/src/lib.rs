@@ -16,6 +16,7 @@
 pub mod cli;
 pub mod config;
 pub mod cron;
+pub mod engine;
 pub mod explain;
 pub mod pyliteral;
 pub mod rq;

@@ -1,1 +1,93 @@
-fn main() {}
+//! `btu-daemon [--config PATH]`: runs BTU schedules as RQ jobs.
+//!
+//! Config path: `--config`, else `$BTU_CONFIG`, else `/etc/btu_scheduler/btu_scheduler.toml`.
+//! SIGHUP rebuilds from the sources; SIGTERM/SIGINT stop taking new work, finish in-flight
+//! enqueues and exit 0.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use btu::config::{self, Config};
+use btu::engine::{Engine, EngineHandle, EngineOptions};
+use btu::source::Source;
+use clap::Parser;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{info, warn};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser, Debug)]
+#[command(name = "btu-daemon", version, about = "Runs Frappe BTU task schedules as Python RQ jobs")]
+struct Args {
+    /// Configuration file [env: BTU_CONFIG] [default: /etc/btu_scheduler/btu_scheduler.toml]
+    #[arg(long, short = 'c', value_name = "PATH")]
+    config: Option<PathBuf>,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("btu-daemon: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    // RUST_LOG wins over the file, so an operator can turn up one module without editing it.
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => EnvFilter::try_new(v),
+        _ => EnvFilter::try_new(config.daemon.log_level.as_deref().unwrap_or("info").to_lowercase()),
+    }
+    .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let path = config::resolve_path(args.config.as_deref());
+    let config = Config::load(&path)?;
+    init_logging(&config);
+    info!(config = %path.display(), version = env!("CARGO_PKG_VERSION"), "btu-daemon starting");
+    if !config.unused_keys.is_empty() {
+        warn!(keys = %config.unused_keys.join(", "), "configuration keys not used by this daemon (ignored)");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("btu-daemon")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let sources = Source::all_from_config(&config);
+    for s in &sources {
+        match s {
+            Source::MariaDb(m) => info!(site = %m.site(), database = %m.target(), "source: MariaDB"),
+            Source::File(f) => info!(site = %f.site(), path = %f.path().display(), "source: schedules file"),
+        }
+    }
+    let (engine, handle) = Engine::new(EngineOptions::from_config(&config), sources);
+    let engine_task = tokio::spawn(engine.run());
+    watch_signals(handle).await?;
+    engine_task.await.context("engine task")?;
+    info!("btu-daemon stopped");
+    Ok(())
+}
+
+/// Returns after SIGTERM/SIGINT once the engine was told to stop; SIGHUP triggers a rebuild.
+async fn watch_signals(handle: EngineHandle) -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => { info!(signal = "SIGTERM", "stopping"); break; }
+            _ = int.recv() => { info!(signal = "SIGINT", "stopping"); break; }
+            _ = hup.recv() => { info!(signal = "SIGHUP", "rebuilding schedules"); handle.request_rebuild(); }
+        }
+    }
+    handle.shutdown().await;
+    Ok(())
+}

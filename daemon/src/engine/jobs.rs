@@ -1,0 +1,84 @@
+//! The RQ job for one run of a schedule, in frappe or plain mode. Pure.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::config::{Config, Mode};
+use crate::pyliteral::{Kwargs, PyValue};
+use crate::rq::RqJob;
+use crate::source::ScheduleSpec;
+
+/// Frappe's `execute_job`, which every Frappe worker can import.
+pub const FRAPPE_EXECUTE_JOB: &str = "frappe.utils.background_jobs.execute_job";
+
+/// What job building needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    pub runner: String,
+    pub user: String,
+    pub result_ttl_secs: i64,
+    pub failure_ttl_secs: i64,
+}
+
+impl JobSettings {
+    pub fn from_config(config: &Config) -> Self {
+        JobSettings {
+            runner: config.frappe.runner.clone(),
+            user: config.frappe.user.clone(),
+            result_ttl_secs: crate::rq::DEFAULT_RESULT_TTL_SECS,
+            failure_ttl_secs: crate::rq::DEFAULT_FAILURE_TTL_SECS,
+        }
+    }
+}
+
+/// The job of the run of `spec` due at `due`, with id `job_id`.
+///
+/// Frappe mode calls `execute_job(site=, user=, method=<runner>, event=None,
+/// job_name=<runner>, is_async=True, kwargs={task, schedule, arguments, due, job_id})`, exactly
+/// the keyword arguments Frappe's own `enqueue` passes; the runner then loads the BTU Task
+/// and calls its function with `arguments`. Plain mode calls the schedule's function with its
+/// kwargs.
+pub fn build_job(spec: &ScheduleSpec, due: DateTime<Utc>, job_id: String, settings: &JobSettings) -> RqJob {
+    let (func, kwargs): (String, Kwargs) = match spec.mode {
+        Mode::Plain => (spec.function.clone(), spec.kwargs.clone()),
+        Mode::Frappe => {
+            let str_ = |s: &str| PyValue::Str(s.to_string());
+            let inner = vec![
+                (str_("task"), spec.task.as_deref().map_or(PyValue::None, str_)),
+                (str_("schedule"), str_(&spec.id)),
+                (
+                    str_("arguments"),
+                    PyValue::Dict(spec.kwargs.iter().map(|(k, v)| (str_(k), v.clone())).collect()),
+                ),
+                (str_("due"), str_(&due.to_rfc3339_opts(SecondsFormat::Secs, true))),
+                (str_("job_id"), str_(&job_id)),
+            ];
+            (
+                FRAPPE_EXECUTE_JOB.to_string(),
+                vec![
+                    ("site".into(), str_(&spec.site)),
+                    ("user".into(), str_(&settings.user)),
+                    ("method".into(), str_(&settings.runner)),
+                    ("event".into(), PyValue::None),
+                    ("job_name".into(), str_(&settings.runner)),
+                    ("is_async".into(), PyValue::Bool(true)),
+                    ("kwargs".into(), PyValue::Dict(inner)),
+                ],
+            )
+        }
+    };
+    let description = match (&spec.task, &spec.task_description) {
+        (Some(task), Some(d)) => format!("btu {} {} ({task}: {d}) due {}", spec.site, spec.id, due.to_rfc3339_opts(SecondsFormat::Secs, true)),
+        _ => format!("btu {} {} {} due {}", spec.site, spec.id, spec.function, due.to_rfc3339_opts(SecondsFormat::Secs, true)),
+    };
+    RqJob {
+        id: job_id,
+        queue: spec.queue.clone(),
+        func,
+        args: Vec::new(),
+        kwargs,
+        timeout_secs: spec.timeout_secs,
+        result_ttl_secs: settings.result_ttl_secs,
+        failure_ttl_secs: settings.failure_ttl_secs,
+        description,
+    }
+}

@@ -1,0 +1,1078 @@
+//! The engine task: one owner of all scheduling state, so firing, rebuilding and commands
+//! never race each other. Slow I/O (source loads, batches of enqueues, history reads) runs in
+//! spawned tasks whose results come back into the loop; the loop itself only waits on
+//! short pipelined Redis writes.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use redis::aio::ConnectionManager;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+use super::backoff::Backoff;
+use super::jobs::{JobSettings, build_job};
+use super::store::{self, HistoryEntry, PlanWrite};
+use super::{
+    Command, EngineError, EngineHandle, NOTIFY_NEXT_RUNS, RebuildReport, RunNowResult, ScheduleState,
+    ScheduleStatus, SiteRebuild, SiteStatus, StatusReport, UpcomingRun, planner,
+};
+use crate::config::{Config, Secret};
+use crate::rq::{self, Claim, EnqueueOutcome, HistoryAppend, RqError, RqWriter};
+use crate::source::{RowOutcome, ScheduleSpec, SkipReason, Source, SourceError};
+
+/// Longest the timer sleeps before looking at the clock again, so a wall-clock step (NTP)
+/// cannot leave a run waiting on a stale monotonic deadline for long.
+const MAX_SLEEP: Duration = Duration::from_secs(30);
+/// How long shutdown waits for in-flight enqueues.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub redis_url: Secret,
+    pub key_prefix: String,
+    pub grace: Duration,
+    pub rebuild_interval: Duration,
+    pub jobs: JobSettings,
+    /// Entries kept per schedule history list.
+    pub history_max: usize,
+    /// Keep per-run lateness samples for [`EngineHandle::take_lateness`] (benchmarks).
+    pub record_lateness: bool,
+}
+
+impl EngineOptions {
+    pub fn from_config(config: &Config) -> Self {
+        EngineOptions {
+            redis_url: config.redis.url.clone(),
+            key_prefix: config.redis.key_prefix.clone(),
+            grace: config.daemon.missed_run_grace,
+            rebuild_interval: config.daemon.rebuild_interval,
+            jobs: JobSettings::from_config(config),
+            history_max: 100,
+            record_lateness: false,
+        }
+    }
+}
+
+struct Entry {
+    spec: Arc<ScheduleSpec>,
+    next: Option<DateTime<Utc>>,
+}
+
+struct Site {
+    name: String,
+    entries: HashMap<Arc<str>, Entry>,
+    /// Rows that do not run, with why (logged once per change).
+    skipped: HashMap<String, SkipReason>,
+    /// The stored state of a previous daemon has been merged in.
+    synced: bool,
+    /// Rows loaded while Redis was down, applied when it is back.
+    pending_rows: Option<Vec<RowOutcome>>,
+    source_ok: Option<bool>,
+    last_loaded: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+    retry_at: Option<Instant>,
+    backoff: Backoff,
+}
+
+type TimerKey = (DateTime<Utc>, usize, Arc<str>);
+
+struct FireItem {
+    site: usize,
+    id: Arc<str>,
+    due: DateTime<Utc>,
+    planned_next: Option<DateTime<Utc>>,
+    job_id: String,
+    on_time: bool,
+}
+
+struct FireResult {
+    item: FireItem,
+    outcome: Result<EnqueueOutcome, RqError>,
+    done_at: DateTime<Utc>,
+}
+
+type LoadResults = Vec<(usize, Result<Vec<RowOutcome>, SourceError>)>;
+
+pub struct Engine {
+    opts: EngineOptions,
+    sources: Arc<Vec<Source>>,
+    sites: Vec<Site>,
+    timer: BTreeSet<TimerKey>,
+    rx: mpsc::Receiver<Command>,
+    conn: Option<ConnectionManager>,
+    writer: Option<RqWriter>,
+    redis_up: bool,
+    redis_ever_up: bool,
+    redis_down_logged: bool,
+    redis_retry_at: Option<Instant>,
+    redis_backoff: Backoff,
+    connecting: Option<JoinHandle<Result<ConnectionManager, RqError>>>,
+    in_flight: JoinSet<Vec<FireResult>>,
+    loading: Option<JoinHandle<LoadResults>>,
+    rebuild_again: bool,
+    rebuild_waiters: Vec<oneshot::Sender<RebuildReport>>,
+    rebuild_waiters_next: Vec<oneshot::Sender<RebuildReport>>,
+    started_at: DateTime<Utc>,
+    last_rebuild: Option<DateTime<Utc>>,
+    runs_enqueued: u64,
+    runs_claimed: u64,
+    runs_missed: u64,
+    lateness: Vec<Duration>,
+    stopping: bool,
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn grace_delta(d: Duration) -> TimeDelta {
+    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
+}
+
+impl Engine {
+    /// An engine over `sources` (one per site) and a handle to it. Nothing happens until
+    /// [`Engine::run`] is awaited.
+    pub fn new(opts: EngineOptions, sources: Vec<Source>) -> (Engine, EngineHandle) {
+        let (tx, rx) = mpsc::channel(1024);
+        let sources = Arc::new(sources);
+        let sites = sources
+            .iter()
+            .map(|s| Site {
+                name: s.site().to_string(),
+                entries: HashMap::new(),
+                skipped: HashMap::new(),
+                synced: false,
+                pending_rows: None,
+                source_ok: None,
+                last_loaded: None,
+                last_error: None,
+                retry_at: None,
+                backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
+            })
+            .collect();
+        let engine = Engine {
+            opts,
+            sources: sources.clone(),
+            sites,
+            timer: BTreeSet::new(),
+            rx,
+            conn: None,
+            writer: None,
+            redis_up: false,
+            redis_ever_up: false,
+            redis_down_logged: false,
+            redis_retry_at: None,
+            redis_backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
+            connecting: None,
+            in_flight: JoinSet::new(),
+            loading: None,
+            rebuild_again: false,
+            rebuild_waiters: Vec::new(),
+            rebuild_waiters_next: Vec::new(),
+            started_at: Utc::now(),
+            last_rebuild: None,
+            runs_enqueued: 0,
+            runs_claimed: 0,
+            runs_missed: 0,
+            lateness: Vec::new(),
+            stopping: false,
+        };
+        (engine, EngineHandle { tx, sources })
+    }
+
+    /// Runs until [`EngineHandle::shutdown`] (or every handle is dropped); then waits for
+    /// in-flight enqueues and returns.
+    pub async fn run(mut self) {
+        info!(sites = ?self.sites.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), "engine starting");
+        self.start_connect();
+        self.start_load();
+        let mut rebuild_tick = tokio::time::interval_at(
+            Instant::now() + self.opts.rebuild_interval,
+            self.opts.rebuild_interval,
+        );
+        rebuild_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+        while !self.stopping {
+            let timer_at = self.timer_deadline();
+            let site_retry_at = self.sites.iter().filter_map(|s| s.retry_at).min();
+            let redis_retry_at = if self.connecting.is_none() { self.redis_retry_at } else { None };
+            tokio::select! {
+                cmd = self.rx.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd).await,
+                    None => self.stopping = true,
+                },
+                _ = sleep_until_opt(timer_at), if timer_at.is_some() => self.fire_due().await,
+                Some(done) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
+                    if let Ok(results) = done { self.on_fired(results).await; }
+                }
+                res = join_opt(&mut self.loading), if self.loading.is_some() => {
+                    self.loading = None;
+                    match res {
+                        Ok(results) => self.on_loaded(results).await,
+                        Err(e) => error!(error = %e, "schedule load task failed"),
+                    }
+                }
+                res = join_opt(&mut self.connecting), if self.connecting.is_some() => {
+                    self.connecting = None;
+                    self.on_connected(res).await;
+                }
+                _ = rebuild_tick.tick() => self.start_load(),
+                _ = sleep_until_opt(site_retry_at), if site_retry_at.is_some() => {
+                    for s in &mut self.sites { s.retry_at = None; }
+                    self.start_load();
+                }
+                _ = sleep_until_opt(redis_retry_at), if redis_retry_at.is_some() => {
+                    self.redis_retry_at = None;
+                    self.probe_redis().await;
+                }
+            }
+        }
+
+        info!(in_flight = self.in_flight.len(), "engine stopping: finishing in-flight enqueues");
+        if let Some(h) = self.loading.take() {
+            h.abort();
+        }
+        if let Some(h) = self.connecting.take() {
+            h.abort();
+        }
+        let deadline = Instant::now() + SHUTDOWN_WAIT;
+        while !self.in_flight.is_empty() {
+            match tokio::time::timeout_at(deadline, self.in_flight.join_next()).await {
+                Ok(Some(Ok(results))) => self.on_fired(results).await,
+                Ok(Some(Err(_))) => {}
+                Ok(None) => break,
+                Err(_) => {
+                    warn!(in_flight = self.in_flight.len(), "shutdown: gave up waiting for enqueues");
+                    break;
+                }
+            }
+        }
+        for s in self.sources.iter() {
+            s.close().await;
+        }
+        info!("engine stopped");
+    }
+
+    // ---- Redis connection ---------------------------------------------------------------
+
+    fn start_connect(&mut self) {
+        let url = self.opts.redis_url.clone();
+        self.connecting = Some(tokio::spawn(async move { rq::connect(url.expose()).await }));
+    }
+
+    async fn on_connected(&mut self, res: Result<Result<ConnectionManager, RqError>, tokio::task::JoinError>) {
+        match res {
+            Ok(Ok(conn)) => {
+                self.writer = Some(RqWriter::new(conn.clone(), &self.opts.key_prefix));
+                self.conn = Some(conn);
+                self.on_redis_up().await;
+            }
+            Ok(Err(e)) => self.redis_failed(&e.to_string()),
+            Err(e) => self.redis_failed(&e.to_string()),
+        }
+    }
+
+    /// PING through the reconnecting connection (or connect afresh if there never was one).
+    async fn probe_redis(&mut self) {
+        let Some(conn) = self.conn.as_mut() else {
+            self.start_connect();
+            return;
+        };
+        match store::ping(conn).await {
+            Ok(()) => self.on_redis_up().await,
+            Err(e) => self.redis_failed(&e.to_string()),
+        }
+    }
+
+    /// Marks Redis down (one log line per transition) and schedules a retry with backoff.
+    fn redis_failed(&mut self, error: &str) {
+        if !self.redis_down_logged {
+            warn!(url = %rq::redacted_url(self.opts.redis_url.expose()), error,
+                "redis unreachable; runs wait, retrying with backoff");
+            self.redis_down_logged = true;
+        }
+        self.redis_up = false;
+        self.redis_retry_at = Some(Instant::now() + self.redis_backoff.next_delay());
+    }
+
+    async fn on_redis_up(&mut self) {
+        let was_down = !self.redis_up;
+        self.redis_up = true;
+        self.redis_backoff.reset();
+        self.redis_retry_at = None;
+        if was_down {
+            let url = rq::redacted_url(self.opts.redis_url.expose());
+            if self.redis_down_logged {
+                info!(url = %url, "redis reachable again; resyncing plans, then firing what is due");
+            } else {
+                info!(url = %url, "redis connected");
+            }
+        }
+        self.redis_down_logged = false;
+        self.redis_ever_up = true;
+        for idx in 0..self.sites.len() {
+            if !self.redis_up {
+                break;
+            }
+            let was_synced = self.sites[idx].synced;
+            if let Some(rows) = self.sites[idx].pending_rows.take() {
+                let report = self.reconcile(idx, rows).await;
+                self.log_rebuild(&report);
+            }
+            if was_synced && was_down && self.redis_up {
+                self.resync(idx).await;
+            }
+        }
+        // Overdue runs fire from the timer under the missed-run rule.
+    }
+
+    /// After an outage: Redis may have lost or kept our keys; memory is authoritative.
+    async fn resync(&mut self, idx: usize) {
+        let Some(conn) = self.conn.as_mut() else { return };
+        let site = &self.sites[idx];
+        let stored = match store::load_site_state(conn, &site.name).await {
+            Ok(s) => s,
+            Err(e) => return self.redis_failed(&e.to_string()),
+        };
+        let stale: Vec<String> = stored
+            .upcoming
+            .keys()
+            .chain(stored.fingerprints.keys())
+            .filter(|id| !site.entries.contains_key(id.as_str()))
+            .cloned()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let plans: Vec<PlanWrite> =
+            site.entries.values().map(|e| PlanWrite { spec: &e.spec, next: e.next, describe: true }).collect();
+        let res = async {
+            store::write_plans(conn, &site.name, &plans).await?;
+            store::remove(conn, &site.name, &stale).await
+        }
+        .await;
+        if let Err(e) = res {
+            self.redis_failed(&e.to_string());
+        }
+    }
+
+    // ---- loading and reconciling ----------------------------------------------------------
+
+    fn start_load(&mut self) {
+        if self.loading.is_some() {
+            self.rebuild_again = true;
+            return;
+        }
+        let sources = self.sources.clone();
+        self.loading = Some(tokio::spawn(async move {
+            let mut set = JoinSet::new();
+            for idx in 0..sources.len() {
+                let sources = sources.clone();
+                set.spawn(async move { (idx, sources[idx].load_all().await) });
+            }
+            let mut out = Vec::new();
+            while let Some(r) = set.join_next().await {
+                if let Ok(r) = r {
+                    out.push(r);
+                }
+            }
+            out.sort_by_key(|(i, _)| *i);
+            out
+        }));
+    }
+
+    async fn on_loaded(&mut self, results: LoadResults) {
+        let mut report = RebuildReport::default();
+        for (idx, res) in results {
+            let site_name = self.sites[idx].name.clone();
+            match res {
+                Ok(rows) => {
+                    let site = &mut self.sites[idx];
+                    if site.source_ok == Some(false) {
+                        info!(site = %site_name, "schedule source reachable again; rebuilding");
+                    }
+                    site.source_ok = Some(true);
+                    site.last_error = None;
+                    site.last_loaded = Some(Utc::now());
+                    site.retry_at = None;
+                    site.backoff.reset();
+                    if self.redis_up {
+                        let r = self.reconcile(idx, rows).await;
+                        report.sites.push(r);
+                    } else {
+                        let skipped = self.note_skips(idx, &rows);
+                        self.sites[idx].pending_rows = Some(rows);
+                        report.sites.push(SiteRebuild { site: site_name, skipped, deferred: true, ..Default::default() });
+                    }
+                }
+                Err(e) => {
+                    let site = &mut self.sites[idx];
+                    let msg = e.to_string();
+                    if site.source_ok != Some(false) {
+                        warn!(site = %site_name, error = %msg, planned = site.entries.len(),
+                            "schedule source unreachable; keeping the last loaded schedules");
+                    }
+                    site.source_ok = Some(false);
+                    site.last_error = Some(msg.clone());
+                    site.retry_at = Some(Instant::now() + site.backoff.next_delay());
+                    report.sites.push(SiteRebuild { site: site_name, error: Some(msg), ..Default::default() });
+                }
+            }
+        }
+        self.last_rebuild = Some(Utc::now());
+        for r in &report.sites {
+            self.log_rebuild(r);
+        }
+        for w in self.rebuild_waiters.drain(..) {
+            let _ = w.send(report.clone());
+        }
+        self.rebuild_waiters = std::mem::take(&mut self.rebuild_waiters_next);
+        if std::mem::take(&mut self.rebuild_again) {
+            self.start_load();
+        }
+    }
+
+    fn log_rebuild(&self, r: &SiteRebuild) {
+        if r.deferred && r.added + r.changed + r.removed == 0 {
+            info!(site = %r.site, skipped = r.skipped.len(), "schedules loaded; planning waits for redis");
+        } else if r.error.is_none() && (r.added + r.changed + r.removed > 0 || r.deferred) {
+            info!(site = %r.site, added = r.added, changed = r.changed, removed = r.removed,
+                unchanged = r.unchanged, skipped = r.skipped.len(), deferred = r.deferred, "schedules rebuilt");
+        } else if r.error.is_none() {
+            debug!(site = %r.site, unchanged = r.unchanged, skipped = r.skipped.len(), "schedules rebuilt, nothing changed");
+        }
+    }
+
+    /// Records skip reasons, logging each schedule only when its reason is new.
+    fn note_skips(&mut self, idx: usize, rows: &[RowOutcome]) -> Vec<(String, SkipReason)> {
+        let site = &mut self.sites[idx];
+        let mut now_skipped = HashMap::new();
+        for row in rows {
+            if let RowOutcome::Skipped { schedule, reason, .. } = row {
+                if site.skipped.get(schedule) != Some(reason) {
+                    log_skip(&site.name, schedule, reason);
+                }
+                now_skipped.insert(schedule.clone(), reason.clone());
+            }
+        }
+        site.skipped = now_skipped;
+        let mut list: Vec<_> = site.skipped.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        list
+    }
+
+    /// Makes site `idx` plan exactly the loaded rows: new and changed schedules are planned,
+    /// unchanged ones keep their next run, vanished ones are removed. On the first call for a
+    /// site, a previous daemon's plan in Redis is taken over (the missed-run rule applies to
+    /// runs it recorded in the past).
+    async fn reconcile(&mut self, idx: usize, rows: Vec<RowOutcome>) -> SiteRebuild {
+        let now = Utc::now();
+        let skipped = self.note_skips(idx, &rows);
+        let site_name = self.sites[idx].name.clone();
+        let mut report = SiteRebuild { site: site_name.clone(), skipped, ..Default::default() };
+        let Some(mut conn) = self.conn.clone() else {
+            self.sites[idx].pending_rows = Some(rows);
+            report.deferred = true;
+            return report;
+        };
+        let stored = if self.sites[idx].synced {
+            None
+        } else {
+            match store::load_site_state(&mut conn, &site_name).await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    self.redis_failed(&e.to_string());
+                    self.sites[idx].pending_rows = Some(rows);
+                    report.deferred = true;
+                    return report;
+                }
+            }
+        };
+
+        let mut loaded: HashSet<Arc<str>> = HashSet::new();
+        let mut writes: Vec<(Arc<ScheduleSpec>, Option<DateTime<Utc>>)> = Vec::new();
+        for row in rows {
+            let RowOutcome::Loaded(spec) = row else { continue };
+            let id: Arc<str> = Arc::from(spec.id.as_str());
+            if !loaded.insert(id.clone()) {
+                continue; // a duplicate id within one source: the first row wins
+            }
+            let current = self.sites[idx].entries.get(&id);
+            match current {
+                Some(e) if e.spec.fingerprint == spec.fingerprint => report.unchanged += 1,
+                Some(_) => {
+                    report.changed += 1;
+                    let spec = Arc::new(spec);
+                    let next = spec.schedule.next_after(now);
+                    info!(site = %site_name, schedule = %id, next = ?next.map(rfc3339), "schedule changed; replanned");
+                    self.set_entry(idx, id, spec.clone(), next);
+                    writes.push((spec, next));
+                }
+                None => {
+                    report.added += 1;
+                    let spec = Arc::new(spec);
+                    let recorded = stored.as_ref().and_then(|st| {
+                        (st.fingerprints.get(&spec.id) == Some(&spec.fingerprint))
+                            .then(|| st.upcoming.get(&spec.id).copied())
+                            .flatten()
+                    });
+                    // A recorded run (even a past one) is kept: the timer then applies the
+                    // missed-run rule to it. Otherwise plan from now, without catch-up.
+                    let next = recorded.or_else(|| spec.schedule.next_after(now));
+                    debug!(site = %site_name, schedule = %id, next = ?next.map(rfc3339), resumed = recorded.is_some(), "schedule planned");
+                    self.set_entry(idx, id, spec.clone(), next);
+                    writes.push((spec, next));
+                }
+            }
+        }
+        let mut removed: Vec<String> = self.sites[idx]
+            .entries
+            .keys()
+            .filter(|id| !loaded.contains(*id))
+            .map(|id| id.to_string())
+            .collect();
+        for id in &removed {
+            self.remove_entry(idx, id);
+            info!(site = %site_name, schedule = %id, "schedule removed from the plan");
+        }
+        report.removed = removed.len();
+        if let Some(st) = &stored {
+            let stale: HashSet<&String> = st
+                .upcoming
+                .keys()
+                .chain(st.fingerprints.keys())
+                .filter(|id| !loaded.contains(id.as_str()))
+                .collect();
+            removed.extend(stale.into_iter().cloned());
+        }
+        let plans: Vec<PlanWrite> =
+            writes.iter().map(|(spec, next)| PlanWrite { spec, next: *next, describe: true }).collect();
+        let res = async {
+            store::write_plans(&mut conn, &site_name, &plans).await?;
+            store::remove(&mut conn, &site_name, &removed).await
+        }
+        .await;
+        // The stored state is merged into memory either way; if these writes failed, the
+        // resync after recovery writes the whole plan and removes stale ids.
+        self.sites[idx].synced = true;
+        if let Err(e) = res {
+            self.redis_failed(&e.to_string());
+            report.deferred = true;
+        }
+        report
+    }
+
+    fn set_entry(&mut self, idx: usize, id: Arc<str>, spec: Arc<ScheduleSpec>, next: Option<DateTime<Utc>>) {
+        let site = &mut self.sites[idx];
+        if let Some(old) = site.entries.get(&id) {
+            if let Some(due) = old.next {
+                self.timer.remove(&(due, idx, id.clone()));
+            }
+        }
+        if let Some(due) = next {
+            self.timer.insert((due, idx, id.clone()));
+        }
+        site.entries.insert(id, Entry { spec, next });
+    }
+
+    fn remove_entry(&mut self, idx: usize, id: &str) -> bool {
+        let site = &mut self.sites[idx];
+        match site.entries.remove_entry(id) {
+            Some((key, e)) => {
+                if let Some(due) = e.next {
+                    self.timer.remove(&(due, idx, key));
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    // ---- firing ---------------------------------------------------------------------------
+
+    fn timer_deadline(&self) -> Option<Instant> {
+        if !self.redis_up || self.stopping {
+            return None; // runs wait for Redis; recovery applies the missed-run rule
+        }
+        let (due, _, _) = self.timer.first()?;
+        let wait = (*due - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(MAX_SLEEP);
+        Some(Instant::now() + wait)
+    }
+
+    async fn fire_due(&mut self) {
+        let Some(writer) = self.writer.clone() else { return };
+        let now = Utc::now();
+        let grace = grace_delta(self.opts.grace);
+        let mut batch: Vec<(FireItem, rq::RqJob, Option<HistoryAppend>, Claim)> = Vec::new();
+        while let Some((due, _, _)) = self.timer.first() {
+            if *due > now {
+                break;
+            }
+            let Some((due, idx, id)) = self.timer.pop_first() else { break };
+            let site = &mut self.sites[idx];
+            let Some(entry) = site.entries.get_mut(&id) else { continue };
+            if entry.next != Some(due) {
+                continue; // stale timer key (cannot happen: set_entry keeps both in step)
+            }
+            let spec = entry.spec.clone();
+            let r = planner::resume(&spec.schedule, Some(due), now, grace);
+            entry.next = r.next;
+            if let Some(n) = r.next {
+                self.timer.insert((n, idx, id.clone()));
+            }
+            if let Some((first, last)) = r.skipped {
+                self.runs_missed += 1;
+                if r.fire.is_some() {
+                    warn!(site = %site.name, schedule = %id, first = %rfc3339(first), last = %rfc3339(last),
+                        "missed runs skipped (only the latest missed run is caught up)");
+                } else {
+                    warn!(site = %site.name, schedule = %id, first = %rfc3339(first), last = %rfc3339(last),
+                        grace_secs = self.opts.grace.as_secs(), "missed runs skipped (older than the grace period)");
+                }
+            }
+            let Some(fire) = r.fire else {
+                if r.next.is_none() {
+                    info!(site = %site.name, schedule = %id, "schedule has no further runs");
+                }
+                continue;
+            };
+            let on_time = now - fire < TimeDelta::seconds(1) && fire == due;
+            if !on_time {
+                info!(site = %site.name, schedule = %id, due = %rfc3339(fire), "catching up a missed run");
+            }
+            let job_id = rq::job_id(&site.name, &id, fire);
+            let job = build_job(&spec, fire, job_id.clone(), &self.opts.jobs);
+            let claim = Claim {
+                key: store::claim_key(&site.name, &job_id),
+                ttl_secs: planner::claim_ttl_secs(grace),
+            };
+            let history = history_append(self.opts.history_max, &site.name, &id, &job_id, fire, now);
+            batch.push((FireItem { site: idx, id, due: fire, planned_next: r.next, job_id, on_time }, job, history, claim));
+        }
+        if batch.is_empty() {
+            return;
+        }
+        self.in_flight.spawn(async move {
+            // One task per run: the multiplexed connection pipelines them, so a burst of
+            // 1,000 runs costs about one round trip, not 1,000.
+            let mut set = JoinSet::new();
+            for (item, job, history, claim) in batch {
+                let writer = writer.clone();
+                set.spawn(async move {
+                    let outcome = writer.enqueue_once(&job, &claim, history.as_ref(), Utc::now()).await;
+                    FireResult { item, outcome, done_at: Utc::now() }
+                });
+            }
+            let mut out = Vec::with_capacity(set.len());
+            while let Some(r) = set.join_next().await {
+                if let Ok(r) = r {
+                    out.push(r);
+                }
+            }
+            out
+        });
+    }
+
+
+    async fn on_fired(&mut self, results: Vec<FireResult>) {
+        let mut confirmed: HashMap<usize, Vec<(Arc<ScheduleSpec>, Option<DateTime<Utc>>)>> = HashMap::new();
+        let mut redis_error: Option<String> = None;
+        for r in results {
+            let FireResult { item, outcome, done_at } = r;
+            let site_name = self.sites[item.site].name.clone();
+            match outcome {
+                Ok(o) => {
+                    if o == EnqueueOutcome::Enqueued {
+                        self.runs_enqueued += 1;
+                        info!(site = %site_name, schedule = %item.id, job_id = %item.job_id, due = %rfc3339(item.due),
+                            lateness_ms = (done_at - item.due).num_milliseconds(), "run enqueued");
+                    } else {
+                        self.runs_claimed += 1;
+                        debug!(site = %site_name, schedule = %item.id, job_id = %item.job_id, due = %rfc3339(item.due),
+                            "run already enqueued by an earlier attempt or another daemon");
+                    }
+                    if self.opts.record_lateness && item.on_time {
+                        self.lateness.push((done_at - item.due).to_std().unwrap_or(Duration::ZERO));
+                    }
+                    if let Some(e) = self.sites[item.site].entries.get(&item.id) {
+                        if e.next == item.planned_next {
+                            confirmed.entry(item.site).or_default().push((e.spec.clone(), e.next));
+                        }
+                    }
+                }
+                Err(RqError::Redis(e)) => {
+                    // Not written: put the run back as the schedule's next one, so recovery
+                    // applies the missed-run rule to it.
+                    let due = item.due;
+                    if let Some(e) = self.sites[item.site].entries.get(&item.id) {
+                        if e.next == item.planned_next {
+                            let spec = e.spec.clone();
+                            self.set_entry(item.site, item.id.clone(), spec, Some(due));
+                        }
+                    }
+                    redis_error.get_or_insert_with(|| e.to_string());
+                }
+                Err(e) => {
+                    // The job itself is unacceptable (bad data): skip this run, keep the plan.
+                    error!(site = %site_name, schedule = %item.id, job_id = %item.job_id, due = %rfc3339(item.due),
+                        error = %e, "run not enqueued: invalid job");
+                }
+            }
+        }
+        if let Some(e) = redis_error {
+            self.redis_failed(&e);
+        }
+        if !self.redis_up {
+            return; // the resync after recovery records the plans
+        }
+        let Some(mut conn) = self.conn.clone() else { return };
+        for (idx, items) in confirmed {
+            let plans: Vec<PlanWrite> =
+                items.iter().map(|(spec, next)| PlanWrite { spec, next: *next, describe: false }).collect();
+            if let Err(e) = store::write_plans(&mut conn, &self.sites[idx].name, &plans).await {
+                self.redis_failed(&e.to_string());
+                return;
+            }
+        }
+    }
+
+    // ---- commands -------------------------------------------------------------------------
+
+    fn site_index(&self, site: Option<&str>) -> Result<usize, EngineError> {
+        match site {
+            Some(name) => {
+                self.sites.iter().position(|s| s.name == name).ok_or_else(|| EngineError::UnknownSite(name.to_string()))
+            }
+            None if self.sites.len() == 1 => Ok(0),
+            None => Err(EngineError::SiteRequired(
+                self.sites.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+            )),
+        }
+    }
+
+    /// The site of `schedule`: the named one, or the only site that plans or knows it.
+    fn find_site(&self, site: Option<&str>, schedule: &str) -> Result<usize, EngineError> {
+        if site.is_some() || self.sites.len() == 1 {
+            return self.site_index(site);
+        }
+        self.sites
+            .iter()
+            .position(|s| s.entries.contains_key(schedule))
+            .or_else(|| self.sites.iter().position(|s| s.skipped.contains_key(schedule)))
+            .ok_or_else(|| EngineError::UnknownSchedule { site: "*".into(), schedule: schedule.to_string() })
+    }
+
+    async fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Apply { rows, reply } => {
+                let states = self.apply_rows(rows).await;
+                let _ = reply.send(states);
+            }
+            Command::Cancel { site, schedule, reply } => {
+                let res = self.cancel(site.as_deref(), &schedule).await;
+                let _ = reply.send(res);
+            }
+            Command::Rebuild { reply } => {
+                // A load already running may have read the sources before this request:
+                // its caller waits for the next one.
+                let waiters =
+                    if self.loading.is_some() { &mut self.rebuild_waiters_next } else { &mut self.rebuild_waiters };
+                waiters.extend(reply);
+                self.start_load();
+            }
+            Command::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+            Command::Upcoming { site, schedule, count, reply } => {
+                let _ = reply.send(self.upcoming(site.as_deref(), schedule.as_deref(), count));
+            }
+            Command::History { site, schedule, count, reply } => {
+                let idx = match self.find_site(site.as_deref(), &schedule) {
+                    Ok(i) => i,
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        return;
+                    }
+                };
+                let Some(mut conn) = self.conn.clone() else {
+                    let _ = reply.send(Err(EngineError::Redis("not connected".into())));
+                    return;
+                };
+                let site = self.sites[idx].name.clone();
+                tokio::spawn(async move {
+                    let res = store::history(&mut conn, &site, &schedule, count)
+                        .await
+                        .map_err(|e| EngineError::Redis(e.to_string()));
+                    let _ = reply.send(res);
+                });
+            }
+            Command::RunNow { site, schedule, reply } => self.run_now(site.as_deref(), schedule, reply),
+            Command::TakeLateness { reply } => {
+                let _ = reply.send(std::mem::take(&mut self.lateness));
+            }
+            Command::Shutdown => self.stopping = true,
+        }
+    }
+
+    async fn apply_rows(&mut self, rows: Vec<RowOutcome>) -> Vec<ScheduleState> {
+        let now = Utc::now();
+        let mut states = Vec::with_capacity(rows.len());
+        let mut writes: Vec<(usize, Arc<ScheduleSpec>, Option<DateTime<Utc>>)> = Vec::new();
+        let mut removals: Vec<(usize, String)> = Vec::new();
+        for row in rows {
+            let Some(idx) = self.sites.iter().position(|s| s.name == row.site()) else { continue };
+            match row {
+                RowOutcome::Loaded(spec) => {
+                    let id: Arc<str> = Arc::from(spec.id.as_str());
+                    self.sites[idx].skipped.remove(&spec.id);
+                    let unchanged = self.sites[idx].entries.get(&id).is_some_and(|e| e.spec.fingerprint == spec.fingerprint);
+                    if !unchanged {
+                        let spec = Arc::new(spec);
+                        let next = spec.schedule.next_after(now);
+                        info!(site = %self.sites[idx].name, schedule = %id, next = ?next.map(rfc3339), "schedule planned (notify)");
+                        self.set_entry(idx, id.clone(), spec.clone(), next);
+                        writes.push((idx, spec, next));
+                    }
+                    states.push(self.state_of(idx, &id));
+                }
+                RowOutcome::Skipped { site, schedule, reason } => {
+                    if self.remove_entry(idx, &schedule) {
+                        info!(site = %site, schedule = %schedule, reason = %reason, "schedule removed from the plan (notify)");
+                    }
+                    removals.push((idx, schedule.clone()));
+                    if reason != SkipReason::NotFound && self.sites[idx].skipped.get(&schedule) != Some(&reason) {
+                        log_skip(&site, &schedule, &reason);
+                        self.sites[idx].skipped.insert(schedule.clone(), reason.clone());
+                    }
+                    states.push(ScheduleState { site, schedule, status: ScheduleStatus::NotRunning(reason) });
+                }
+            }
+        }
+        if self.redis_up {
+            if let Some(mut conn) = self.conn.clone() {
+                let mut res = Ok(());
+                for (idx, spec, next) in &writes {
+                    let plan = [PlanWrite { spec, next: *next, describe: true }];
+                    res = store::write_plans(&mut conn, &self.sites[*idx].name, &plan).await;
+                    if res.is_err() {
+                        break;
+                    }
+                }
+                if res.is_ok() {
+                    for (idx, id) in &removals {
+                        res = store::remove(&mut conn, &self.sites[*idx].name, std::slice::from_ref(id)).await;
+                        if res.is_err() {
+                            break;
+                        }
+                    }
+                }
+                if let Err(e) = res {
+                    self.redis_failed(&e.to_string());
+                }
+            }
+        }
+        states
+    }
+
+    fn state_of(&self, idx: usize, id: &str) -> ScheduleState {
+        let site = &self.sites[idx];
+        let status = match site.entries.get(id) {
+            Some(e) => {
+                let mut next_runs = Vec::new();
+                if let Some(n) = e.next {
+                    next_runs.push(n);
+                    next_runs.extend(e.spec.schedule.runs_after(n).take(NOTIFY_NEXT_RUNS - 1));
+                }
+                ScheduleStatus::Planned {
+                    task: e.spec.task.clone(),
+                    cron: e.spec.cron.clone(),
+                    zone: e.spec.zone.clone(),
+                    queue: e.spec.queue.clone(),
+                    next_runs,
+                }
+            }
+            None => ScheduleStatus::NotRunning(site.skipped.get(id).cloned().unwrap_or(SkipReason::NotFound)),
+        };
+        ScheduleState { site: site.name.clone(), schedule: id.to_string(), status }
+    }
+
+    async fn cancel(&mut self, site: Option<&str>, schedule: &str) -> Result<bool, EngineError> {
+        let idx = match self.find_site(site, schedule) {
+            Ok(i) => i,
+            Err(EngineError::UnknownSchedule { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let existed = self.remove_entry(idx, schedule);
+        if existed {
+            info!(site = %self.sites[idx].name, schedule, "schedule cancelled");
+        }
+        if let (true, Some(mut conn)) = (self.redis_up, self.conn.clone()) {
+            if let Err(e) = store::remove(&mut conn, &self.sites[idx].name, &[schedule.to_string()]).await {
+                self.redis_failed(&e.to_string());
+            }
+        }
+        Ok(existed)
+    }
+
+    fn status(&self) -> StatusReport {
+        StatusReport {
+            started_at: self.started_at,
+            redis_up: self.redis_up,
+            sites: self
+                .sites
+                .iter()
+                .map(|s| SiteStatus {
+                    name: s.name.clone(),
+                    source_ok: s.source_ok,
+                    planned: s.entries.len(),
+                    skipped: s.skipped.len(),
+                    last_loaded: s.last_loaded,
+                    last_error: s.last_error.clone(),
+                })
+                .collect(),
+            next_due: self.timer.first().map(|(d, _, _)| *d),
+            last_rebuild: self.last_rebuild,
+            runs_enqueued: self.runs_enqueued,
+            runs_already_claimed: self.runs_claimed,
+            runs_missed: self.runs_missed,
+        }
+    }
+
+    fn upcoming(&self, site: Option<&str>, schedule: Option<&str>, count: usize) -> Result<Vec<UpcomingRun>, EngineError> {
+        let site_filter = match site {
+            Some(name) => Some(self.site_index(Some(name))?),
+            None => None,
+        };
+        let mut runs: Vec<(DateTime<Utc>, usize, Arc<str>)> = Vec::new();
+        let mut push_runs = |idx: usize, id: &Arc<str>, e: &Entry| {
+            if let Some(n) = e.next {
+                runs.push((n, idx, id.clone()));
+                for r in e.spec.schedule.runs_after(n).take(count.saturating_sub(1)) {
+                    runs.push((r, idx, id.clone()));
+                }
+            }
+        };
+        if let Some(schedule) = schedule {
+            let idx = self.find_site(site, schedule)?;
+            let (id, e) = self.sites[idx].entries.get_key_value(schedule).ok_or_else(|| {
+                match self.sites[idx].skipped.get(schedule) {
+                    Some(reason) => EngineError::NotRunnable {
+                        site: self.sites[idx].name.clone(),
+                        schedule: schedule.to_string(),
+                        reason: reason.clone(),
+                    },
+                    None => EngineError::UnknownSchedule { site: self.sites[idx].name.clone(), schedule: schedule.to_string() },
+                }
+            })?;
+            push_runs(idx, id, e);
+        } else {
+            // The `count` earliest runs overall belong to at most `count` schedules, and those
+            // are among the first `count` timer keys (a schedule's first run is its earliest).
+            for (_, idx, id) in self.timer.iter().filter(|(_, i, _)| site_filter.is_none_or(|f| f == *i)).take(count) {
+                if let Some(e) = self.sites[*idx].entries.get(id) {
+                    push_runs(*idx, id, e);
+                }
+            }
+        }
+        runs.sort();
+        runs.truncate(count);
+        Ok(runs
+            .into_iter()
+            .filter_map(|(due, idx, id)| {
+                let e = self.sites[idx].entries.get(&id)?;
+                let local = due.with_timezone(&e.spec.schedule.tz()).format("%Y-%m-%d %H:%M:%S%:z").to_string();
+                Some(UpcomingRun {
+                    site: self.sites[idx].name.clone(),
+                    schedule: id.to_string(),
+                    task: e.spec.task.clone(),
+                    due,
+                    zone: e.spec.zone.clone(),
+                    local,
+                })
+            })
+            .collect())
+    }
+
+    fn run_now(&mut self, site: Option<&str>, schedule: String, reply: oneshot::Sender<Result<RunNowResult, EngineError>>) {
+        let idx = match self.find_site(site, &schedule) {
+            Ok(i) => i,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let s = &self.sites[idx];
+        let Some(e) = s.entries.get(schedule.as_str()) else {
+            let err = match s.skipped.get(&schedule) {
+                Some(reason) => EngineError::NotRunnable { site: s.name.clone(), schedule, reason: reason.clone() },
+                None => EngineError::UnknownSchedule { site: s.name.clone(), schedule },
+            };
+            let _ = reply.send(Err(err));
+            return;
+        };
+        let Some(writer) = self.writer.clone().filter(|_| self.redis_up) else {
+            let _ = reply.send(Err(EngineError::Redis("redis is not reachable".into())));
+            return;
+        };
+        let mut now = Utc::now();
+        if now.timestamp_subsec_nanos() == 0 {
+            // Keep the id apart from the scheduled run of the same second.
+            now += TimeDelta::nanoseconds(1);
+        }
+        let job_id = rq::job_id(&s.name, &schedule, now);
+        let job = build_job(&e.spec, now, job_id.clone(), &self.opts.jobs);
+        let claim = Claim { key: store::claim_key(&s.name, &job_id), ttl_secs: planner::claim_ttl_secs(grace_delta(self.opts.grace)) };
+        let history = history_append(self.opts.history_max, &s.name, &schedule, &job_id, now, now);
+        let result = RunNowResult { site: s.name.clone(), schedule, job_id, queue: job.queue.clone() };
+        tokio::spawn(async move {
+            let res = match writer.enqueue_once(&job, &claim, history.as_ref(), Utc::now()).await {
+                Ok(_) => {
+                    info!(site = %result.site, schedule = %result.schedule, job_id = %result.job_id, "run enqueued (run-now)");
+                    Ok(result)
+                }
+                Err(e) => Err(EngineError::Redis(e.to_string())),
+            };
+            let _ = reply.send(res);
+        });
+    }
+}
+
+fn log_skip(site: &str, schedule: &str, reason: &SkipReason) {
+    match reason {
+        SkipReason::Disabled | SkipReason::NotFound => {
+            debug!(site, schedule, reason = %reason, "schedule does not run")
+        }
+        SkipReason::TaskDraft { .. } | SkipReason::TaskCancelled { .. } | SkipReason::TaskNotSubmitted { .. } => {
+            info!(site, schedule, reason = %reason, "schedule does not run")
+        }
+        _ => warn!(site, schedule, reason = %reason, "schedule skipped"),
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn join_opt<T>(h: &mut Option<JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
+    match h.as_mut() {
+        Some(h) => h.await,
+        None => std::future::pending().await,
+    }
+}
+
+fn history_append(max: usize, site: &str, id: &str, job_id: &str, due: DateTime<Utc>, now: DateTime<Utc>) -> Option<HistoryAppend> {
+    let entry = HistoryEntry {
+        job_id: job_id.to_string(),
+        due: rfc3339(due),
+        enqueued_at: now.to_rfc3339_opts(SecondsFormat::Millis, true),
+    };
+    let entry = serde_json::to_string(&entry).ok()?;
+    Some(HistoryAppend { key: store::history_key(site, id), entry, max: max.max(1) })
+}

@@ -1,0 +1,155 @@
+//! The daemon's own state in Redis, namespaced by site (documented in `docs/daemon.md`):
+//!
+//! | key | type | content |
+//! |-----|------|---------|
+//! | `btu:<site>:upcoming` | ZSET | member = schedule id, score = next due instant (epoch seconds) |
+//! | `btu:<site>:schedules` | HASH | schedule id → JSON [`StoredSchedule`] |
+//! | `btu:<site>:history:<schedule>` | LIST | newest first, bounded: JSON [`HistoryEntry`] |
+//! | `btu:<site>:claim:<job_id>` | STRING | set once per run by the atomic enqueue; expires |
+//!
+//! Redis holds the upcoming runs so every daemon instance, the CLI and operators see them,
+//! and so a restarted daemon knows which run was next (the missed-run rule needs it).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+
+use crate::source::ScheduleSpec;
+
+/// Writes are sent in pipelines of this many commands so a rebuild of 100k schedules neither
+/// builds one giant request nor pays a round trip per schedule.
+const CHUNK: usize = 1000;
+
+pub fn upcoming_key(site: &str) -> String {
+    format!("btu:{site}:upcoming")
+}
+pub fn schedules_key(site: &str) -> String {
+    format!("btu:{site}:schedules")
+}
+pub fn history_key(site: &str, schedule: &str) -> String {
+    format!("btu:{site}:history:{schedule}")
+}
+pub fn claim_key(site: &str, job_id: &str) -> String {
+    format!("btu:{site}:claim:{job_id}")
+}
+
+/// What the CLI and a restarted daemon read about a planned schedule.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StoredSchedule {
+    pub task: Option<String>,
+    pub function: String,
+    pub cron: String,
+    pub zone: String,
+    pub queue: String,
+    pub fingerprint: String,
+}
+
+impl StoredSchedule {
+    pub fn from_spec(spec: &ScheduleSpec) -> Self {
+        StoredSchedule {
+            task: spec.task.clone(),
+            function: spec.function.clone(),
+            cron: spec.cron.clone(),
+            zone: spec.zone.clone(),
+            queue: spec.queue.clone(),
+            fingerprint: spec.fingerprint.clone(),
+        }
+    }
+}
+
+/// One enqueued run in a schedule's history.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub job_id: String,
+    /// RFC 3339 UTC.
+    pub due: String,
+    /// RFC 3339 UTC.
+    pub enqueued_at: String,
+}
+
+/// A site's state as a previous daemon left it.
+#[derive(Debug, Default)]
+pub struct SiteState {
+    /// schedule id → recorded next due instant.
+    pub upcoming: HashMap<String, DateTime<Utc>>,
+    /// schedule id → fingerprint (unreadable JSON counts as no fingerprint: the schedule is
+    /// then planned afresh, which is safe).
+    pub fingerprints: HashMap<String, String>,
+}
+
+pub async fn load_site_state(conn: &mut ConnectionManager, site: &str) -> redis::RedisResult<SiteState> {
+    let upcoming: Vec<(String, f64)> = conn.zrange_withscores(upcoming_key(site), 0, -1).await?;
+    let hash: HashMap<String, String> = conn.hgetall(schedules_key(site)).await?;
+    let upcoming = upcoming
+        .into_iter()
+        .filter_map(|(id, score)| DateTime::from_timestamp(score as i64, 0).map(|d| (id, d)))
+        .collect();
+    let fingerprints = hash
+        .into_iter()
+        .filter_map(|(id, json)| serde_json::from_str::<StoredSchedule>(&json).ok().map(|s| (id, s.fingerprint)))
+        .collect();
+    Ok(SiteState { upcoming, fingerprints })
+}
+
+/// One schedule's plan to record.
+pub struct PlanWrite<'a> {
+    pub spec: &'a ScheduleSpec,
+    pub next: Option<DateTime<Utc>>,
+    /// Also (re)write the HASH entry (skip when only the next run moved).
+    pub describe: bool,
+}
+
+/// Records plans: ZADD (or ZREM when there is no next run) and HSET, pipelined.
+pub async fn write_plans(conn: &mut ConnectionManager, site: &str, plans: &[PlanWrite<'_>]) -> redis::RedisResult<()> {
+    let (zkey, hkey) = (upcoming_key(site), schedules_key(site));
+    for chunk in plans.chunks(CHUNK) {
+        let mut pipe = redis::pipe();
+        for p in chunk {
+            match p.next {
+                Some(next) => pipe.zadd(&zkey, &p.spec.id, next.timestamp()).ignore(),
+                None => pipe.zrem(&zkey, &p.spec.id).ignore(),
+            };
+            if p.describe {
+                // Serialising plain strings cannot fail; an empty value would only hide the
+                // schedule from the CLI, never break planning.
+                let json = serde_json::to_string(&StoredSchedule::from_spec(p.spec)).unwrap_or_default();
+                pipe.hset(&hkey, &p.spec.id, json).ignore();
+            }
+        }
+        pipe.query_async::<()>(conn).await?;
+    }
+    Ok(())
+}
+
+/// Forgets schedules: ZREM + HDEL (their history stays, bounded, for the CLI).
+pub async fn remove(conn: &mut ConnectionManager, site: &str, ids: &[String]) -> redis::RedisResult<()> {
+    let (zkey, hkey) = (upcoming_key(site), schedules_key(site));
+    for chunk in ids.chunks(CHUNK) {
+        let mut pipe = redis::pipe();
+        pipe.zrem(&zkey, chunk).ignore().hdel(&hkey, chunk).ignore();
+        pipe.query_async::<()>(conn).await?;
+    }
+    Ok(())
+}
+
+/// The `count` newest history entries of a schedule (unreadable entries are left out).
+pub async fn history(
+    conn: &mut ConnectionManager,
+    site: &str,
+    schedule: &str,
+    count: usize,
+) -> redis::RedisResult<Vec<HistoryEntry>> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let stop = isize::try_from(count).unwrap_or(isize::MAX) - 1;
+    let raw: Vec<String> = conn.lrange(history_key(site, schedule), 0, stop).await?;
+    Ok(raw.iter().filter_map(|s| serde_json::from_str(s).ok()).collect())
+}
+
+pub async fn ping(conn: &mut ConnectionManager) -> redis::RedisResult<()> {
+    redis::cmd("PING").query_async::<String>(conn).await.map(|_| ())
+}
