@@ -185,7 +185,12 @@ impl RqWriter {
 pub async fn connect(url: &str) -> Result<ConnectionManager, RqError> {
     let fail = |source| RqError::Connect { url: redacted_url(url), source };
     let client = redis::Client::open(url).map_err(fail)?;
+    // Few, short retries: the daemon runs its own backoff loop with one log
+    // line per state change, so a wrong password or a down server should
+    // surface in about a second, not after redis-rs' default ~20 s of retries.
     let config = ConnectionManagerConfig::new()
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_millis(500))
         .set_connection_timeout(Some(Duration::from_secs(5)))
         .set_response_timeout(Some(Duration::from_secs(10)));
     ConnectionManager::new_with_config(client, config).await.map_err(fail)
