@@ -7,14 +7,15 @@ bench where the wheel is missing, and so that tests can replace the client:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, cast
 
 from btu_hooks.errors import ClientNotInstalled
 
 
 class BtuClient(Protocol):
-    """What btu_hooks needs of the btu_client module (functions and exception classes)."""
+    """What btu_hooks needs of the btu_client module (functions and exception classes); see
+    btu_client's stubs for the full API (notify returns ScheduleState dicts)."""
 
     BtuError: type[Exception]
     DaemonUnavailable: type[Exception]
@@ -22,7 +23,7 @@ class BtuClient(Protocol):
     ScheduleError: type[Exception]
 
     def notify(self, schedules: str | Any | Sequence[str | Any], *, site: str | None = ...,
-               socket_path: str | None = ..., timeout: float = ...) -> list[dict[str, Any]]: ...
+               socket_path: str | None = ..., timeout: float = ...) -> Sequence[Mapping[str, Any]]: ...
 
     def cancel(self, schedule: str, *, site: str | None = ..., socket_path: str | None = ...,
                timeout: float = ...) -> Any: ...

@@ -116,10 +116,9 @@ class PendingChanges:
         except client.DaemonUnavailable as e:
             logger.warning("btu_hooks: daemon unavailable, %s not told: %s", what, e)
             _tell_user(
-                f"Saved. The BTU scheduler daemon could not be reached, so it was not told about {what} "
-                f"({e}). It will pick the change up at its next periodic rebuild; if that does not "
-                f"happen, check that btu-daemon is running and listening on "
-                f"{socket_path or 'its default socket'}.",
+                f"Saved. The BTU scheduler daemon could not be reached at {socket_path or 'its default socket'}, "
+                f"so it was not told about {what}: {e}. The daemon's next periodic rebuild will pick the "
+                "change up.",
                 indicator="orange",
             )
         except client.BtuError as e:
@@ -230,16 +229,16 @@ def _format_instant(value: Any) -> str:
 
 
 def describe_reply(reply: Mapping[str, Any]) -> tuple[str, bool]:
-    """One line for one notify reply, and whether the schedule will run.
-
-    Reads the keys ``schedule``, ``next_runs`` (instants: datetimes, strings, or dicts with
-    ``local``/``utc``) and ``reason`` (why it will not run); unknown keys are ignored."""
-    name = reply.get("schedule") or reply.get("name") or "schedule"
-    runs = reply.get("next_runs") or reply.get("upcoming") or []
+    """One line for one notify reply (btu_client's ScheduleState: ``schedule``, ``runs``,
+    ``reason``, ``time_zone``, ``next_runs`` of ``{"utc", "local"}`` datetimes), and whether the
+    schedule will run."""
+    name = reply.get("schedule") or "schedule"
+    runs = list(reply.get("next_runs") or [])
     reason = reply.get("reason")
-    if runs and not reason:
-        shown = ", ".join(_format_instant(r) for r in list(runs)[:_RUNS_SHOWN])
-        return f"{name}: next run{'s' if len(runs) > 1 else ''} {shown}", True
+    if reply.get("runs", bool(runs)) and runs and not reason:
+        shown = ", ".join(_format_instant(r) for r in runs[:_RUNS_SHOWN])
+        zone = f" ({reply['time_zone']})" if reply.get("time_zone") else ""
+        return f"{name}: next run{'s' if len(runs) > 1 else ''} {shown}{zone}", True
     return f"{name} will not run: {reason or 'no upcoming run'}", False
 
 

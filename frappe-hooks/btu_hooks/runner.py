@@ -85,6 +85,9 @@ def run_task(
     capture = OutputCapture(MAX_STDOUT_CHARS, echo=sys.stdout if cint(doc.get("repeat_log_in_stdout")) else None)
     try:
         function = resolve_function(doc)
+        if arguments is not None and not isinstance(arguments, Mapping):
+            raise InvalidArguments(f"arguments of the job for BTU Task {task}",
+                                   f"expected a dict, got {type(arguments).__name__}")
         kwargs = dict(arguments) if arguments is not None else merged_arguments(doc, schedule)
         _check_kwargs(kwargs, f"arguments of the job for BTU Task {task}")
         with contextlib.redirect_stdout(capture):

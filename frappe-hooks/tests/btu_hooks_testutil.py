@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from btu_testdb import TestDatabase
+
+_UTC_RUN = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
+_LA = ZoneInfo("America/Los_Angeles")
 
 DB_NAME = "btu_test_hooks"
 SITE = "hooks.test"
@@ -48,17 +53,19 @@ class FakeClient:
         for n in names:
             if n in self.reject:
                 raise self.ScheduleError(f"schedule {n}: {self.reject[n]}")
-        return [{"schedule": n, "next_runs": [{"utc": "2026-12-02T03:00:00Z", "local": "2026-12-01 19:00-08:00"}],
-                 "reason": None} for n in names]
+        return [{"site": site, "schedule": n, "runs": True, "reason": None, "time_zone": "America/Los_Angeles",
+                 "next_runs": [{"utc": _UTC_RUN, "local": _UTC_RUN.astimezone(_LA)}]} for n in names]
 
     def cancel(self, schedule: str, *, site: str | None = None, socket_path: str | None = None,
-               timeout: float = 2.0) -> None:
+               timeout: float = 2.0) -> dict[str, Any]:
         self._enter("cancel", schedule, site, socket_path)
         if schedule in self.reject:
             raise self.ScheduleError(f"schedule {schedule}: {self.reject[schedule]}")
+        return {"site": site, "schedule": schedule, "removed": True}
 
-    def rebuild(self, *, site: str | None = None, socket_path: str | None = None, timeout: float = 2.0) -> None:
+    def rebuild(self, *, site: str | None = None, socket_path: str | None = None, timeout: float = 2.0) -> dict[str, Any]:
         self._enter("rebuild", site, socket_path)
+        return {"sites": [site], "schedules": 4, "skipped": 2, "duration_ms": 3}
 
 
 def add_task(db: TestDatabase, name: str, function_string: str, *, arguments: str | None = None,

@@ -205,3 +205,30 @@ def test_documented_hooks_snippet_is_the_tested_one(doc: str) -> None:
     match = re.search(r"```python\n(doc_events = \{.*?\n\})\n```", text, re.DOTALL)
     assert match, f"no doc_events snippet in {doc}"
     assert ast.literal_eval(match.group(1).split("=", 1)[1].strip()) == doc_events
+
+
+def test_schedule_that_will_not_run_is_reported(site: str, fake_client: FakeClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    def notify(schedules: Any, **kw: Any) -> list[dict[str, Any]]:
+        fake_client.calls.append(("notify", list(schedules)))
+        return [{"site": SITE, "schedule": "TS-000004", "runs": False, "reason": "task BTU-00003 is not submitted",
+                 "time_zone": None, "next_runs": []}]
+
+    monkeypatch.setattr(fake_client, "notify", notify)
+    frappe.get_doc("BTU Task Schedule", "TS-000004").save()
+    frappe.db.commit()
+    [msg] = messages()
+    assert msg["message"] == "TS-000004 will not run: task BTU-00003 is not submitted"
+    assert msg["indicator"] == "orange" and "alert" not in msg
+
+
+def test_with_the_real_btu_client_and_no_daemon(site: str, tmp_path: Any) -> None:
+    """The real wheel's DaemonUnavailable (socket path from BTU Configuration) is handled."""
+    pytest.importorskip("btu_client")
+    missing = str(tmp_path / "no-daemon.sock")
+    frappe.db.set_value("BTU Configuration", "BTU Configuration", "path_to_btu_scheduler_uds", missing,
+                        update_modified=False)
+    frappe.db.commit()
+    frappe.get_doc("BTU Task Schedule", "TS-000002").save()
+    frappe.db.commit()
+    [msg] = messages()
+    assert "could not be reached" in msg["message"] and missing in msg["message"]

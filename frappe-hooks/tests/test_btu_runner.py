@@ -192,3 +192,10 @@ def test_is_timeout_matches_rq_by_name_or_class() -> None:
     assert not is_timeout(ValueError("x"))
     rq_timeouts = pytest.importorskip("rq.timeouts")
     assert is_timeout(rq_timeouts.JobTimeoutException("x"))
+
+
+def test_arguments_that_are_not_a_dict_fail_the_run(sites: Path, testdb: TestDatabase) -> None:
+    add_task(testdb, "BTU-10011", f"{T}.echo_kwargs")
+    with pytest.raises(InvalidArguments, match="expected a dict, got list"):
+        run_job("BTU-10011", arguments=[1, 2])  # type: ignore[arg-type]
+    assert log_rows(testdb)[0]["success_fail"] == "Failed"
