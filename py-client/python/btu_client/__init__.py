@@ -9,6 +9,21 @@ this package only re-exports the native functions.
 
 from __future__ import annotations
 
+from ._types import (
+    Cancelled,
+    HasName,
+    HistoryRun,
+    NextRun,
+    Pong,
+    RanNow,
+    Rebuilt,
+    ScheduleRef,
+    ScheduleState,
+    SiteStatus,
+    SocketPath,
+    Status,
+    UpcomingRun,
+)
 from ._errors import BtuError, DaemonError, DaemonUnavailable, ProtocolError, ScheduleError
 from ._core import (
     DEFAULT_SOCKET_PATH,
@@ -26,6 +41,19 @@ from ._core import (
 )
 
 __all__ = [
+    "Cancelled",
+    "HasName",
+    "HistoryRun",
+    "NextRun",
+    "Pong",
+    "RanNow",
+    "Rebuilt",
+    "ScheduleRef",
+    "ScheduleState",
+    "SiteStatus",
+    "SocketPath",
+    "Status",
+    "UpcomingRun",
     "BtuError",
     "DaemonError",
     "DaemonUnavailable",

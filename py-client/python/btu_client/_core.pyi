@@ -1,86 +1,46 @@
 """Type stubs of the native module btu_client._core (Rust, PyO3)."""
 
-import os
-from datetime import datetime
-from typing import Final, Protocol, Sequence, TypedDict
+from typing import Final, Sequence
+
+from ._types import (
+    Cancelled,
+    HistoryRun,
+    Pong,
+    RanNow,
+    Rebuilt,
+    ScheduleRef,
+    ScheduleState,
+    SocketPath,
+    Status,
+    UpcomingRun,
+)
+
+__all__ = [
+    "DEFAULT_SOCKET_PATH",
+    "MAX_FRAME_LEN",
+    "PROTOCOL_VERSION",
+    "SOCKET_PATH_ENV",
+    "__version__",
+    "_decode_response",
+    "_encode_request",
+    "_peek_request_id",
+    "_request_kind",
+    "_with_response_id",
+    "cancel",
+    "history",
+    "notify",
+    "ping",
+    "rebuild",
+    "run_now",
+    "status",
+    "upcoming",
+]
 
 __version__: Final[str]
 PROTOCOL_VERSION: Final[int]
 DEFAULT_SOCKET_PATH: Final[str]
 SOCKET_PATH_ENV: Final[str]
 MAX_FRAME_LEN: Final[int]
-
-class HasName(Protocol):
-    """A Frappe document (BTU Task Schedule): only ``.name`` is read."""
-
-    @property
-    def name(self) -> str: ...
-
-ScheduleRef = str | HasName
-SocketPath = str | os.PathLike[str]
-
-class NextRun(TypedDict):
-    utc: datetime
-    """The due instant in UTC (tzinfo = timezone.utc)."""
-    local: datetime
-    """The same instant in the schedule's time zone (tzinfo = fixed offset of that instant)."""
-
-class ScheduleState(TypedDict):
-    site: str
-    schedule: str
-    runs: bool
-    reason: str | None
-    """Why it will not run: disabled, task not submitted, invalid cron + reason, unknown."""
-    time_zone: str | None
-    next_runs: list[NextRun]
-
-class Pong(TypedDict):
-    daemon_version: str
-    protocol_version: int
-
-class Cancelled(TypedDict):
-    site: str
-    schedule: str
-    removed: bool
-
-class Rebuilt(TypedDict):
-    sites: list[str]
-    schedules: int
-    skipped: int
-    duration_ms: int
-
-class SiteStatus(TypedDict):
-    site: str
-    schedules: int
-    redis_ok: bool
-    source_ok: bool
-    last_rebuild: datetime | None
-
-class Status(TypedDict):
-    daemon_version: str
-    protocol_version: int
-    started_at: datetime
-    uptime_secs: int
-    source: str
-    sites: list[SiteStatus]
-
-class UpcomingRun(TypedDict):
-    site: str
-    schedule: str
-    task: str | None
-    utc: datetime
-    local: datetime
-
-class HistoryRun(TypedDict):
-    job_id: str
-    due: datetime
-    enqueued_at: datetime
-
-class RanNow(TypedDict):
-    site: str
-    schedule: str
-    job_id: str
-    queue: str
 
 def ping(*, socket_path: SocketPath | None = None, timeout: float = 2.0) -> Pong:
     """Is btu-daemon alive? Returns its daemon and protocol versions.
