@@ -1,0 +1,209 @@
+"""Fixtures for the end-to-end tests: real MariaDB, real Redis, the real daemon binary and stock
+`rq worker` processes from PyPI (one virtualenv per supported rq release).
+
+Nothing here mocks a service. When a service is missing the tests FAIL with a message saying
+what to start (scripts/bootstrap.sh does it all)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import pymysql
+import pytest
+import redis
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("BTU_SHARED_DIR", REPO.parent / "shared"))
+VENVS = REPO / "tests" / ".venvs"
+DAEMON_BIN = Path(os.environ.get("BTU_DAEMON_BIN", REPO / "target" / "debug" / "btu-daemon"))
+BTU_BIN = Path(os.environ.get("BTU_BIN", REPO / "target" / "debug" / "btu"))
+E2E_DIR = Path(__file__).resolve().parent
+FRAPPE_STUB = REPO / "tests" / "frappe_stub"
+HOOKS_DIR = REPO / "frappe-hooks"
+
+MYSQL = dict(host="127.0.0.1", port=3306, user="root", password="")
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+REDIS_DB = 13  # the e2e suite's own database: it may be flushed between tests
+
+RQ_RELEASES = ["1.15.1", "2.6.1", "3.0"]
+
+
+def rq_bin(release: str) -> Path:
+    matches = sorted(VENVS.glob(f"rq-{release}*"))
+    if not matches:
+        pytest.fail(f"no virtualenv for rq {release} under {VENVS}: run tests/setup-rq-venvs.sh")
+    return matches[0] / "bin" / "rq"
+
+
+@pytest.fixture(scope="session")
+def shared_sql() -> tuple[str, str]:
+    schema = SHARED / "btu" / "schema.sql"
+    sample = SHARED / "btu" / "sample-data.sql"
+    if not schema.exists():
+        pytest.fail(f"{schema} is missing (set BTU_SHARED_DIR)")
+    return schema.read_text(), sample.read_text()
+
+
+@pytest.fixture(scope="session")
+def binaries() -> None:
+    for b in (DAEMON_BIN, BTU_BIN):
+        if not b.exists():
+            pytest.fail(f"{b} is missing: run `cargo build --workspace` first")
+
+
+@pytest.fixture()
+def redis_conn() -> Iterator[redis.Redis]:
+    r = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)
+    try:
+        r.ping()
+    except redis.exceptions.ConnectionError as e:
+        pytest.fail(f"Redis is not reachable on {REDIS_HOST}:{REDIS_PORT} ({e}); run scripts/bootstrap.sh")
+    r.flushdb()
+    yield r
+    r.flushdb()
+
+
+def _run_sql(conn: pymysql.connections.Connection, script: str) -> None:
+    # The shared files are plain statements separated by ';' at line ends, with '--' comments.
+    lines = [ln for ln in script.splitlines() if not ln.strip().startswith("--")]
+    with conn.cursor() as cur:
+        for stmt in "\n".join(lines).split(";\n"):
+            if stmt.strip():
+                cur.execute(stmt)
+    conn.commit()
+
+
+@dataclass
+class Site:
+    name: str
+    db_name: str
+    conn: pymysql.connections.Connection
+
+    def sql(self, query: str, args: tuple | list | None = None) -> list[tuple]:
+        with self.conn.cursor() as cur:
+            cur.execute(query, args)
+            rows = list(cur.fetchall())
+        self.conn.commit()
+        return rows
+
+
+@pytest.fixture()
+def make_site(shared_sql: tuple[str, str]) -> Iterator:
+    """Factory: a fresh MariaDB database with the BTU tables (and by default the sample rows)."""
+    created: list[Site] = []
+
+    def factory(name: str | None = None, sample: bool = True) -> Site:
+        try:
+            conn = pymysql.connect(**MYSQL, autocommit=False)
+        except pymysql.err.OperationalError as e:
+            pytest.fail(f"MariaDB is not reachable as root@127.0.0.1:3306 ({e}); run scripts/bootstrap.sh")
+        db = f"btu_e2e_{uuid.uuid4().hex[:8]}"
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{db}`")  # name made here, never from input
+        conn.select_db(db)
+        schema, sample_sql = shared_sql
+        _run_sql(conn, schema)
+        if sample:
+            _run_sql(conn, sample_sql)
+        site = Site(name=name or f"{db}.local", db_name=db, conn=conn)
+        created.append(site)
+        return site
+
+    yield factory
+    for site in created:
+        with site.conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{site.db_name}`")
+        site.conn.close()
+
+
+@pytest.fixture()
+def tmp_dir(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+def worker_env(extra_paths: list[Path] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    paths = [str(E2E_DIR), str(FRAPPE_STUB), str(HOOKS_DIR)] + [str(p) for p in (extra_paths or [])]
+    env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    return env
+
+
+def run_burst_worker(release: str, queues: list[str], cwd: Path, timeout: float = 120) -> str:
+    """Run a stock `rq worker --burst` to completion and return its log; fail on a worker crash
+    (rq exits 0 even when it died, so the log is checked too)."""
+    cmd = [str(rq_bin(release)), "worker", "--burst", "--url",
+           f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}", *queues]
+    p = subprocess.run(cmd, cwd=cwd, env=worker_env(), capture_output=True, text=True, timeout=timeout)
+    log = p.stdout + p.stderr
+    assert p.returncode == 0, f"rq worker exited {p.returncode}:\n{log}"
+    assert "unhandled exception" not in log, f"rq worker died:\n{log}"
+    return log
+
+
+@dataclass
+class Daemon:
+    proc: subprocess.Popen
+    config: Path
+    log_path: Path
+    socket_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def send(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture()
+def start_daemon(binaries: None, tmp_path: Path) -> Iterator:
+    """Factory: start `btu-daemon --config <file>` with the given TOML text."""
+    started: list[Daemon] = []
+
+    def factory(config_text: str, name: str = "daemon", socket_path: Path | None = None,
+                wait_for: str | None = None, env: dict[str, str] | None = None) -> Daemon:
+        cfg = tmp_path / f"{name}.toml"
+        cfg.write_text(config_text)
+        log_path = tmp_path / f"{name}.log"
+        full_env = dict(os.environ, RUST_LOG=os.environ.get("BTU_TEST_RUST_LOG", "info"))
+        full_env.update(env or {})
+        proc = subprocess.Popen([str(DAEMON_BIN), "--config", str(cfg)], stdout=open(log_path, "w"),
+                                stderr=subprocess.STDOUT, env=full_env, cwd=tmp_path)
+        d = Daemon(proc, cfg, log_path, socket_path or tmp_path / f"{name}.sock")
+        started.append(d)
+        if wait_for:
+            wait_until(lambda: wait_for in d.log() or proc.poll() is not None, 30,
+                       f"daemon log to contain {wait_for!r}")
+            assert proc.poll() is None, f"daemon exited early:\n{d.log()}"
+        return d
+
+    yield factory
+    for d in started:
+        d.stop()
+
+
+def wait_until(cond, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
