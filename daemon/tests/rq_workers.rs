@@ -239,5 +239,12 @@ impl Drop for CleanupOnPanic {
         if !keys.is_empty() {
             let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&keys).query(&mut c);
         }
+        for set in ["rq:queues", "rq:workers"] {
+            let members: Vec<String> = redis::cmd("SMEMBERS").arg(set).query(&mut c).unwrap_or_default();
+            let mine: Vec<&String> = members.iter().filter(|m| m.contains(&self.0)).collect();
+            if !mine.is_empty() {
+                let _: redis::RedisResult<()> = redis::cmd("SREM").arg(set).arg(mine).query(&mut c);
+            }
+        }
     }
 }
