@@ -608,6 +608,9 @@ impl Engine {
         let now = Utc::now();
         let grace = grace_delta(self.opts.grace);
         let mut batch: Vec<(FireItem, rq::RqJob, Option<HistoryAppend>, Claim)> = Vec::new();
+        // Schedules whose missed run was skipped: nothing to enqueue, but Redis must learn
+        // their new next run.
+        let mut replanned: Vec<(usize, Arc<ScheduleSpec>, Option<DateTime<Utc>>)> = Vec::new();
         while let Some((due, _, _)) = self.timer.first() {
             if *due > now {
                 break;
@@ -635,6 +638,7 @@ impl Engine {
                 }
             }
             let Some(fire) = r.fire else {
+                replanned.push((idx, spec.clone(), r.next));
                 if r.next.is_none() {
                     info!(site = %site.name, schedule = %id, "schedule has no further runs");
                 }
@@ -652,6 +656,17 @@ impl Engine {
             };
             let history = history_append(self.opts.history_max, &site.name, &id, &job_id, fire, now);
             batch.push((FireItem { site: idx, id, due: fire, planned_next: r.next, job_id, on_time }, job, history, claim));
+        }
+        if !replanned.is_empty() {
+            if let Some(mut conn) = self.conn.clone() {
+                for (idx, spec, next) in &replanned {
+                    let plan = [PlanWrite { spec, next: *next, describe: false }];
+                    if let Err(e) = store::write_plans(&mut conn, &self.sites[*idx].name, &plan).await {
+                        self.redis_failed(&e.to_string());
+                        break;
+                    }
+                }
+            }
         }
         if batch.is_empty() {
             return;

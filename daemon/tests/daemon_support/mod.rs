@@ -1,0 +1,134 @@
+//! Shared set-up for the daemon integration tests: real MariaDB (databases
+//! `btu_test_daemon_*`, created from the shared schema + sample data and dropped at the end)
+//! and real Redis (db 11, every key under a per-test token). A missing service fails the test.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use btu::config::Config;
+use btu::engine::{Engine, EngineHandle, EngineOptions};
+use btu::source::Source;
+use mysql_async::prelude::Queryable;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379/11";
+pub const MARIADB_URL: &str = "mysql://root@127.0.0.1:3306";
+
+pub fn token() -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("t{:x}{:x}", std::process::id(), nanos % 0xffff_ffff)
+}
+
+/// A Redis connection to db 11 (panics with a clear message when Redis is down).
+pub async fn redis() -> ConnectionManager {
+    btu::rq::connect(REDIS_URL)
+        .await
+        .unwrap_or_else(|e| panic!("Redis must run on 127.0.0.1:6379 for the daemon tests: {e}"))
+}
+
+pub async fn keys(conn: &mut ConnectionManager, pattern: &str) -> Vec<String> {
+    let mut k: Vec<String> = conn.keys(pattern).await.expect("KEYS");
+    k.sort();
+    k
+}
+
+/// Deletes every key containing `token`.
+pub async fn cleanup_redis(token: &str) {
+    let mut conn = redis().await;
+    let k = keys(&mut conn, &format!("*{token}*")).await;
+    if !k.is_empty() {
+        let _: () = conn.del(k).await.expect("DEL");
+    }
+}
+
+/// Job ids queued on `queue` (with the test's private rq key prefix `<token>rq`).
+pub async fn queued(conn: &mut ConnectionManager, token: &str, queue: &str) -> Vec<String> {
+    conn.lrange(format!("{token}rq:queue:{queue}"), 0, -1).await.expect("LRANGE")
+}
+
+pub async fn job_hash(conn: &mut ConnectionManager, token: &str, id: &str) -> std::collections::HashMap<String, Vec<u8>> {
+    conn.hgetall(format!("{token}rq:job:{id}")).await.expect("HGETALL")
+}
+
+/// A MariaDB database `btu_test_daemon_<name>` holding the BTU schema + sample data.
+pub struct TestDb {
+    pub name: String,
+    pool: mysql_async::Pool,
+}
+
+impl TestDb {
+    pub async fn create(name: &str) -> TestDb {
+        let db = format!("btu_test_daemon_{name}");
+        let pool = mysql_async::Pool::new(MARIADB_URL);
+        let mut conn = pool
+            .get_conn()
+            .await
+            .unwrap_or_else(|e| panic!("MariaDB must run on 127.0.0.1:3306 (root, no password): {e}"));
+        conn.query_drop(format!("DROP DATABASE IF EXISTS `{db}`")).await.expect("drop db");
+        conn.query_drop(format!("CREATE DATABASE `{db}` CHARACTER SET utf8mb4")).await.expect("create db");
+        conn.query_drop(format!("USE `{db}`")).await.expect("use db");
+        let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/btu");
+        for file in ["schema.sql", "sample-data.sql"] {
+            let sql = std::fs::read_to_string(shared.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            conn.query_drop(sql).await.unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
+        drop(conn);
+        TestDb { name: db, pool }
+    }
+
+    /// Runs statements in this database.
+    pub async fn exec(&self, sql: &str, params: impl Into<mysql_async::Params> + Send) {
+        let mut conn = self.pool.get_conn().await.expect("conn");
+        conn.query_drop(format!("USE `{}`", self.name)).await.expect("use");
+        conn.exec_drop(sql, params).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    pub async fn drop_db(self) {
+        let mut conn = self.pool.get_conn().await.expect("conn");
+        conn.query_drop(format!("DROP DATABASE IF EXISTS `{}`", self.name)).await.expect("drop");
+        drop(conn);
+        let _ = self.pool.disconnect().await;
+    }
+}
+
+/// Configuration text with a private rq key prefix and Redis db 11.
+pub fn config(token: &str, body: &str) -> Config {
+    let text = format!(
+        "[daemon]\nmissed_run_grace_secs = 300\n[redis]\nurl = \"{REDIS_URL}\"\nkey_prefix = \"{token}rq\"\n{body}"
+    );
+    Config::parse(&text, Path::new("/tmp/btu-daemon-test.toml")).expect("test config")
+}
+
+pub fn start(config: &Config) -> (EngineHandle, tokio::task::JoinHandle<()>) {
+    let (engine, handle) = Engine::new(EngineOptions::from_config(config), Source::all_from_config(config));
+    (handle, tokio::spawn(engine.run()))
+}
+
+pub async fn stop(handle: EngineHandle, task: tokio::task::JoinHandle<()>) {
+    handle.shutdown().await;
+    tokio::time::timeout(Duration::from_secs(30), task).await.expect("engine stops").expect("engine task");
+}
+
+/// Waits (bounded) until `check` is true.
+pub async fn wait_for<F: AsyncFnMut() -> bool>(what: &str, secs: u64, mut check: F) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out after {secs} s waiting for {what}");
+}
+
+/// Waits until the engine has connected to Redis and loaded every source.
+pub async fn ready(handle: &EngineHandle) {
+    wait_for("engine ready", 20, async || {
+        let st = handle.status().await.expect("status");
+        st.redis_up && st.sites.iter().all(|s| s.source_ok.is_some()) && st.last_rebuild.is_some()
+    })
+    .await;
+}
