@@ -229,7 +229,6 @@ impl CronExpr {
     }
 
     /// Whether a naive wall-clock time (local epoch seconds) matches every field.
-    #[allow(dead_code)] // used by `explain` (next commit)
     pub(crate) fn matches(&self, secs: i64) -> bool {
         let c = Civil::from_secs(secs);
         self.hours & (1 << c.h) != 0
