@@ -1,1 +1,2 @@
 //! Subcommands of the `btu` command line tool.
+pub mod check_config;
