@@ -12,6 +12,8 @@
 //! log_level = "info"               # RUST_LOG wins when set
 //! socket_path = "/tmp/btu_scheduler.sock"
 //! socket_file_group_owner = "frappe"
+//! allowed_uids = [1000]            # optional peer allowlist (SO_PEERCRED); see docs/server.md
+//! allowed_gids = [1001]
 //!
 //! [redis]
 //! url = "redis://:password@127.0.0.1:6379/0"   # rediss://, unix:///path?db=0 too
@@ -122,6 +124,11 @@ pub struct DaemonConfig {
     pub log_level: Option<String>,
     pub socket_path: PathBuf,
     pub socket_file_group_owner: Option<String>,
+    /// Peer uids allowed on the socket (besides the daemon's own); empty with `allowed_gids`
+    /// empty = anyone who can open the socket file.
+    pub allowed_uids: Vec<u32>,
+    /// Peer primary gids allowed on the socket.
+    pub allowed_gids: Vec<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -218,6 +225,8 @@ struct RawDaemon {
     log_level: Option<String>,
     socket_path: Option<String>,
     socket_file_group_owner: Option<String>,
+    allowed_uids: Option<Vec<u32>>,
+    allowed_gids: Option<Vec<u32>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -280,6 +289,8 @@ const DAEMON_KEYS: &[&str] = &[
     "log_level",
     "socket_path",
     "socket_file_group_owner",
+    "allowed_uids",
+    "allowed_gids",
 ];
 const REDIS_KEYS: &[&str] = &["url", "key_prefix"];
 const FRAPPE_KEYS: &[&str] = &["runner", "queue_prefix", "user"];
@@ -392,6 +403,8 @@ impl Config {
                 .socket_file_group_owner
                 .or(raw.socket_file_group_owner)
                 .filter(|g| !g.is_empty()),
+            allowed_uids: d.allowed_uids.unwrap_or_default(),
+            allowed_gids: d.allowed_gids.unwrap_or_default(),
         };
 
         let r = raw.redis.unwrap_or_default();

@@ -20,4 +20,5 @@ pub mod engine;
 pub mod explain;
 pub mod pyliteral;
 pub mod rq;
+pub mod server;
 pub mod source;

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use btu::config::{self, Config};
 use btu::engine::{Engine, EngineHandle, EngineOptions};
+use btu::server::{self, ServerOptions};
 use btu::source::Source;
 use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
@@ -68,12 +69,37 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             Source::File(f) => info!(site = %f.site(), path = %f.path().display(), "source: schedules file"),
         }
     }
+    raise_fd_limit();
+    // Bind before the engine starts: a second daemon on the same socket must stop here, before
+    // it fires anything.
+    let bound = server::bind(ServerOptions::from_config(&config)).await?;
     let (engine, handle) = Engine::new(EngineOptions::from_config(&config), sources);
     let engine_task = tokio::spawn(engine.run());
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server_ctx = std::sync::Arc::new(server::Context::from_config(handle.clone(), &config));
+    let server_task = tokio::spawn(bound.run(server_ctx, async move {
+        let _ = server_stopped.await;
+    }));
     watch_signals(handle).await?;
+    let _ = stop_server.send(());
+    server_task.await.context("socket server task")?;
     engine_task.await.context("engine task")?;
     info!("btu-daemon stopped");
     Ok(())
+}
+
+/// Raises the soft open-files limit to the hard one: each client connection is a descriptor,
+/// and 1,000+ concurrent clients exceed the usual soft limit of 1024.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => info!(from = soft, to = hard, "raised the open-files limit"),
+            Err(e) => warn!(soft, hard, error = %e, "cannot raise the open-files limit"),
+        },
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "cannot read the open-files limit"),
+    }
 }
 
 /// Returns after SIGTERM/SIGINT once the engine was told to stop; SIGHUP triggers a rebuild.
