@@ -282,7 +282,8 @@ fn explain_window(
             for g in groups.iter().filter(|g| g.day_shift == shift) {
                 let hours = g.hours & !drop;
                 if hours != 0 {
-                    let day = DayFields { dom: dd.to_string(), month: m.to_string(), dow: "*".into(), year: Some(y.to_string()) };
+                    let year = year_for(first_day, last_day, y, m);
+                    let day = DayFields { dom: dd.to_string(), month: m.to_string(), dow: "*".into(), year };
                     crons.push(Cron { seconds: g.seconds, minutes: g.minutes, hours, day });
                 }
             }
@@ -352,6 +353,21 @@ fn merge(mut crons: Vec<Cron>) -> Vec<Cron> {
             return crons;
         }
     }
+}
+
+/// Year text for date-specific expressions: none when the month number occurs only once among
+/// the window's UTC days (the window bounds the expression anyway), else the year.
+fn year_for(first: i64, last: i64, y: i64, m: u32) -> Option<String> {
+    let mut seen: BTreeSet<i64> = BTreeSet::new();
+    let mut d = first;
+    while d <= last {
+        let (yy, mm, dd) = civil(d);
+        if mm == m {
+            seen.insert(yy);
+        }
+        d += i64::from(28.min(32 - dd).max(1)); // sample each month at least once
+    }
+    if seen.len() <= 1 { None } else { Some(y.to_string()) }
 }
 
 fn civil(day: i64) -> (i64, u32, u32) {
@@ -434,7 +450,7 @@ fn day_cover(expr: &CronExpr, shift: i64, first: i64, last: i64, special: &BTree
         }
         if let Some(days) = wanted.get(&(y, m)) {
             let dom = days.iter().fold(0u64, |acc, d| acc | 1 << d);
-            out.push(DayFields { dom: render(dom, 1, 31, false), month: m.to_string(), dow: "*".into(), year: Some(y.to_string()) });
+            out.push(DayFields { dom: render(dom, 1, 31, true), month: m.to_string(), dow: "*".into(), year: year_for(first, last, y, m) });
         }
     }
     Ok(out)
@@ -443,7 +459,11 @@ fn day_cover(expr: &CronExpr, shift: i64, first: i64, last: i64, special: &BTree
 /// The local day fields moved by `shift` days (dates of local runs + shift), when the crontab
 /// day rule lets that be written; `None` when it cannot (then months are listed explicitly).
 fn shifted_day_fields(expr: &CronExpr, shift: i64) -> Option<DayFields> {
+    let all_dom = ((1u64 << 32) - 1) & !1;
     let mut dom = 0u64;
+    if expr.doms == all_dom {
+        dom = all_dom; // every day moved by a day is again every day
+    }
     for d in bits(expr.doms) {
         let d2 = i64::from(d) + shift;
         if (1..=31).contains(&d2) {
@@ -454,7 +474,6 @@ fn shifted_day_fields(expr: &CronExpr, shift: i64) -> Option<DayFields> {
     for w in bits(expr.dows) {
         dow |= 1 << (i64::from(w) + shift).rem_euclid(7);
     }
-    let all_dom = ((1u64 << 32) - 1) & !1;
     let all_dow = 0x7f;
     let month = render(expr.months, 1, 12, true);
     let year = expr.years.as_ref().map(|_| render_years(expr));
