@@ -3,10 +3,11 @@
 //! schedules file). One line per check; exit status 1 when any check fails. Passwords are
 //! never printed.
 
-use std::io::Write;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::CliError;
 use crate::config::{self, Config};
 use crate::source::{RowOutcome, Source};
 
@@ -120,21 +121,20 @@ pub async fn check(path: &std::path::Path) -> Vec<CheckLine> {
     out
 }
 
-/// The subcommand: prints the lines, returns the process exit code (0 = every check passed).
-pub fn run(args: &CheckConfigArgs, out: &mut impl Write) -> i32 {
+/// The subcommand for `btu`: the report text when every check passed, else
+/// [`CliError::CheckFailed`] carrying the same lines (so the binary exits non-zero).
+pub fn run_text(args: &CheckConfigArgs) -> Result<String, CliError> {
     let path = config::resolve_path(args.config.as_deref());
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = writeln!(out, "FAIL  runtime: {e}");
-            return 1;
-        }
-    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::CheckFailed(format!("FAIL  runtime: {e}")))?;
     let lines = runtime.block_on(check(&path));
+    let mut text = String::new();
     for l in &lines {
-        let _ = writeln!(out, "{l}");
+        let _ = writeln!(text, "{l}");
     }
-    if lines.iter().any(|l| l.status == CheckStatus::Fail) { 1 } else { 0 }
+    if lines.iter().any(|l| l.status == CheckStatus::Fail) { Err(CliError::CheckFailed(text)) } else { Ok(text) }
 }
 
 #[cfg(test)]

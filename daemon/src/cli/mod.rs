@@ -5,6 +5,7 @@
 //! prints nothing on stdout and its message on stderr. To add a subcommand: add a module, a
 //! variant to [`Command`] and an arm to [`Command::run`].
 
+pub mod check_config;
 pub mod explain;
 pub mod next;
 
@@ -28,6 +29,8 @@ pub enum Command {
     Next(next::NextArgs),
     /// Show a local schedule as UTC cron expressions, one set per daylight-saving window.
     Explain(explain::ExplainArgs),
+    /// Validate a daemon configuration file and try each connection it names.
+    CheckConfig(check_config::CheckConfigArgs),
 }
 
 impl Command {
@@ -36,6 +39,7 @@ impl Command {
         match self {
             Command::Next(args) => next::run(args, now),
             Command::Explain(args) => explain::run(args, now),
+            Command::CheckConfig(args) => check_config::run_text(args),
         }
     }
 }
@@ -51,6 +55,9 @@ pub enum CliError {
     BadDate { flag: &'static str, value: String },
     #[error("--{flag}: {value} is outside the supported range of dates")]
     DateRange { flag: &'static str, value: String },
+    /// `btu check-config` found problems: one line per check.
+    #[error("configuration check failed:\n{0}")]
+    CheckFailed(String),
     #[error("could not write JSON: {0}")]
     Json(String),
 }
