@@ -6,8 +6,10 @@
 //! variant to [`Command`] and an arm to [`Command::run`].
 
 pub mod check_config;
+pub mod client;
 pub mod explain;
 pub mod next;
+pub mod remote;
 
 use crate::cron::CronError;
 use crate::explain::ExplainError;
@@ -31,6 +33,9 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// Validate a daemon configuration file and try each connection it names.
     CheckConfig(check_config::CheckConfigArgs),
+    /// Subcommands that ask the running btu-daemon (ping, status, upcoming, notify, ...).
+    #[command(flatten)]
+    Remote(remote::RemoteCommand),
 }
 
 impl Command {
@@ -40,6 +45,7 @@ impl Command {
             Command::Next(args) => next::run(args, now),
             Command::Explain(args) => explain::run(args, now),
             Command::CheckConfig(args) => check_config::run_text(args),
+            Command::Remote(cmd) => Ok(cmd.run()?),
         }
     }
 }
@@ -51,6 +57,8 @@ pub enum CliError {
     Cron(#[from] CronError),
     #[error(transparent)]
     Explain(#[from] ExplainError),
+    #[error(transparent)]
+    Daemon(#[from] client::ClientError),
     #[error("--{flag}: '{value}' is neither a date (YYYY-MM-DD) nor an RFC 3339 instant (e.g. 2027-03-14T10:00:00Z)")]
     BadDate { flag: &'static str, value: String },
     #[error("--{flag}: {value} is outside the supported range of dates")]

@@ -1,0 +1,323 @@
+//! `btu` subcommands that ask the running daemon over its socket: `ping`, `status`, `upcoming`,
+//! `history`, `notify`, `cancel`, `rebuild`, `run-now`. Each prints a human summary, or with
+//! `--json` only the daemon's answer as JSON (the protocol's field names).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use btu_protocol::{Request, Response};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use super::client::{Client, ClientError, resolve_socket};
+
+/// Options every daemon subcommand takes.
+#[derive(Args, Debug, Clone)]
+pub struct ConnArgs {
+    /// Daemon socket [env: BTU_SOCKET_PATH] [default: socket_path of --config, else /tmp/btu_scheduler.sock]
+    #[arg(long, value_name = "PATH", env = "BTU_SOCKET_PATH", hide_env = true)]
+    pub socket: Option<PathBuf>,
+    /// Read socket_path from this daemon configuration file.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Site the request is about (needed when the daemon serves several and the id is ambiguous).
+    #[arg(long)]
+    pub site: Option<String>,
+    /// Print only the daemon's answer as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds to wait for the daemon's answer.
+    #[arg(long, default_value_t = 10.0, value_parser = parse_timeout)]
+    pub timeout: f64,
+}
+
+fn parse_timeout(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Ok(s),
+        _ => Err(format!("'{text}' is not a number of seconds between 0 and 86400")),
+    }
+}
+
+/// The daemon subcommands (flattened into `btu`'s own list).
+#[derive(Subcommand, Debug)]
+pub enum RemoteCommand {
+    /// Check that btu-daemon answers; print its version.
+    Ping(ConnArgs),
+    /// Daemon health: version, uptime, per-site schedules, Redis and source state.
+    Status(ConnArgs),
+    /// The next planned runs (all schedules, or one), soonest first.
+    Upcoming {
+        /// Only this schedule's runs.
+        #[arg(long, value_name = "ID")]
+        schedule: Option<String>,
+        /// How many runs to list (at most 1000).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        count: u32,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// The most recent runs the daemon enqueued for a schedule, newest first.
+    History {
+        /// Schedule id, e.g. TS-000001.
+        id: String,
+        /// How many runs to list (at most 1000).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        count: u32,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Re-read schedules from their source now and print their next runs (or why they won't run).
+    Notify {
+        /// One or more schedule ids.
+        #[arg(required = true, num_args = 1..)]
+        ids: Vec<String>,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Drop a schedule's planned runs (until a notify or rebuild finds it runnable again).
+    Cancel {
+        id: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Re-read every schedule from the sources (of --site, or all sites).
+    Rebuild(ConnArgs),
+    /// Enqueue a schedule's task now, outside its cron plan.
+    RunNow {
+        id: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+impl RemoteCommand {
+    fn conn(&self) -> &ConnArgs {
+        match self {
+            RemoteCommand::Ping(c) | RemoteCommand::Status(c) | RemoteCommand::Rebuild(c) => c,
+            RemoteCommand::Upcoming { conn, .. }
+            | RemoteCommand::History { conn, .. }
+            | RemoteCommand::Notify { conn, .. }
+            | RemoteCommand::Cancel { conn, .. }
+            | RemoteCommand::RunNow { conn, .. } => conn,
+        }
+    }
+
+    fn request(&self) -> Request {
+        let site = self.conn().site.clone();
+        match self {
+            RemoteCommand::Ping(_) => Request::Ping,
+            RemoteCommand::Status(_) => Request::Status,
+            RemoteCommand::Upcoming { schedule, count, .. } => {
+                Request::Upcoming { schedule: schedule.clone(), site, count: *count }
+            }
+            RemoteCommand::History { id, count, .. } => Request::History { schedule: id.clone(), site, count: *count },
+            RemoteCommand::Notify { ids, .. } => Request::Notify { schedules: ids.clone(), site },
+            RemoteCommand::Cancel { id, .. } => Request::Cancel { schedule: id.clone(), site },
+            RemoteCommand::Rebuild(_) => Request::Rebuild { site },
+            RemoteCommand::RunNow { id, .. } => Request::RunNow { schedule: id.clone(), site },
+        }
+    }
+
+    /// Asks the daemon and returns the text for stdout.
+    pub fn run(&self) -> Result<String, ClientError> {
+        let conn = self.conn();
+        let socket = resolve_socket(conn.socket.as_deref(), conn.config.as_deref())?;
+        let client = Client::new(socket, Duration::from_secs_f64(conn.timeout));
+        let request = self.request();
+        let sent = request.kind();
+        let response = client.call(request)?;
+        if conn.json {
+            return json(&response);
+        }
+        render(&client, &response).ok_or(ClientError::UnexpectedAnswer { sent, got: response.kind() })
+    }
+}
+
+/// The answer's payload as pretty JSON (without the envelope).
+fn json(response: &Response) -> Result<String, ClientError> {
+    fn to<T: Serialize>(v: &T) -> String {
+        // Serialising the protocol's own plain structs cannot fail (string keys only).
+        let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+        s.push('\n');
+        s
+    }
+    Ok(match response {
+        Response::Pong(p) => to(p),
+        Response::Notified(n) => to(n),
+        Response::Cancelled(c) => to(c),
+        Response::Rebuilt(r) => to(r),
+        Response::Status(s) => to(s),
+        Response::Upcoming(u) => to(u),
+        Response::History(h) => to(h),
+        Response::RanNow(r) => to(r),
+        Response::Error(e) => to(e),
+    })
+}
+
+/// Left-aligned columns, two spaces apart.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let mut l = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(cell);
+            } else {
+                let _ = write!(l, "{cell:<w$}  ");
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+/// Human text for an answer; `None` if the answer is not one this tool knows how to show.
+fn render(client: &Client, response: &Response) -> Option<String> {
+    let mut out = String::new();
+    // Writing to a String cannot fail; the results of write! are ignored below.
+    match response {
+        Response::Pong(p) => {
+            let _ = writeln!(
+                out,
+                "btu-daemon {} (protocol {}) is answering at {}",
+                p.daemon_version,
+                p.protocol_version,
+                client.socket.display()
+            );
+        }
+        Response::Status(s) => {
+            let _ = writeln!(out, "btu-daemon {} (protocol {})", s.daemon_version, s.protocol_version);
+            let _ = writeln!(out, "started   {} (up {})", s.started_at, uptime(s.uptime_secs));
+            let _ = writeln!(out, "source    {}", s.source);
+            let rows: Vec<Vec<String>> = s
+                .sites
+                .iter()
+                .map(|site| {
+                    vec![
+                        site.site.clone(),
+                        site.schedules.to_string(),
+                        ok(site.redis_ok),
+                        ok(site.source_ok),
+                        site.last_rebuild.clone().unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect();
+            out.push_str(&table(&["SITE", "SCHEDULES", "REDIS", "SOURCE", "LAST REBUILD"], &rows));
+        }
+        Response::Upcoming(u) => {
+            if u.runs.is_empty() {
+                out.push_str("no planned runs\n");
+            } else {
+                let several_sites = u.runs.iter().any(|r| r.site != u.runs[0].site);
+                let rows: Vec<Vec<String>> = u
+                    .runs
+                    .iter()
+                    .map(|r| {
+                        let mut row = vec![r.schedule.clone(), r.task.clone().unwrap_or_else(|| "-".into()), r.local.clone(), r.utc.clone()];
+                        if several_sites {
+                            row.insert(0, r.site.clone());
+                        }
+                        row
+                    })
+                    .collect();
+                let header: &[&str] =
+                    if several_sites { &["SITE", "SCHEDULE", "TASK", "LOCAL", "UTC"] } else { &["SCHEDULE", "TASK", "LOCAL", "UTC"] };
+                out.push_str(&table(header, &rows));
+            }
+        }
+        Response::History(h) => {
+            if h.runs.is_empty() {
+                let _ = writeln!(out, "no runs recorded for {} on site {}", h.schedule, h.site);
+            } else {
+                let rows: Vec<Vec<String>> =
+                    h.runs.iter().map(|r| vec![r.job_id.clone(), r.due.clone(), r.enqueued_at.clone()]).collect();
+                out.push_str(&table(&["JOB ID", "DUE (UTC)", "ENQUEUED (UTC)"], &rows));
+            }
+        }
+        Response::Notified(n) => {
+            for s in &n.results {
+                if s.runs {
+                    let _ = writeln!(
+                        out,
+                        "{} (site {}): next runs, {}:",
+                        s.schedule,
+                        s.site,
+                        s.time_zone.as_deref().unwrap_or("UTC")
+                    );
+                    for r in &s.next_runs {
+                        let _ = writeln!(out, "  {}  ({})", r.local, r.utc);
+                    }
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "{} (site {}): will not run: {}",
+                        s.schedule,
+                        s.site,
+                        s.reason.as_deref().unwrap_or("no reason given")
+                    );
+                }
+            }
+        }
+        Response::Cancelled(c) => {
+            if c.removed {
+                let _ = writeln!(out, "cancelled {} on site {}: its planned runs are dropped", c.schedule, c.site);
+            } else {
+                let _ = writeln!(out, "{} on site {} had no planned runs; nothing to cancel", c.schedule, c.site);
+            }
+        }
+        Response::Rebuilt(r) => {
+            let _ = writeln!(
+                out,
+                "rebuilt {} in {} ms: {} schedules planned, {} skipped",
+                r.sites.join(", "),
+                r.duration_ms,
+                r.schedules,
+                r.skipped
+            );
+        }
+        Response::RanNow(r) => {
+            let _ = writeln!(out, "enqueued {} (site {}) now: job {} on queue {}", r.schedule, r.site, r.job_id, r.queue);
+        }
+        Response::Error(_) => return None,
+    }
+    Some(out)
+}
+
+fn ok(b: bool) -> String {
+    if b { "ok".into() } else { "DOWN".into() }
+}
+
+fn uptime(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if d > 0 { format!("{d}d {h}h {m}m") } else if h > 0 { format!("{h}h {m}m") } else { format!("{m}m {s}s") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_columns() {
+        let t = table(&["A", "LONG"], &[vec!["xyz".into(), "1".into()], vec!["q".into(), "22".into()]]);
+        assert_eq!(t, "A    LONG\nxyz  1\nq    22\n");
+    }
+
+    #[test]
+    fn uptime_reads_naturally() {
+        assert_eq!(uptime(59), "0m 59s");
+        assert_eq!(uptime(3_700), "1h 1m");
+        assert_eq!(uptime(90_000), "1d 1h 0m");
+    }
+}
