@@ -3,6 +3,7 @@
 #   rq-1.15.1  rq 1.15.1 + redis-py 4.5.5   (Frappe v15 pins both exactly)
 #   rq-2.6.1   rq 2.6.1  + redis-py 7.1.x   (Frappe develop / v16)
 #   rq-3.0.x   newest rq 3.0.* + the redis-py pip resolves
+# Each also gets PyMySQL: the e2e tests run the Frappe stand-in (backed by MariaDB) inside workers.
 # Idempotent and fast when already done: a venv is rebuilt only if its stamp (the pip
 # requirements it was made from) differs or its `rq` command is missing.
 # Used by daemon/tests/rq_workers.rs and tests/e2e.
@@ -26,9 +27,9 @@ make_venv() {
   printf '%s' "$stamp" > "$dir/.btu-stamp"
 }
 
-make_venv rq-1.15.1 'rq==1.15.1' 'redis==4.5.5' &
-make_venv rq-2.6.1 'rq==2.6.1' 'redis==7.1.*' &
-make_venv rq-3.0.x 'rq==3.0.*' &
+make_venv rq-1.15.1 'rq==1.15.1' 'redis==4.5.5' 'PyMySQL==1.1.*' &
+make_venv rq-2.6.1 'rq==2.6.1' 'redis==7.1.*' 'PyMySQL==1.1.*' &
+make_venv rq-3.0.x 'rq==3.0.*' 'PyMySQL==1.1.*' &
 status=0
 for job in $(jobs -p); do wait "$job" || status=1; done
 if [ $status -ne 0 ]; then echo "setup-rq-venvs: a virtualenv failed to build" >&2; exit 1; fi

@@ -207,3 +207,131 @@ def wait_until(cond, timeout: float, what: str, interval: float = 0.1):
             return v
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def write_sites_dir(sites_dir: Path, site: Site) -> Path:
+    """A Frappe bench's sites/ directory for `site`, as the stand-in frappe reads it (the rq worker
+    runs with this as its working directory, like Frappe's workers)."""
+    import json
+
+    d = sites_dir / site.name
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "site_config.json").write_text(json.dumps({
+        "db_name": site.db_name, "db_password": MYSQL["password"], "db_host": MYSQL["host"],
+        "db_port": MYSQL["port"], "db_user": MYSQL["user"]}))
+    return sites_dir
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class PrivateRedis:
+    """A redis-server of our own, so a test may stop and restart it without touching the
+    machine's shared instance. It saves to an RDB file on shutdown, like a production Redis."""
+    port: int
+    dir: Path
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+             "--dbfilename", "dump.rdb", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self._ping, 10, f"redis-server on port {self.port}")
+
+    def _ping(self) -> bool:
+        try:
+            return bool(redis.Redis(port=self.port, socket_timeout=0.5).ping())
+        except redis.exceptions.RedisError:
+            return False
+
+    def stop(self) -> None:
+        """SHUTDOWN SAVE: the data survives the restart (the outage loses no state)."""
+        if self.proc and self.proc.poll() is None:
+            try:
+                redis.Redis(port=self.port).shutdown(save=True)
+            except redis.exceptions.ConnectionError:
+                pass  # shutdown closes the connection before it answers
+            self.proc.wait(10)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port)
+
+
+@pytest.fixture()
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    d = tmp_path / "redis"
+    d.mkdir()
+    r = PrivateRedis(free_port(), d)
+    r.start()
+    yield r
+    if r.proc and r.proc.poll() is None:
+        r.proc.kill()
+        r.proc.wait()
+
+
+@dataclass
+class PrivateMariaDb:
+    """A mariadbd of our own (its own datadir and port), so a test may stop and restart it."""
+    port: int
+    datadir: Path
+    proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        user = ["--user=mysql"] if os.geteuid() == 0 else []
+        self.proc = subprocess.Popen(
+            ["mariadbd", "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}",
+             "--bind-address=127.0.0.1", f"--socket={self.datadir}/mysqld.sock",
+             f"--pid-file={self.datadir}/mysqld.pid", "--skip-log-bin", "--innodb-buffer-pool-size=32M",
+             *user], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self._ping, 60, f"mariadbd on port {self.port}")
+
+    def _ping(self) -> bool:
+        try:
+            pymysql.connect(host="127.0.0.1", port=self.port, user="root", password="").close()
+            return True
+        except pymysql.err.MySQLError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(60)
+
+    def connect(self, db: str | None = None) -> pymysql.connections.Connection:
+        return pymysql.connect(host="127.0.0.1", port=self.port, user="root", password="", database=db)
+
+
+@pytest.fixture()
+def private_mariadb(tmp_path: Path, shared_sql: tuple[str, str]) -> Iterator[PrivateMariaDb]:
+    import shutil
+    import tempfile
+
+    # Not under tmp_path: pytest makes that 0700 for root, and mariadbd runs as mysql.
+    top = Path(tempfile.mkdtemp(prefix="btu-e2e-mariadb-"))
+    os.chmod(top, 0o755)
+    datadir = top / "data"
+    datadir.mkdir()
+    if os.geteuid() == 0:
+        subprocess.run(["chown", "-R", "mysql:mysql", str(top)], check=True)
+    user = ["--user=mysql"] if os.geteuid() == 0 else []
+    subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={datadir}",
+                    "--auth-root-authentication-method=normal", "--skip-test-db", *user],
+                   check=True, capture_output=True)
+    m = PrivateMariaDb(free_port(), datadir)
+    m.start()
+    yield m
+    if m.proc and m.proc.poll() is None:
+        m.proc.kill()
+        m.proc.wait()
+    shutil.rmtree(top, ignore_errors=True)
