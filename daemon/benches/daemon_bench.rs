@@ -1,0 +1,255 @@
+//! Daemon benchmarks against the real services (numbers go to docs/daemon.md):
+//!
+//! - full rebuild of N schedules from MariaDB (first load = plan everything, second = nothing
+//!   changed), and peak RSS (VmHWM);
+//! - lateness (enqueue done − due) with N schedules due in the same second;
+//! - CPU used while idle (nothing due), extrapolated to an hour.
+//!
+//! `cargo bench -p btu-daemon --bench daemon_bench` (all), or pass `rebuild`, `lateness`,
+//! `idle` to run one part. Uses MariaDB database `btu_test_daemon_bench` and Redis db 11 under
+//! a private token; both are removed afterwards.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use btu::config::Config;
+use btu::engine::{Engine, EngineHandle, EngineOptions};
+use btu::source::Source;
+use mysql_async::prelude::Queryable;
+use redis::AsyncCommands;
+
+const REDIS_URL: &str = "redis://127.0.0.1:6379/11";
+
+fn token() -> String {
+    format!("bench{:x}", std::process::id())
+}
+
+fn status_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// User + system CPU seconds of this process.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 of stat (utime, stime) are at 11, 12 after the command name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn config(token: &str, body: &str) -> Config {
+    let text = format!("[redis]\nurl = \"{REDIS_URL}\"\nkey_prefix = \"{token}rq\"\n{body}");
+    Config::parse(&text, Path::new("/tmp/bench.toml")).expect("bench config")
+}
+
+async fn cleanup_redis(token: &str) {
+    let mut conn = btu::rq::connect(REDIS_URL).await.expect("redis");
+    let mut iter: redis::AsyncIter<String> = conn.scan_match(format!("*{token}*")).await.expect("scan");
+    let mut keys = Vec::new();
+    while let Some(k) = iter.next_item().await {
+        keys.push(k.expect("scan item"));
+    }
+    drop(iter);
+    for chunk in keys.chunks(1000) {
+        let _: () = conn.del(chunk).await.expect("del");
+    }
+}
+
+fn start(cfg: &Config, record: bool) -> (EngineHandle, tokio::task::JoinHandle<()>) {
+    let mut opts = EngineOptions::from_config(cfg);
+    opts.record_lateness = record;
+    let (engine, handle) = Engine::new(opts, Source::all_from_config(cfg));
+    (handle, tokio::spawn(engine.run()))
+}
+
+async fn ready(handle: &EngineHandle) {
+    loop {
+        let st = handle.status().await.expect("status");
+        if st.redis_up && st.sites.iter().all(|s| s.source_ok.is_some() && s.planned + s.skipped > 0) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn rebuild(n: usize) {
+    let token = token();
+    let db = "btu_test_daemon_bench";
+    let pool = mysql_async::Pool::new("mysql://root@127.0.0.1:3306");
+    let mut conn = pool.get_conn().await.expect("MariaDB must run on 127.0.0.1:3306");
+    conn.query_drop(format!("DROP DATABASE IF EXISTS `{db}`")).await.expect("drop");
+    conn.query_drop(format!("CREATE DATABASE `{db}`")).await.expect("create");
+    conn.query_drop(format!("USE `{db}`")).await.expect("use");
+    let schema = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/btu/schema.sql"))
+        .expect("schema.sql");
+    conn.query_drop(schema).await.expect("schema");
+    conn.exec_drop(
+        "INSERT INTO `tabBTU Task` (name, docstatus, function_string, arguments, max_task_duration) VALUES (?, 1, ?, ?, 600)",
+        ("BTU-00001", "app.tasks.run", "{'days': 7, 'tags': ['a', 'b']}"),
+    )
+    .await
+    .expect("task");
+    conn.exec_drop(
+        "INSERT INTO tabSingles (doctype, field, value) VALUES (?, ?, ?)",
+        ("BTU Configuration", "cron_time_zone", "America/New_York"),
+    )
+    .await
+    .expect("singles");
+    let crons = ["30 2 * * *", "0 19 * * MON-FRI", "*/15 * * * *", "0 0 1 * *", "15 8,12,16 * * 1-5"];
+    for start in (0..n).step_by(1000) {
+        let end = (start + 1000).min(n);
+        let mut sql = String::from(
+            "INSERT INTO `tabBTU Task Schedule` (name, task, enabled, queue_name, cron_string, argument_overrides) VALUES ",
+        );
+        let mut params: Vec<mysql_async::Value> = Vec::new();
+        for i in start..end {
+            if i > start {
+                sql.push(',');
+            }
+            sql.push_str("(?, 'BTU-00001', 1, 'default', ?, ?)");
+            params.push(format!("TS-{i:07}").into());
+            params.push(crons[i % crons.len()].into());
+            params.push(format!("{{'n': {i}}}").into());
+        }
+        conn.exec_drop(sql, params).await.expect("insert");
+    }
+    drop(conn);
+
+    let cfg = config(&token, &format!("[[sites]]\nname = \"{token}.site\"\ndatabase = \"{db}\"\n"));
+    let t0 = Instant::now();
+    let (handle, task) = start(&cfg, false);
+    ready(&handle).await;
+    let first = t0.elapsed();
+    let t1 = Instant::now();
+    let report = handle.rebuild().await.expect("rebuild");
+    let second = t1.elapsed();
+    assert_eq!(report.sites[0].unchanged, n);
+    let source = Source::all_from_config(&cfg).remove(0);
+    let t2 = Instant::now();
+    let rows = source.load_all().await.expect("load");
+    let load_only = t2.elapsed();
+    assert_eq!(rows.len(), n);
+    drop(rows);
+    source.close().await;
+    println!(
+        "rebuild n={n}: first (load + plan + write Redis) {:.3} s, unchanged rebuild {:.3} s, load+validate only {:.3} s, VmHWM {} MB, VmRSS {} MB",
+        first.as_secs_f64(),
+        second.as_secs_f64(),
+        load_only.as_secs_f64(),
+        status_kb("VmHWM:") / 1024,
+        status_kb("VmRSS:") / 1024
+    );
+    handle.shutdown().await;
+    let _ = task.await;
+    cleanup_redis(&token).await;
+    let mut conn = pool.get_conn().await.expect("conn");
+    conn.query_drop(format!("DROP DATABASE IF EXISTS `{db}`")).await.expect("drop");
+    drop(conn);
+    let _ = pool.disconnect().await;
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn lateness(n: usize) {
+    let token = format!("{}l{n}", token());
+    let dir = std::env::temp_dir().join(format!("btu-bench-{token}"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut text = String::new();
+    for i in 0..n {
+        text.push_str(&format!(
+            "[[schedule]]\nid = \"s{i}\"\nfunction = \"bench.f\"\ncron = \"*/5 * * * * *\"\nqueue = \"{token}q\"\nkwargs = {{ i = {i} }}\n"
+        ));
+    }
+    std::fs::write(dir.join("s.toml"), text).expect("write");
+    let cfg = config(&token, &format!("[file]\npath = \"{}\"\nsite = \"{token}\"\n", dir.join("s.toml").display()));
+    let (handle, task) = start(&cfg, true);
+    ready(&handle).await;
+    // Three bursts of n runs each (every 5 s); the first may be partial, so use the last two.
+    let mut samples = Vec::new();
+    for round in 0..3 {
+        let target = (round + 1) * n;
+        let _ = target;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let got = handle.take_lateness().await.expect("lateness");
+        if round > 0 {
+            samples.extend(got);
+        }
+    }
+    samples.sort();
+    println!(
+        "lateness n={n} per second-burst ({} runs): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        samples.len(),
+        percentile(&samples, 0.5).as_secs_f64() * 1e3,
+        percentile(&samples, 0.99).as_secs_f64() * 1e3,
+        samples.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+    );
+    handle.shutdown().await;
+    let _ = task.await;
+    cleanup_redis(&token).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn idle(n: usize, secs: u64) {
+    let token = format!("{}i", token());
+    let dir = std::env::temp_dir().join(format!("btu-bench-{token}"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut text = String::new();
+    for i in 0..n {
+        // 29 February at 03:00 + i seconds: nothing is due during the measurement.
+        text.push_str(&format!(
+            "[[schedule]]\nid = \"s{i}\"\nfunction = \"bench.f\"\ncron = \"{} {} 3 29 2 *\"\n",
+            i % 60,
+            (i / 60) % 60
+        ));
+    }
+    std::fs::write(dir.join("s.toml"), text).expect("write");
+    let cfg = config(&token, &format!("[file]\npath = \"{}\"\nsite = \"{token}\"\n", dir.join("s.toml").display()));
+    let (handle, task) = start(&cfg, false);
+    ready(&handle).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let c0 = cpu_secs();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let used = cpu_secs() - c0;
+    println!(
+        "idle n={n}: {:.3} CPU s over {secs} s → {:.1} CPU s per hour (rebuild_interval 300 s not reached)",
+        used,
+        used * 3600.0 / secs as f64
+    );
+    handle.shutdown().await;
+    let _ = task.await;
+    cleanup_redis(&token).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let want = |part: &str| args.is_empty() || args.iter().any(|a| a == part);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        if want("idle") {
+            idle(10_000, 60).await;
+        }
+        if want("lateness") {
+            lateness(1_000).await;
+            lateness(10_000).await;
+        }
+        if want("rebuild") {
+            rebuild(10_000).await;
+            rebuild(100_000).await;
+        }
+    });
+}
