@@ -3,19 +3,23 @@
 # or on one that already has parts of it. Idempotent: a second run only checks.
 #
 #   scripts/bootstrap.sh            system packages, Rust, MariaDB + Redis running, Python venvs
+#   scripts/bootstrap.sh --demo     only what the demo needs: Rust, Redis, one venv with stock rq
 #
 # Needs root (or sudo) for apt and for starting MariaDB/Redis when they are not running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+DEMO=0; [ "${1:-}" = "--demo" ] && DEMO=1
 log() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*"; }
 
 # ---- system packages ---------------------------------------------------------------------------
 need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
-command -v mariadbd >/dev/null     || need_apt+=(mariadb-server)
-command -v mariadb >/dev/null      || need_apt+=(mariadb-client)
+if [ $DEMO -eq 0 ]; then
+  command -v mariadbd >/dev/null   || need_apt+=(mariadb-server)
+  command -v mariadb >/dev/null    || need_apt+=(mariadb-client)
+fi
 command -v python3 >/dev/null      || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 command -v cc >/dev/null           || need_apt+=(build-essential)
@@ -44,6 +48,12 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 50); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break; sleep 0.2; done
 fi
 redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { echo "Redis did not start" >&2; exit 1; }
+
+if [ $DEMO -eq 1 ]; then
+  bash tests/setup-rq-venvs.sh >/dev/null
+  log "ready for the demo: Redis $(redis-cli -h 127.0.0.1 info server | grep -m1 redis_version | tr -d '\r')"
+  exit 0
+fi
 
 # ---- MariaDB -----------------------------------------------------------------------------------
 mysql_tcp() { mariadb --protocol=TCP -h 127.0.0.1 -P 3306 -uroot "$@"; }
