@@ -277,16 +277,10 @@ impl Engine {
         }
     }
 
-    /// PING through the reconnecting connection (or connect afresh if there never was one).
+    /// Retries Redis with a fresh connection: waiting for the old connection manager's own
+    /// reconnect cycle would add its delays to ours (seconds after Redis is back).
     async fn probe_redis(&mut self) {
-        let Some(conn) = self.conn.as_mut() else {
-            self.start_connect();
-            return;
-        };
-        match store::ping(conn).await {
-            Ok(()) => self.on_redis_up().await,
-            Err(e) => self.redis_failed(&e.to_string()),
-        }
+        self.start_connect();
     }
 
     /// Marks Redis down (one log line per transition) and schedules a retry with backoff.
@@ -659,9 +653,11 @@ impl Engine {
         }
         if !replanned.is_empty() {
             if let Some(mut conn) = self.conn.clone() {
-                for (idx, spec, next) in &replanned {
-                    let plan = [PlanWrite { spec, next: *next, describe: false }];
-                    if let Err(e) = store::write_plans(&mut conn, &self.sites[*idx].name, &plan).await {
+                replanned.sort_by_key(|(idx, _, _)| *idx);
+                for group in replanned.chunk_by(|a, b| a.0 == b.0) {
+                    let plans: Vec<PlanWrite> =
+                        group.iter().map(|(_, spec, next)| PlanWrite { spec, next: *next, describe: false }).collect();
+                    if let Err(e) = store::write_plans(&mut conn, &self.sites[group[0].0].name, &plans).await {
                         self.redis_failed(&e.to_string());
                         break;
                     }
