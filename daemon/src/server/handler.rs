@@ -202,7 +202,7 @@ pub fn schedule_state(s: &engine::ScheduleState) -> proto::ScheduleState {
 }
 
 /// Why a schedule does not run, as the protocol documents it.
-fn reason_text(reason: &SkipReason) -> String {
+pub(crate) fn reason_text(reason: &SkipReason) -> String {
     match reason {
         SkipReason::NotFound => "unknown schedule".to_string(),
         other => other.to_string(),

@@ -64,7 +64,7 @@ pub async fn answer(ctx: &Context, request: &LegacyRequest) -> String {
                 Ok(states) => match states.first().map(|s| &s.status) {
                     Some(ScheduleStatus::Planned { .. }) => request.success_reply(),
                     Some(ScheduleStatus::NotRunning(reason)) => {
-                        format!("BTU Scheduler will not run Task Schedule {schedule}: {reason}.")
+                        format!("BTU Scheduler will not run Task Schedule {schedule}: {}.", super::handler::reason_text(reason))
                     }
                     None => format!("BTU Scheduler found no Task Schedule {schedule}."),
                 },

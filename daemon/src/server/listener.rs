@@ -189,3 +189,21 @@ impl BoundServer {
         info!(socket = %opts.socket_path.display(), "socket server stopped accepting");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowlist_by_uid_gid_or_own_uid() {
+        let peer = |uid, gid| Peer { uid, gid, pid: None };
+        let mut opts = ServerOptions::new("/tmp/x.sock");
+        assert!(opts.permits(&peer(1234, 1234), 0), "no allowlist: the file mode decides");
+        opts.allowed_uids = vec![1000];
+        opts.allowed_gids = vec![33];
+        assert!(opts.permits(&peer(1000, 5), 0));
+        assert!(opts.permits(&peer(7, 33), 0));
+        assert!(opts.permits(&peer(0, 0), 0), "the daemon's own uid");
+        assert!(!opts.permits(&peer(1234, 1234), 0));
+    }
+}
