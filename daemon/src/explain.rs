@@ -525,10 +525,8 @@ fn render(set: u64, min: u32, max: u32, allow_star: bool) -> String {
     if full {
         return if allow_star { "*".into() } else { format!("{min}-{max}") };
     }
-    if allow_star {
-        if let Some(text) = star_step(set, min, max) {
-            return text;
-        }
+    if allow_star && let Some(text) = star_step(set, min, max) {
+        return text;
     }
     if vals.len() >= 3 {
         let step = vals[1] - vals[0];

@@ -47,7 +47,7 @@ fn check(zone_ix: usize, tr_ix: usize, e: &TestExprParts, start_kind: u8, start_
         return Err(TestCaseError::fail(format!("expr {:?} zone {zone} start {s} transition {at}: {diff}", expr.text)));
     }
 
-    let before: Option<DateTime<Utc>> = runs.iter().copied().filter(|&u| u <= s).next_back();
+    let before: Option<DateTime<Utc>> = runs.iter().copied().rfind(|&u| u <= s);
     let last = sched.last_at_or_before(s);
     match before {
         Some(b) => prop_assert_eq!(last, Some(b), "last_at_or_before {:?} {} at {}", expr.text, zone, s),

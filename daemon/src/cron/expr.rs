@@ -321,10 +321,10 @@ impl CronExpr {
     fn next_time(&self, h: u32, mi: u32, s: u32) -> Option<(u32, u32, u32)> {
         let (_, m0, s0) = self.first_time();
         if self.hours & (1 << h) != 0 {
-            if self.minutes & (1 << mi) != 0 {
-                if let Some(s2) = next_bit(self.seconds, s) {
-                    return Some((h, mi, s2));
-                }
+            if self.minutes & (1 << mi) != 0
+                && let Some(s2) = next_bit(self.seconds, s)
+            {
+                return Some((h, mi, s2));
             }
             if let Some(m2) = next_bit(self.minutes, mi + 1) {
                 return Some((h, m2, s0));
@@ -337,15 +337,15 @@ impl CronExpr {
     fn prev_time(&self, h: u32, mi: u32, s: u32) -> Option<(u32, u32, u32)> {
         let (_, m9, s9) = self.last_time();
         if self.hours & (1 << h) != 0 {
-            if self.minutes & (1 << mi) != 0 {
-                if let Some(s2) = prev_bit(self.seconds, s) {
-                    return Some((h, mi, s2));
-                }
+            if self.minutes & (1 << mi) != 0
+                && let Some(s2) = prev_bit(self.seconds, s)
+            {
+                return Some((h, mi, s2));
             }
-            if mi > 0 {
-                if let Some(m2) = prev_bit(self.minutes, mi - 1) {
-                    return Some((h, m2, s9));
-                }
+            if mi > 0
+                && let Some(m2) = prev_bit(self.minutes, mi - 1)
+            {
+                return Some((h, m2, s9));
             }
         }
         if h == 0 {
@@ -358,10 +358,10 @@ impl CronExpr {
     /// the end of year `last_year`.
     pub(crate) fn next_match(&self, start: i64, last_year: i64) -> Option<i64> {
         let c = Civil::from_secs(start);
-        if self.date_matches(c.y, c.mo, c.d) {
-            if let Some((h, mi, s)) = self.next_time(c.h, c.mi, c.s) {
-                return Some(Civil { h, mi, s, ..c }.to_secs());
-            }
+        if self.date_matches(c.y, c.mo, c.d)
+            && let Some((h, mi, s)) = self.next_time(c.h, c.mi, c.s)
+        {
+            return Some(Civil { h, mi, s, ..c }.to_secs());
         }
         let (y, mo, d) = self.next_date(c.y, c.mo, c.d + 1, last_year)?;
         let (h, mi, s) = self.first_time();
@@ -371,10 +371,10 @@ impl CronExpr {
     /// Last matching naive time <= `start`, searching no earlier than year `first_year`.
     pub(crate) fn prev_match(&self, start: i64, first_year: i64) -> Option<i64> {
         let c = Civil::from_secs(start);
-        if self.date_matches(c.y, c.mo, c.d) {
-            if let Some((h, mi, s)) = self.prev_time(c.h, c.mi, c.s) {
-                return Some(Civil { h, mi, s, ..c }.to_secs());
-            }
+        if self.date_matches(c.y, c.mo, c.d)
+            && let Some((h, mi, s)) = self.prev_time(c.h, c.mi, c.s)
+        {
+            return Some(Civil { h, mi, s, ..c }.to_secs());
         }
         let (y, mo, d) = self.prev_date(c.y, c.mo, c.d - 1, first_year)?;
         let (h, mi, s) = self.last_time();

@@ -126,10 +126,8 @@ impl LocalSchedule {
                     if let Some(n) = next_in(m + 1) {
                         return from_secs(n - ov.before);
                     }
-                    if wild {
-                        if let Some(n) = next_in(ov.start) {
-                            return from_secs(n - ov.after);
-                        }
+                    if wild && let Some(n) = next_in(ov.start) {
+                        return from_secs(n - ov.after);
                     }
                 } else if wild {
                     // Second pass: fixed jobs already ran in the first pass.

@@ -36,8 +36,10 @@ pub fn offset_secs(tz: Tz, t: DateTime<Utc>) -> i64 {
 
 /// UTC offset changes 2024-2040 as (instant of change, new offset - old offset). Zones without
 /// any get synthetic checkpoints (1 January and 1 July, shift 0) so they are tested too.
-pub fn transitions(zone: &str) -> Vec<(DateTime<Utc>, i64)> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Vec<(DateTime<Utc>, i64)>>>> = OnceLock::new();
+type Transitions = Vec<(DateTime<Utc>, i64)>;
+
+pub fn transitions(zone: &str) -> Transitions {
+    static CACHE: OnceLock<Mutex<HashMap<String, Transitions>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     if let Some(v) = cache.lock().expect("cache").get(zone) {
         return v.clone();
