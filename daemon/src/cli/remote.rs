@@ -19,7 +19,7 @@ pub struct ConnArgs {
     #[arg(long, value_name = "PATH", env = "BTU_SOCKET_PATH", hide_env = true)]
     pub socket: Option<PathBuf>,
     /// Read socket_path from this daemon configuration file.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, short = 'c', value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Site the request is about (needed when the daemon serves several and the id is ambiguous).
     #[arg(long)]
