@@ -11,7 +11,7 @@
 //! BTU_BENCH_SOCKET=/tmp/bench.sock BTU_BENCH_SCHEDULE=TS-000001 cargo bench -p btu-daemon --bench server_notify
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use btu_protocol::{self as proto, Request, RequestEnvelope, Response};
@@ -45,11 +45,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// `conns` connections sending `request` back to back for `secs`; prints rate and latencies.
-async fn throughput(socket: &PathBuf, label: &str, request: Request, conns: usize, secs: f64) {
+async fn throughput(socket: &Path, label: &str, request: Request, conns: usize, secs: f64) {
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let mut tasks = Vec::new();
     for _ in 0..conns {
-        let (socket, request) = (socket.clone(), request.clone());
+        let (socket, request) = (socket.to_path_buf(), request.clone());
         tasks.push(tokio::spawn(async move {
             let mut s = UnixStream::connect(&socket).await.map_err(|e| format!("connect: {e}"))?;
             let framed = proto::encode_request(&RequestEnvelope::new(1, request)).map_err(|e| e.to_string())?;
@@ -92,7 +92,7 @@ async fn throughput(socket: &PathBuf, label: &str, request: Request, conns: usiz
 }
 
 /// Opens `n` connections, pings on each, keeps them all open, pings on each again.
-async fn hold(socket: &PathBuf, n: usize) {
+async fn hold(socket: &Path, n: usize) {
     let started = Instant::now();
     let ping = match proto::encode_request(&RequestEnvelope::new(1, Request::Ping)) {
         Ok(f) => f,
@@ -108,7 +108,7 @@ async fn hold(socket: &PathBuf, n: usize) {
     for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
         let mut tasks = Vec::new();
         for _ in chunk {
-            let (socket, ping) = (socket.clone(), ping.clone());
+            let (socket, ping) = (socket.to_path_buf(), ping.clone());
             tasks.push(tokio::spawn(async move {
                 let mut s = UnixStream::connect(&socket).await.map_err(|e| e.to_string())?;
                 call(&mut s, 1, &ping).await?;
@@ -169,9 +169,8 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Ok((soft, hard)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
+    if let Ok((_, hard)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
         let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard);
-        let _ = soft;
     }
     rt.block_on(async {
         throughput(&socket, "ping", Request::Ping, conns, secs).await;

@@ -75,10 +75,10 @@ impl Context {
                 Response::Cancelled(Cancelled { site: self.site_label(site), schedule, removed })
             }
             Request::Rebuild { site } => {
-                if let Some(name) = &site {
-                    if !e.sites().iter().any(|s| s == name) {
-                        return Err(error_reply(EngineError::UnknownSite(name.clone()), None));
-                    }
+                if let Some(name) = &site
+                    && !e.sites().iter().any(|s| s == name)
+                {
+                    return Err(error_reply(EngineError::UnknownSite(name.clone()), None));
                 }
                 let started = Instant::now();
                 e.rebuild().await.map_err(|err| error_reply(err, None))?;

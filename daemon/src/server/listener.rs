@@ -181,10 +181,11 @@ impl BoundServer {
         }
         drop(listener);
         let ours = std::fs::symlink_metadata(&opts.socket_path).ok().map(|m| m.ino());
-        if ours.is_some() && ours == inode {
-            if let Err(e) = std::fs::remove_file(&opts.socket_path) {
-                warn!(socket = %opts.socket_path.display(), error = %e, "cannot remove the socket file");
-            }
+        if ours.is_some()
+            && ours == inode
+            && let Err(e) = std::fs::remove_file(&opts.socket_path)
+        {
+            warn!(socket = %opts.socket_path.display(), error = %e, "cannot remove the socket file");
         }
         info!(socket = %opts.socket_path.display(), "socket server stopped accepting");
     }

@@ -138,10 +138,11 @@ impl TestServer {
     /// Waits until the engine planned the schedules file (Redis connected, first load done).
     pub async fn wait_loaded(&self) {
         for _ in 0..200 {
-            if let Ok(s) = self.handle.status().await {
-                if s.redis_up && s.sites.iter().all(|x| x.source_ok == Some(true) && x.planned > 0) {
-                    return;
-                }
+            if let Ok(s) = self.handle.status().await
+                && s.redis_up
+                && s.sites.iter().all(|x| x.source_ok == Some(true) && x.planned > 0)
+            {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
