@@ -80,9 +80,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let server_task = tokio::spawn(bound.run(server_ctx, async move {
         let _ = server_stopped.await;
     }));
-    watch_signals(handle).await?;
+    watch_signals(&handle).await?;
+    // The server stops accepting first, so no new request meets an engine that is shutting down.
     let _ = stop_server.send(());
     server_task.await.context("socket server task")?;
+    handle.shutdown().await;
     engine_task.await.context("engine task")?;
     info!("btu-daemon stopped");
     Ok(())
@@ -102,8 +104,9 @@ fn raise_fd_limit() {
     }
 }
 
-/// Returns after SIGTERM/SIGINT once the engine was told to stop; SIGHUP triggers a rebuild.
-async fn watch_signals(handle: EngineHandle) -> anyhow::Result<()> {
+/// Returns after SIGTERM/SIGINT (the caller then stops the server and the engine); SIGHUP
+/// triggers a rebuild.
+async fn watch_signals(handle: &EngineHandle) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
@@ -114,6 +117,5 @@ async fn watch_signals(handle: EngineHandle) -> anyhow::Result<()> {
             _ = hup.recv() => { info!(signal = "SIGHUP", "rebuilding schedules"); handle.request_rebuild(); }
         }
     }
-    handle.shutdown().await;
     Ok(())
 }
