@@ -42,7 +42,10 @@ fn init_logging(config: &Config) {
         _ => EnvFilter::try_new(config.daemon.log_level.as_deref().unwrap_or("info").to_lowercase()),
     }
     .unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    // Colours only on a terminal: under Supervisor/systemd the log is a file or the journal,
+    // where escape codes make lines hard to grep.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).init();
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
