@@ -1,9 +1,10 @@
 //! The atomic enqueue script against a real Redis (db 9, keys under a random
 //! token, deleted at the end): all-or-nothing, once per claim, bounded history,
+//! batches of runs per call (new, mixed, invalid, wrong-typed, racing writers),
 //! and no password in connection errors.
 
 use btu::pyliteral::PyValue;
-use btu::rq::{Claim, EnqueueOutcome, HistoryAppend, RqError, RqJob, RqWriter, connect};
+use btu::rq::{Claim, EnqueueOutcome, HistoryAppend, PreparedRun, RqError, RqJob, RqWriter, connect, rq_timestamp};
 use chrono::Utc;
 use redis::AsyncCommands;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -86,7 +87,7 @@ async fn enqueue_is_atomic_and_once() {
     let c = Claim { key: format!("{token}:claim:bad"), ttl_secs: 30 };
     let before = keys(&mut conn, &token).await;
     match w.enqueue_once(&bad_queue, &c, None, now).await {
-        Err(RqError::Redis(e)) => assert!(e.to_string().contains("WRONGTYPE"), "{e}"),
+        Err(RqError::WrongType(e)) => assert!(e.contains("WRONGTYPE") && e.contains("stringq"), "{e}"),
         other => panic!("expected a WRONGTYPE error, got {other:?}"),
     }
     assert_eq!(keys(&mut conn, &token).await, before, "nothing written, not even the claim");
@@ -130,6 +131,144 @@ async fn two_writers_racing_enqueue_one_job() {
     assert_eq!(enqueued, 1);
     let n: i64 = conn.llen(w.queue_key(&j.queue)).await.expect("LLEN");
     assert_eq!(n, 1);
+    delete_all(&mut conn, &token).await;
+}
+
+fn prepared(token: &str, name: &str, history: bool) -> PreparedRun {
+    let claim = Claim { key: format!("{token}:claim:{name}"), ttl_secs: 30 };
+    let hist = history.then(|| HistoryAppend { key: format!("{token}:hist:{name}"), entry: format!("e-{name}"), max: 5 });
+    PreparedRun::new(&job(token, name), claim, hist, Utc::now()).expect("valid run")
+}
+
+fn enqueued(outcomes: Vec<Result<EnqueueOutcome, RqError>>) -> Vec<EnqueueOutcome> {
+    outcomes.into_iter().map(|o| o.expect("run answered")).collect()
+}
+
+#[tokio::test]
+async fn batch_of_new_runs_is_written_in_one_call() {
+    let token = token();
+    let (w, mut conn) = setup(&format!("{token}rq")).await;
+    let runs: Vec<PreparedRun> = (0..5).map(|i| prepared(&token, &format!("n{i}"), i % 2 == 0)).collect();
+    let stamp = Utc::now();
+    let out = enqueued(w.enqueue_many(&runs, stamp).await.expect("batch"));
+    assert_eq!(out, vec![EnqueueOutcome::Enqueued; 5]);
+    let queue = w.queue_key(&format!("{token}:default"));
+    let queued: Vec<String> = conn.lrange(&queue, 0, -1).await.expect("LRANGE");
+    assert_eq!(queued, runs.iter().map(|r| r.job_id().to_string()).collect::<Vec<_>>(), "FIFO in batch order");
+    let queues: Vec<String> = conn.smembers(w.queues_key()).await.expect("SMEMBERS");
+    assert_eq!(queues, vec![queue]);
+    for (i, run) in runs.iter().enumerate() {
+        let fields: Vec<(String, Vec<u8>)> = conn.hgetall(w.job_key(run.job_id())).await.expect("HGETALL");
+        assert_eq!(fields.len(), 9, "{fields:?}");
+        let get = |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+        assert_eq!(get("enqueued_at"), Some(rq_timestamp(stamp).expect("ts")), "stamped at send time");
+        assert_eq!(get("status").as_deref(), Some("queued"));
+        let claim: String = conn.get(&run.claim().key).await.expect("GET claim");
+        assert_eq!(claim, run.job_id());
+        let hist: Vec<String> = conn.lrange(format!("{token}:hist:n{i}"), 0, -1).await.expect("LRANGE");
+        assert_eq!(hist, if i % 2 == 0 { vec![format!("e-n{i}")] } else { vec![] });
+    }
+    // The whole batch again: every run is already claimed, nothing more is written.
+    let again = enqueued(w.enqueue_many(&runs, Utc::now()).await.expect("batch"));
+    assert_eq!(again, vec![EnqueueOutcome::AlreadyClaimed; 5]);
+    let n: i64 = conn.llen(w.queue_key(&format!("{token}:default"))).await.expect("LLEN");
+    assert_eq!(n, 5);
+    delete_all(&mut conn, &token).await;
+}
+
+#[tokio::test]
+async fn batch_mixing_claimed_and_new_runs_writes_only_the_new() {
+    let token = token();
+    let (w, mut conn) = setup(&format!("{token}rq")).await;
+    let runs: Vec<PreparedRun> = (0..4).map(|i| prepared(&token, &format!("m{i}"), true)).collect();
+    // Runs 0 and 2 were enqueued earlier (this daemon before a restart, or another one).
+    let first = enqueued(w.enqueue_many(&[runs[0].clone(), runs[2].clone()], Utc::now()).await.expect("batch"));
+    assert_eq!(first, vec![EnqueueOutcome::Enqueued; 2]);
+    let out = enqueued(w.enqueue_many(&runs, Utc::now()).await.expect("batch"));
+    use EnqueueOutcome::{AlreadyClaimed, Enqueued};
+    assert_eq!(out, vec![AlreadyClaimed, Enqueued, AlreadyClaimed, Enqueued]);
+    let queued: Vec<String> = conn.lrange(w.queue_key(&format!("{token}:default")), 0, -1).await.expect("LRANGE");
+    let ids: Vec<&str> = runs.iter().map(|r| r.job_id()).collect();
+    assert_eq!(queued, [ids[0], ids[2], ids[1], ids[3]], "each run queued once");
+    for i in 0..4 {
+        let hist: Vec<String> = conn.lrange(format!("{token}:hist:m{i}"), 0, -1).await.expect("LRANGE");
+        assert_eq!(hist, vec![format!("e-m{i}")], "one history entry per run");
+    }
+    delete_all(&mut conn, &token).await;
+}
+
+#[tokio::test]
+async fn invalid_or_wrong_typed_run_in_a_batch_writes_nothing_for_it() {
+    let token = token();
+    let (w, mut conn) = setup(&format!("{token}rq")).await;
+    // An invalid job never becomes a PreparedRun: the error names the field.
+    let mut bad = job(&token, "bad");
+    bad.timeout_secs = 0;
+    let claim = Claim { key: format!("{token}:claim:bad"), ttl_secs: 30 };
+    match PreparedRun::new(&bad, claim, None, Utc::now()) {
+        Err(RqError::Invalid { field: "timeout", .. }) => {}
+        other => panic!("expected an invalid timeout, got {other:?}"),
+    }
+    let zero = Claim { key: format!("{token}:claim:z"), ttl_secs: 0 };
+    assert!(matches!(PreparedRun::new(&job(&token, "z"), zero, None, Utc::now()), Err(RqError::Invalid { field: "claim", .. })));
+    let mut run = prepared(&token, "h", false);
+    let empty = HistoryAppend { key: String::new(), entry: "e".into(), max: 5 };
+    assert!(matches!(run.set_history(Some(empty)), Err(RqError::Invalid { field: "history", .. })));
+
+    // A run whose history key holds a string: its answer is the WRONGTYPE text and none
+    // of its keys are written; the runs around it are written.
+    let runs: Vec<PreparedRun> = (0..3).map(|i| prepared(&token, &format!("w{i}"), true)).collect();
+    let _: () = conn.set(format!("{token}:hist:w1"), "not a list").await.expect("SET");
+    let out = w.enqueue_many(&runs, Utc::now()).await.expect("batch");
+    assert!(matches!(out[0], Ok(EnqueueOutcome::Enqueued)), "{out:?}");
+    match &out[1] {
+        Err(RqError::WrongType(text)) => assert!(text.contains("WRONGTYPE") && text.contains(":hist:w1"), "{text}"),
+        other => panic!("expected WRONGTYPE, got {other:?}"),
+    }
+    assert!(matches!(out[2], Ok(EnqueueOutcome::Enqueued)), "{out:?}");
+    let claim_exists: bool = conn.exists(&runs[1].claim().key).await.expect("EXISTS");
+    let hash_exists: bool = conn.exists(w.job_key(runs[1].job_id())).await.expect("EXISTS");
+    assert!(!claim_exists && !hash_exists, "nothing of the wrong-typed run is written");
+    let queued: Vec<String> = conn.lrange(w.queue_key(&format!("{token}:default")), 0, -1).await.expect("LRANGE");
+    assert_eq!(queued, [runs[0].job_id(), runs[2].job_id()]);
+    delete_all(&mut conn, &token).await;
+}
+
+#[tokio::test]
+async fn two_writers_racing_on_the_same_batch_enqueue_each_run_once() {
+    let token = token();
+    let prefix = format!("{token}rq");
+    // Two connections, as two daemons would have.
+    let (a, mut conn) = setup(&prefix).await;
+    let (b, _) = setup(&prefix).await;
+    let runs: Vec<PreparedRun> = (0..300).map(|i| prepared(&token, &format!("r{i}"), true)).collect();
+    let mut tasks = Vec::new();
+    for w in [a.clone(), b.clone(), a.clone(), b.clone()] {
+        let runs = runs.clone();
+        // Four writers sending batches of 50 at once: their scripts interleave in Redis.
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            for chunk in runs.chunks(50) {
+                out.extend(enqueued(w.enqueue_many(chunk, Utc::now()).await.expect("batch")));
+            }
+            out
+        }));
+    }
+    let mut wins = vec![0; runs.len()];
+    for t in tasks {
+        for (i, o) in t.await.expect("task").into_iter().enumerate() {
+            if o == EnqueueOutcome::Enqueued {
+                wins[i] += 1;
+            }
+        }
+    }
+    assert!(wins.iter().all(|&w| w == 1), "each run enqueued by exactly one writer: {wins:?}");
+    let n: i64 = conn.llen(a.queue_key(&format!("{token}:default"))).await.expect("LLEN");
+    assert_eq!(n, 300);
+    for i in [0, 149, 299] {
+        let hist: i64 = conn.llen(format!("{token}:hist:r{i}")).await.expect("LLEN");
+        assert_eq!(hist, 1);
+    }
     delete_all(&mut conn, &token).await;
 }
 

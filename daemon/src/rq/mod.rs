@@ -4,7 +4,8 @@
 //! - [`job`]: the job id scheme, validation of every field, the hash fields;
 //! - [`pickle`]: `data` = zlib(pickle((func, None, args, kwargs)));
 //! - [`writer`]: the atomic claim + HSET + RPUSH + SADD (+ history) script,
-//!   and connecting to Redis from a URL.
+//!   run for a whole batch of prepared runs per call, and connecting to Redis
+//!   from a URL.
 
 pub mod job;
 pub mod pickle;
@@ -16,17 +17,23 @@ pub use job::{
 };
 pub use pickle::PickleError;
 pub use writer::{
-    Claim, DEFAULT_KEY_PREFIX, EnqueueOutcome, HistoryAppend, RqWriter, connect, redacted_url, validate_key_prefix,
+    Claim, DEFAULT_KEY_PREFIX, EnqueueOutcome, HistoryAppend, PreparedRun, RqWriter, connect, redacted_url,
+    validate_key_prefix,
 };
 
-/// Why a job was not written.
-#[derive(Debug, thiserror::Error)]
+/// Why a job was not written. `Clone` so that one failed batch call can
+/// answer each of its runs.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RqError {
     /// A field would make rq workers fail or die; nothing was written.
     #[error("job field {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// A key this run would be written to holds another Redis type (the
+    /// script's WRONGTYPE text, naming the key); nothing of the run was written.
+    #[error("redis: {0}")]
+    WrongType(String),
     #[error("job payload: {0}")]
     Pickle(#[from] PickleError),
     /// The URL is shown without its password.
