@@ -21,6 +21,67 @@ use redis::AsyncCommands;
 
 const REDIS_URL: &str = "redis://127.0.0.1:6379/11";
 
+/// Counts live heap bytes and their peak, so the rebuild benchmark can tell memory the
+/// program holds apart from what the allocator keeps (RSS − live heap = fragmentation and
+/// allocator caches).
+mod heap {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+    pub struct Counting;
+    static LIVE: AtomicUsize = AtomicUsize::new(0);
+    static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+            let p = unsafe { System.alloc(l) };
+            if !p.is_null() {
+                let now = LIVE.fetch_add(l.size(), Relaxed) + l.size();
+                PEAK.fetch_max(now, Relaxed);
+            }
+            p
+        }
+        unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+            unsafe { System.dealloc(p, l) };
+            LIVE.fetch_sub(l.size(), Relaxed);
+        }
+        unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+            let q = unsafe { System.realloc(p, l, new) };
+            if !q.is_null() {
+                if new >= l.size() {
+                    let now = LIVE.fetch_add(new - l.size(), Relaxed) + new - l.size();
+                    PEAK.fetch_max(now, Relaxed);
+                } else {
+                    LIVE.fetch_sub(l.size() - new, Relaxed);
+                }
+            }
+            q
+        }
+    }
+
+    /// (live, peak since the last reset) in MB.
+    pub fn mb() -> (usize, usize) {
+        (LIVE.load(Relaxed) >> 20, PEAK.load(Relaxed) >> 20)
+    }
+    pub fn reset_peak() {
+        PEAK.store(LIVE.load(Relaxed), Relaxed);
+    }
+}
+
+#[global_allocator]
+static ALLOC: heap::Counting = heap::Counting;
+
+/// One line of memory figures at a phase of the rebuild benchmark.
+fn phase(name: &str) {
+    let (live, peak) = heap::mb();
+    println!(
+        "  {name}: VmRSS {} MB, VmHWM {} MB, live heap {live} MB, heap peak {peak} MB",
+        status_kb("VmRSS:") / 1024,
+        status_kb("VmHWM:") / 1024
+    );
+    heap::reset_peak();
+}
+
 fn token() -> String {
     format!("bench{:x}", std::process::id())
 }
@@ -125,27 +186,55 @@ async fn rebuild(n: usize) {
     drop(conn);
 
     let cfg = config(&token, &format!("[[sites]]\nname = \"{token}.site\"\ndatabase = \"{db}\"\n"));
+    phase("before the engine");
     let t0 = Instant::now();
     let (handle, task) = start(&cfg, false);
     ready(&handle).await;
     let first = t0.elapsed();
+    phase("after the first rebuild (everything planned)");
     let t1 = Instant::now();
     let report = handle.rebuild().await.expect("rebuild");
-    let second = t1.elapsed();
+    let unchanged = t1.elapsed();
     assert_eq!(report.sites[0].unchanged, n);
+    phase("after an unchanged rebuild");
+    // One task edit changes every schedule of that task (here: all of them).
+    let mut conn = pool.get_conn().await.expect("conn");
+    conn.exec_drop(
+        format!("UPDATE `{db}`.`tabBTU Task` SET max_task_duration = ? WHERE name = ?"),
+        (900, "BTU-00001"),
+    )
+    .await
+    .expect("update task");
+    drop(conn);
+    let t2 = Instant::now();
+    let report = handle.rebuild().await.expect("rebuild");
+    let changed = t2.elapsed();
+    assert_eq!(report.sites[0].changed, n);
+    phase("after a rebuild that replans everything");
+    handle.shutdown().await;
+    let _ = task.await;
+    // A restarted daemon takes over the plan the previous one left in Redis.
+    let t3 = Instant::now();
+    let (handle, task) = start(&cfg, false);
+    ready(&handle).await;
+    let restart = t3.elapsed();
+    phase("after a restart taking over the stored plan");
     // Peak of the engine alone (the load-only measurement below holds a second copy).
     let engine_hwm = status_kb("VmHWM:");
     let source = Source::all_from_config(&cfg).remove(0);
-    let t2 = Instant::now();
+    let t4 = Instant::now();
     let rows = source.load_all().await.expect("load");
-    let load_only = t2.elapsed();
+    let load_only = t4.elapsed();
     assert_eq!(rows.len(), n);
     drop(rows);
     source.close().await;
     println!(
-        "rebuild n={n}: first (load + plan + write Redis) {:.3} s, unchanged rebuild {:.3} s, load+validate only {:.3} s, VmHWM after the engine's rebuilds {} MB",
+        "rebuild n={n}: first (load + plan + write Redis) {:.3} s, unchanged {:.3} s, all changed {:.3} s, \
+         restart takeover {:.3} s, load+validate only {:.3} s, VmHWM of the engine {} MB",
         first.as_secs_f64(),
-        second.as_secs_f64(),
+        unchanged.as_secs_f64(),
+        changed.as_secs_f64(),
+        restart.as_secs_f64(),
         load_only.as_secs_f64(),
         engine_hwm / 1024,
     );

@@ -25,7 +25,7 @@ fn outcomes(rows: &[RowOutcome]) -> Vec<(String, String)> {
     let mut v: Vec<_> = rows
         .iter()
         .map(|r| match r {
-            RowOutcome::Loaded(s) => (s.id.clone(), "loaded".to_string()),
+            RowOutcome::Loaded(s) => (s.id.to_string(), "loaded".to_string()),
             RowOutcome::Skipped { schedule, reason, .. } => (schedule.clone(), reason.code().to_string()),
         })
         .collect();
@@ -36,7 +36,7 @@ fn outcomes(rows: &[RowOutcome]) -> Vec<(String, String)> {
 fn loaded<'a>(rows: &'a [RowOutcome], id: &str) -> &'a btu::source::ScheduleSpec {
     rows.iter()
         .find_map(|r| match r {
-            RowOutcome::Loaded(s) if s.id == id => Some(s),
+            RowOutcome::Loaded(s) if &*s.id == id => Some(s),
             _ => None,
         })
         .unwrap_or_else(|| panic!("{id} not loaded: {rows:?}"))
@@ -73,7 +73,7 @@ async fn sample_data_plans_exactly_the_runnable_schedules() {
 
     // Zone from BTU Configuration in tabSingles; queue with the bench prefix; timeout from the task.
     let ts1 = loaded(&rows, "TS-000001");
-    assert_eq!(ts1.zone, "America/Los_Angeles");
+    assert_eq!(&*ts1.zone, "America/Los_Angeles");
     assert_eq!(ts1.queue, format!("{token}:long"));
     assert_eq!(ts1.timeout_secs, 1800);
     assert_eq!(ts1.task.as_deref(), Some("BTU-00001"));
@@ -106,8 +106,8 @@ async fn zone_column_wins_then_site_then_config_then_utc() {
     let cfg = site_config(&token, &db.name, "");
     let source = Source::all_from_config(&cfg).remove(0);
     let rows = source.load_all().await.expect("load");
-    assert_eq!(loaded(&rows, "TS-000001").zone, "Asia/Tokyo");
-    assert_eq!(loaded(&rows, "TS-000002").zone, "America/Los_Angeles");
+    assert_eq!(&*loaded(&rows, "TS-000001").zone, "Asia/Tokyo");
+    assert_eq!(&*loaded(&rows, "TS-000002").zone, "America/Los_Angeles");
     source.close().await;
 
     // An unknown zone in the column skips only that schedule.
@@ -122,11 +122,11 @@ async fn zone_column_wins_then_site_then_config_then_utc() {
     let source = Source::all_from_config(&cfg_zone).remove(0);
     let rows = source.load_all().await.expect("load");
     assert!(rows.iter().any(|r| matches!(r, RowOutcome::Skipped { schedule, reason: SkipReason::UnknownZone { .. }, .. } if schedule == "TS-000001")));
-    assert_eq!(loaded(&rows, "TS-000002").zone, "Europe/Dublin");
+    assert_eq!(&*loaded(&rows, "TS-000002").zone, "Europe/Dublin");
     source.close().await;
     let source = Source::all_from_config(&cfg).remove(0);
     let rows = source.load_all().await.expect("load");
-    assert_eq!(loaded(&rows, "TS-000002").zone, "UTC");
+    assert_eq!(&*loaded(&rows, "TS-000002").zone, "UTC");
     source.close().await;
     db.drop_db().await;
 }

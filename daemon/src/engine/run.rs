@@ -3,7 +3,7 @@
 //! spawned tasks whose results come back into the loop; the loop itself only waits on
 //! short pipelined Redis writes.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use super::{
 };
 use crate::config::{Config, Secret};
 use crate::rq::{self, Claim, EnqueueOutcome, HistoryAppend, RqError, RqWriter};
-use crate::source::{RowOutcome, ScheduleSpec, SkipReason, Source, SourceError};
+use crate::source::{KnownFingerprints, RebuildRow, RowOutcome, ScheduleSpec, SkipReason, Source, SourceError};
 
 /// Longest the timer sleeps before looking at the clock again, so a wall-clock step (NTP)
 /// cannot leave a run waiting on a stale monotonic deadline for long.
@@ -61,6 +61,9 @@ impl EngineOptions {
 struct Entry {
     spec: Arc<ScheduleSpec>,
     next: Option<DateTime<Utc>>,
+    /// The site's rebuild generation that last confirmed this schedule; a rebuild removes the
+    /// entries it did not confirm (no set of 100k loaded ids is built for that).
+    generation: u64,
 }
 
 struct Site {
@@ -71,7 +74,9 @@ struct Site {
     /// The stored state of a previous daemon has been merged in.
     synced: bool,
     /// Rows loaded while Redis was down, applied when it is back.
-    pending_rows: Option<Vec<RowOutcome>>,
+    pending_rows: Option<Vec<RebuildRow>>,
+    /// Incremented by every reconcile; see [`Entry::generation`].
+    generation: u64,
     source_ok: Option<bool>,
     last_loaded: Option<DateTime<Utc>>,
     last_error: Option<String>,
@@ -96,7 +101,7 @@ struct FireResult {
     done_at: DateTime<Utc>,
 }
 
-type LoadResults = Vec<(usize, Result<Vec<RowOutcome>, SourceError>)>;
+type LoadResults = Vec<(usize, Result<Vec<RebuildRow>, SourceError>)>;
 
 pub struct Engine {
     opts: EngineOptions,
@@ -148,6 +153,7 @@ impl Engine {
                 skipped: HashMap::new(),
                 synced: false,
                 pending_rows: None,
+                generation: 0,
                 source_ok: None,
                 last_loaded: None,
                 last_error: None,
@@ -322,6 +328,9 @@ impl Engine {
                 self.resync(idx).await;
             }
         }
+        if self.loading.is_none() && std::mem::take(&mut self.rebuild_again) {
+            self.start_load(); // a pending reconcile found rows it could not apply
+        }
         // Overdue runs fire from the timer under the missed-run rule.
     }
 
@@ -333,15 +342,7 @@ impl Engine {
             Ok(s) => s,
             Err(e) => return self.redis_failed(&e.to_string()),
         };
-        let stale: Vec<String> = stored
-            .upcoming
-            .keys()
-            .chain(stored.fingerprints.keys())
-            .filter(|id| !site.entries.contains_key(id.as_str()))
-            .cloned()
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+        let stale: Vec<String> = stored.into_keys().filter(|id| !site.entries.contains_key(id.as_str())).collect();
         let plans: Vec<PlanWrite> =
             site.entries.values().map(|e| PlanWrite { spec: &e.spec, next: e.next, describe: true }).collect();
         let res = async {
@@ -362,11 +363,18 @@ impl Engine {
             return;
         }
         let sources = self.sources.clone();
+        // What each site already plans: rows that match come back as small `Unchanged`
+        // markers instead of full specs, so a rebuild never holds a second copy of the plan.
+        let known: Vec<KnownFingerprints> = self
+            .sites
+            .iter()
+            .map(|s| s.entries.iter().map(|(id, e)| (id.clone(), e.spec.fingerprint)).collect())
+            .collect();
         self.loading = Some(tokio::spawn(async move {
             let mut set = JoinSet::new();
-            for idx in 0..sources.len() {
+            for (idx, known) in known.into_iter().enumerate() {
                 let sources = sources.clone();
-                set.spawn(async move { (idx, sources[idx].load_all().await) });
+                set.spawn(async move { (idx, sources[idx].load_rebuild(&known).await) });
             }
             let mut out = Vec::new();
             while let Some(r) = set.join_next().await {
@@ -442,15 +450,15 @@ impl Engine {
     }
 
     /// Records skip reasons, logging each schedule only when its reason is new.
-    fn note_skips(&mut self, idx: usize, rows: &[RowOutcome]) -> Vec<(String, SkipReason)> {
+    fn note_skips(&mut self, idx: usize, rows: &[RebuildRow]) -> Vec<(String, SkipReason)> {
         let site = &mut self.sites[idx];
         let mut now_skipped = HashMap::new();
         for row in rows {
-            if let RowOutcome::Skipped { schedule, reason, .. } = row {
-                if site.skipped.get(schedule) != Some(reason) {
-                    log_skip(&site.name, schedule, reason);
+            if let RebuildRow::Skipped(s) = row {
+                if site.skipped.get(&s.schedule) != Some(&s.reason) {
+                    log_skip(&site.name, &s.schedule, &s.reason);
                 }
-                now_skipped.insert(schedule.clone(), reason.clone());
+                now_skipped.insert(s.schedule.clone(), s.reason.clone());
             }
         }
         site.skipped = now_skipped;
@@ -463,7 +471,7 @@ impl Engine {
     /// unchanged ones keep their next run, vanished ones are removed. On the first call for a
     /// site, a previous daemon's plan in Redis is taken over (the missed-run rule applies to
     /// runs it recorded in the past).
-    async fn reconcile(&mut self, idx: usize, rows: Vec<RowOutcome>) -> SiteRebuild {
+    async fn reconcile(&mut self, idx: usize, rows: Vec<RebuildRow>) -> SiteRebuild {
         let now = Utc::now();
         let skipped = self.note_skips(idx, &rows);
         let site_name = self.sites[idx].name.clone();
@@ -487,61 +495,84 @@ impl Engine {
             }
         };
 
-        let mut loaded: HashSet<Arc<str>> = HashSet::new();
+        // Every entry this load confirms or plans is stamped with the new generation; those
+        // left with an older one are no longer in the source.
+        let generation = {
+            let site = &mut self.sites[idx];
+            site.generation += 1;
+            site.entries.reserve(rows.len().saturating_sub(site.entries.len()));
+            site.generation
+        };
+        let mut raced = 0usize;
         let mut writes: Vec<(Arc<ScheduleSpec>, Option<DateTime<Utc>>)> = Vec::new();
         for row in rows {
-            let RowOutcome::Loaded(spec) = row else { continue };
-            let id: Arc<str> = Arc::from(spec.id.as_str());
-            if !loaded.insert(id.clone()) {
-                continue; // a duplicate id within one source: the first row wins
-            }
-            let current = self.sites[idx].entries.get(&id);
-            match current {
-                Some(e) if e.spec.fingerprint == spec.fingerprint => report.unchanged += 1,
-                Some(_) => {
-                    report.changed += 1;
-                    let spec = Arc::new(spec);
-                    let next = spec.schedule.next_after(now);
-                    info!(site = %site_name, schedule = %id, next = ?next.map(rfc3339), "schedule changed; replanned");
-                    self.set_entry(idx, id, spec.clone(), next);
-                    writes.push((spec, next));
-                }
-                None => {
-                    report.added += 1;
-                    let spec = Arc::new(spec);
-                    let recorded = stored.as_ref().and_then(|st| {
-                        (st.fingerprints.get(&spec.id) == Some(&spec.fingerprint))
-                            .then(|| st.upcoming.get(&spec.id).copied())
-                            .flatten()
-                    });
-                    // A recorded run (even a past one) is kept: the timer then applies the
-                    // missed-run rule to it. Otherwise plan from now, without catch-up.
-                    let next = recorded.or_else(|| spec.schedule.next_after(now));
-                    debug!(site = %site_name, schedule = %id, next = ?next.map(rfc3339), resumed = recorded.is_some(), "schedule planned");
-                    self.set_entry(idx, id, spec.clone(), next);
-                    writes.push((spec, next));
+            match row {
+                RebuildRow::Skipped(_) => {}
+                RebuildRow::Unchanged { id, fingerprint } => match self.sites[idx].entries.get_mut(&id) {
+                    Some(e) if e.generation == generation => {} // a duplicate id: the first row wins
+                    Some(e) => {
+                        e.generation = generation;
+                        if e.spec.fingerprint == fingerprint {
+                            report.unchanged += 1;
+                        } else {
+                            raced += 1; // replanned by a notify while loading: keep that plan
+                        }
+                    }
+                    None => raced += 1, // cancelled while loading: only a full row can replan it
+                },
+                RebuildRow::Loaded(spec) => {
+                    let id = spec.id.clone();
+                    match self.sites[idx].entries.get_mut(&id) {
+                        Some(e) if e.generation == generation => {} // a duplicate id: the first row wins
+                        Some(e) if e.spec.fingerprint == spec.fingerprint => {
+                            e.generation = generation;
+                            report.unchanged += 1;
+                        }
+                        Some(_) => {
+                            report.changed += 1;
+                            let next = spec.schedule.next_after(now);
+                            info!(site = %site_name, schedule = %id, next = ?next.map(rfc3339), "schedule changed; replanned");
+                            self.set_entry(idx, id, spec.clone(), next);
+                            writes.push((spec, next));
+                        }
+                        None => {
+                            report.added += 1;
+                            let recorded = stored
+                                .as_ref()
+                                .and_then(|st| st.get(&*id))
+                                .filter(|p| p.fingerprint == Some(spec.fingerprint))
+                                .and_then(|p| p.next);
+                            // A recorded run (even a past one) is kept: the timer then applies the
+                            // missed-run rule to it. Otherwise plan from now, without catch-up.
+                            let next = recorded.or_else(|| spec.schedule.next_after(now));
+                            debug!(site = %site_name, schedule = %id, next = ?next.map(rfc3339), resumed = recorded.is_some(), "schedule planned");
+                            self.set_entry(idx, id, spec.clone(), next);
+                            writes.push((spec, next));
+                        }
+                    }
                 }
             }
         }
+        if raced > 0 {
+            // The snapshot of known fingerprints was taken before a notify or cancel changed
+            // these schedules; a follow-up load compares them afresh.
+            debug!(site = %site_name, schedules = raced, "plan changed while loading; loading again");
+            self.rebuild_again = true;
+        }
         let mut removed: Vec<String> = self.sites[idx]
             .entries
-            .keys()
-            .filter(|id| !loaded.contains(*id))
-            .map(|id| id.to_string())
+            .iter()
+            .filter(|(_, e)| e.generation != generation)
+            .map(|(id, _)| id.to_string())
             .collect();
         for id in &removed {
             self.remove_entry(idx, id);
             info!(site = %site_name, schedule = %id, "schedule removed from the plan");
         }
         report.removed = removed.len();
-        if let Some(st) = &stored {
-            let stale: HashSet<&String> = st
-                .upcoming
-                .keys()
-                .chain(st.fingerprints.keys())
-                .filter(|id| !loaded.contains(id.as_str()))
-                .collect();
-            removed.extend(stale.into_iter().cloned());
+        if let Some(st) = stored {
+            let entries = &self.sites[idx].entries;
+            removed.extend(st.into_keys().filter(|id| !entries.contains_key(id.as_str())));
         }
         let plans: Vec<PlanWrite> =
             writes.iter().map(|(spec, next)| PlanWrite { spec, next: *next, describe: true }).collect();
@@ -570,7 +601,7 @@ impl Engine {
         if let Some(due) = next {
             self.timer.insert((due, idx, id.clone()));
         }
-        site.entries.insert(id, Entry { spec, next });
+        site.entries.insert(id, Entry { spec, next, generation: site.generation });
     }
 
     fn remove_entry(&mut self, idx: usize, id: &str) -> bool {
@@ -838,8 +869,8 @@ impl Engine {
             let Some(idx) = self.sites.iter().position(|s| s.name == row.site()) else { continue };
             match row {
                 RowOutcome::Loaded(spec) => {
-                    let id: Arc<str> = Arc::from(spec.id.as_str());
-                    self.sites[idx].skipped.remove(&spec.id);
+                    let id: Arc<str> = spec.id.clone();
+                    self.sites[idx].skipped.remove(&*spec.id);
                     let unchanged = self.sites[idx].entries.get(&id).is_some_and(|e| e.spec.fingerprint == spec.fingerprint);
                     if !unchanged {
                         let spec = Arc::new(spec);
@@ -899,9 +930,9 @@ impl Engine {
                     next_runs.extend(e.spec.schedule.runs_after(n).take(NOTIFY_NEXT_RUNS - 1));
                 }
                 ScheduleStatus::Planned {
-                    task: e.spec.task.clone(),
-                    cron: e.spec.cron.clone(),
-                    zone: e.spec.zone.clone(),
+                    task: e.spec.task.as_deref().map(str::to_string),
+                    cron: e.spec.cron.to_string(),
+                    zone: e.spec.zone.to_string(),
                     queue: e.spec.queue.clone(),
                     next_runs,
                 }
@@ -999,9 +1030,9 @@ impl Engine {
                 Some(UpcomingRun {
                     site: self.sites[idx].name.clone(),
                     schedule: id.to_string(),
-                    task: e.spec.task.clone(),
+                    task: e.spec.task.as_deref().map(str::to_string),
                     due,
-                    zone: e.spec.zone.clone(),
+                    zone: e.spec.zone.to_string(),
                     local,
                 })
             })

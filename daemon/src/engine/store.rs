@@ -17,7 +17,7 @@ use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
-use crate::source::ScheduleSpec;
+use crate::source::{Fingerprint, ScheduleSpec};
 
 /// Writes are sent in pipelines of this many commands so a rebuild of 100k schedules neither
 /// builds one giant request nor pays a round trip per schedule.
@@ -50,14 +50,45 @@ pub struct StoredSchedule {
 impl StoredSchedule {
     pub fn from_spec(spec: &ScheduleSpec) -> Self {
         StoredSchedule {
-            task: spec.task.clone(),
+            task: spec.task.as_deref().map(str::to_string),
             function: spec.function.clone(),
-            cron: spec.cron.clone(),
-            zone: spec.zone.clone(),
+            cron: spec.cron.to_string(),
+            zone: spec.zone.to_string(),
             queue: spec.queue.clone(),
-            fingerprint: spec.fingerprint.clone(),
+            fingerprint: spec.fingerprint.to_string(),
         }
     }
+}
+
+/// [`StoredSchedule`]'s JSON written straight from a spec (a rebuild writes 100k of them; no
+/// copies of the strings are made).
+#[derive(Serialize)]
+struct StoredRef<'a> {
+    task: Option<&'a str>,
+    function: &'a str,
+    cron: &'a str,
+    zone: &'a str,
+    queue: &'a str,
+    fingerprint: String,
+}
+
+impl<'a> StoredRef<'a> {
+    fn of(spec: &'a ScheduleSpec) -> Self {
+        StoredRef {
+            task: spec.task.as_deref(),
+            function: &spec.function,
+            cron: &spec.cron,
+            zone: &spec.zone,
+            queue: &spec.queue,
+            fingerprint: spec.fingerprint.to_string(),
+        }
+    }
+}
+
+/// Only the field a restart needs, so reading 100k stored entries allocates no other strings.
+#[derive(Deserialize)]
+struct StoredFingerprint {
+    fingerprint: String,
 }
 
 /// One enqueued run in a schedule's history.
@@ -70,28 +101,58 @@ pub struct HistoryEntry {
     pub enqueued_at: String,
 }
 
-/// A site's state as a previous daemon left it.
-#[derive(Debug, Default)]
-pub struct SiteState {
-    /// schedule id → recorded next due instant.
-    pub upcoming: HashMap<String, DateTime<Utc>>,
-    /// schedule id → fingerprint (unreadable JSON counts as no fingerprint: the schedule is
-    /// then planned afresh, which is safe).
-    pub fingerprints: HashMap<String, String>,
+/// What a previous daemon recorded about one schedule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoredPlan {
+    /// Recorded next due instant.
+    pub next: Option<DateTime<Utc>>,
+    /// `None` when the HASH entry is missing or unreadable: the schedule is then planned
+    /// afresh, which is safe.
+    pub fingerprint: Option<Fingerprint>,
 }
 
+/// A site's state as a previous daemon left it: schedule id → what it recorded.
+pub type SiteState = HashMap<String, StoredPlan>;
+
+/// Entries fetched per ZSCAN/HSCAN call: the reply of one call stays small (a full HGETALL of
+/// 100k JSON descriptions is a ~20 MB reply parsed into 200k values at once).
+const SCAN_COUNT: usize = 1000;
+
+/// Reads a site's stored plan with ZSCAN and HSCAN, a bounded batch at a time, keeping only
+/// the recorded next run and fingerprint per schedule. A scan may return an entry twice;
+/// that only overwrites it with the same value.
 pub async fn load_site_state(conn: &mut ConnectionManager, site: &str) -> redis::RedisResult<SiteState> {
-    let upcoming: Vec<(String, f64)> = conn.zrange_withscores(upcoming_key(site), 0, -1).await?;
-    let hash: HashMap<String, String> = conn.hgetall(schedules_key(site)).await?;
-    let upcoming = upcoming
-        .into_iter()
-        .filter_map(|(id, score)| DateTime::from_timestamp(score as i64, 0).map(|d| (id, d)))
-        .collect();
-    let fingerprints = hash
-        .into_iter()
-        .filter_map(|(id, json)| serde_json::from_str::<StoredSchedule>(&json).ok().map(|s| (id, s.fingerprint)))
-        .collect();
-    Ok(SiteState { upcoming, fingerprints })
+    let mut state = SiteState::new();
+    let zkey = upcoming_key(site);
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<(String, f64)>) =
+            redis::cmd("ZSCAN").arg(&zkey).arg(cursor).arg("COUNT").arg(SCAN_COUNT).query_async(conn).await?;
+        for (id, score) in batch {
+            state.entry(id).or_default().next = DateTime::from_timestamp(score as i64, 0);
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    let hkey = schedules_key(site);
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<(String, String)>) =
+            redis::cmd("HSCAN").arg(&hkey).arg(cursor).arg("COUNT").arg(SCAN_COUNT).query_async(conn).await?;
+        for (id, json) in batch {
+            let fingerprint = serde_json::from_str::<StoredFingerprint>(&json)
+                .ok()
+                .and_then(|s| Fingerprint::parse_hex(&s.fingerprint));
+            state.entry(id).or_default().fingerprint = fingerprint;
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    Ok(state)
 }
 
 /// One schedule's plan to record.
@@ -109,14 +170,14 @@ pub async fn write_plans(conn: &mut ConnectionManager, site: &str, plans: &[Plan
         let mut pipe = redis::pipe();
         for p in chunk {
             match p.next {
-                Some(next) => pipe.zadd(&zkey, &p.spec.id, next.timestamp()).ignore(),
-                None => pipe.zrem(&zkey, &p.spec.id).ignore(),
+                Some(next) => pipe.zadd(&zkey, &*p.spec.id, next.timestamp()).ignore(),
+                None => pipe.zrem(&zkey, &*p.spec.id).ignore(),
             };
             if p.describe {
                 // Serialising plain strings cannot fail; an empty value would only hide the
                 // schedule from the CLI, never break planning.
-                let json = serde_json::to_string(&StoredSchedule::from_spec(p.spec)).unwrap_or_default();
-                pipe.hset(&hkey, &p.spec.id, json).ignore();
+                let json = serde_json::to_string(&StoredRef::of(p.spec)).unwrap_or_default();
+                pipe.hset(&hkey, &*p.spec.id, json).ignore();
             }
         }
         pipe.query_async::<()>(conn).await?;

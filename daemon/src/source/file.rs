@@ -23,7 +23,10 @@
 
 use std::path::PathBuf;
 
-use super::{BuildContext, RawSchedule, RowOutcome, SkipReason, SourceError, finish};
+use super::{
+    BuildContext, Interner, KnownFingerprints, RawSchedule, RebuildRow, RowOutcome, SkipReason, SourceError, build,
+    finish_with,
+};
 use crate::config::{Config, FileConfig};
 use crate::pyliteral::{Kwargs, PyValue};
 
@@ -41,7 +44,7 @@ impl FileSource {
     pub fn new(file: &FileConfig, config: &Config) -> Self {
         FileSource {
             ctx: BuildContext {
-                site: file.site.clone(),
+                site: file.site.as_str().into(),
                 mode: file.mode,
                 queue_prefix: config.frappe.queue_prefix.clone(),
                 default_zone: config.daemon.time_zone.clone(),
@@ -68,10 +71,25 @@ impl FileSource {
         parse_schedules(&self.ctx, &text).map_err(|m| self.err(m))
     }
 
+    /// Every schedule for a rebuild; those `known` lists with their fingerprint are not built.
+    pub async fn load_rebuild(&self, known: &KnownFingerprints) -> Result<Vec<RebuildRow>, SourceError> {
+        let text = tokio::fs::read_to_string(&self.path).await.map_err(|e| self.err(e.to_string()))?;
+        let mut interner = Interner::default();
+        let mut out = Vec::new();
+        read_schedules(&self.ctx, &text, |id, row| {
+            out.push(match row {
+                Ok(raw) => build(&self.ctx, &mut interner, known, raw),
+                Err(reason) => RebuildRow::skipped(id, reason),
+            })
+        })
+        .map_err(|m| self.err(m))?;
+        Ok(out)
+    }
+
     pub async fn load_one(&self, schedule: &str) -> Result<RowOutcome, SourceError> {
         let rows = self.load_all().await?;
         Ok(rows.into_iter().find(|r| r.schedule() == schedule).unwrap_or_else(|| RowOutcome::Skipped {
-            site: self.ctx.site.clone(),
+            site: self.ctx.site.to_string(),
             schedule: schedule.to_string(),
             reason: SkipReason::NotFound,
         }))
@@ -80,24 +98,42 @@ impl FileSource {
 
 /// Parses the whole file; `Err` only when the file as a whole is unreadable (syntax, layout).
 pub fn parse_schedules(ctx: &BuildContext, text: &str) -> Result<Vec<RowOutcome>, String> {
+    let mut interner = Interner::default();
+    let mut out = Vec::new();
+    read_schedules(ctx, text, |id, row| {
+        out.push(match row {
+            Ok(raw) => finish_with(ctx, &mut interner, raw),
+            Err(reason) => RowOutcome::Skipped { site: ctx.site.to_string(), schedule: id, reason },
+        })
+    })?;
+    Ok(out)
+}
+
+/// Reads the file's `[[schedule]]` tables in order and hands each to `on_row` with its id:
+/// the fields to validate, or why it does not run. A repeated id is skipped.
+fn read_schedules(
+    ctx: &BuildContext,
+    text: &str,
+    mut on_row: impl FnMut(String, Result<RawSchedule, SkipReason>),
+) -> Result<(), String> {
     let table: toml::Table = toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', " "))?;
     for key in table.keys() {
         if key != "schedule" && key != "defaults" {
             return Err(format!("unknown top-level key `{key}` (expected [defaults] and [[schedule]])"));
         }
     }
+    let empty = toml::Table::new();
     let defaults = match table.get("defaults") {
-        None => toml::Table::new(),
-        Some(toml::Value::Table(t)) => t.clone(),
+        None => &empty,
+        Some(toml::Value::Table(t)) => t,
         Some(_) => return Err("`defaults` must be a table".into()),
     };
     let items = match table.get("schedule") {
-        None => return Ok(Vec::new()),
+        None => return Ok(()),
         Some(toml::Value::Array(items)) => items,
         Some(_) => return Err("`schedule` must be an array of tables ([[schedule]])".into()),
     };
     let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let Some(t) = item.as_table() else {
             return Err(format!("schedule[{i}] is not a table"));
@@ -106,24 +142,18 @@ pub fn parse_schedules(ctx: &BuildContext, text: &str) -> Result<Vec<RowOutcome>
             Some(toml::Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
             _ => format!("schedule[{i}]"),
         };
-        let outcome = match read_one(ctx, &defaults, t, &id) {
-            Err(problem) => RowOutcome::Skipped { site: ctx.site.clone(), schedule: id.clone(), reason: problem },
-            Ok(o) => o,
-        };
         if !seen.insert(id.clone()) {
-            out.push(RowOutcome::Skipped {
-                site: ctx.site.clone(),
-                schedule: id,
-                reason: SkipReason::Invalid { problem: "the id is used by an earlier schedule in the file".into() },
-            });
+            let problem = "the id is used by an earlier schedule in the file".into();
+            on_row(id, Err(SkipReason::Invalid { problem }));
             continue;
         }
-        out.push(outcome);
+        let row = read_one(ctx, defaults, t, &id);
+        on_row(id, row);
     }
-    Ok(out)
+    Ok(())
 }
 
-fn read_one(ctx: &BuildContext, defaults: &toml::Table, t: &toml::Table, id: &str) -> Result<RowOutcome, SkipReason> {
+fn read_one(ctx: &BuildContext, defaults: &toml::Table, t: &toml::Table, id: &str) -> Result<RawSchedule, SkipReason> {
     let invalid = |problem: String| SkipReason::Invalid { problem };
     if let Some(k) = t.keys().find(|k| !SCHEDULE_KEYS.contains(&k.as_str())) {
         return Err(invalid(format!("unknown key `{k}`")));
@@ -163,20 +193,17 @@ fn read_one(ctx: &BuildContext, defaults: &toml::Table, t: &toml::Table, id: &st
         }
     };
     let zone = string("zone")?.or_else(|| ctx.default_zone.clone()).unwrap_or_else(|| "UTC".into());
-    Ok(finish(
-        ctx,
-        RawSchedule {
-            id: id.to_string(),
-            task: string("task")?,
-            task_description: string("description")?,
-            function: string("function")?,
-            cron: string("cron")?,
-            zone,
-            queue: string("queue")?,
-            kwargs,
-            timeout_secs,
-        },
-    ))
+    Ok(RawSchedule {
+        id: id.to_string(),
+        task: string("task")?,
+        task_description: string("description")?,
+        function: string("function")?,
+        cron: string("cron")?,
+        zone,
+        queue: string("queue")?,
+        kwargs,
+        timeout_secs,
+    })
 }
 
 /// TOML value → the Python value the job's function receives.
@@ -243,7 +270,7 @@ mod tests {
         assert_eq!(rows.len(), 5);
         let RowOutcome::Loaded(a) = &rows[0] else { panic!("{:?}", rows[0]) };
         assert_eq!(a.queue, "short");
-        assert_eq!(a.zone, "Europe/Paris");
+        assert_eq!(&*a.zone, "Europe/Paris");
         // Key order follows toml's map (file order with its `preserve_order` feature, else
         // sorted); Python kwargs do not depend on it.
         let mut kw = a.kwargs.clone();

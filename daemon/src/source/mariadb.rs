@@ -3,14 +3,18 @@
 //! A schedule runs when `enabled = 1` and its task exists with `docstatus = 1`. Every other row
 //! is still read, so that the engine (and a notify caller) learns why it does not run.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row};
 
-use super::{BuildContext, RawSchedule, RowOutcome, SkipReason, SourceError, finish};
+use super::{
+    BuildContext, Interner, KnownFingerprints, RawSchedule, RebuildRow, RowOutcome, SkipReason, SourceError, build,
+    finish_with,
+};
 use crate::config::{Config, DbConfig, SiteConfig};
-use crate::pyliteral;
+use crate::pyliteral::{self, Kwargs};
 
 /// Longest a whole load may take before the site counts as unreachable (a host that drops
 /// packets would otherwise stall a rebuild for minutes).
@@ -39,7 +43,7 @@ impl MariaDbSource {
     /// Creates the (lazy) connection pool; nothing connects until the first load.
     pub fn new(site: &SiteConfig, config: &Config) -> Self {
         let ctx = BuildContext {
-            site: site.name.clone(),
+            site: site.name.as_str().into(),
             mode: site.mode,
             queue_prefix: config.frappe.queue_prefix.clone(),
             default_zone: config.daemon.time_zone.clone(),
@@ -77,7 +81,7 @@ impl MariaDbSource {
     }
 
     fn db_err(&self, e: impl std::fmt::Display) -> SourceError {
-        SourceError::Database { site: self.ctx.site.clone(), target: self.target.clone(), message: e.to_string() }
+        SourceError::Database { site: self.ctx.site.to_string(), target: self.target.clone(), message: e.to_string() }
     }
 
     async fn with_timeout<T>(
@@ -87,7 +91,7 @@ impl MariaDbSource {
         match tokio::time::timeout(LOAD_TIMEOUT, fut).await {
             Ok(r) => r,
             Err(_) => Err(SourceError::Timeout {
-                site: self.ctx.site.clone(),
+                site: self.ctx.site.to_string(),
                 target: self.target.clone(),
                 secs: LOAD_TIMEOUT.as_secs(),
             }),
@@ -105,13 +109,44 @@ impl MariaDbSource {
     }
 
     pub async fn load_all(&self) -> Result<Vec<RowOutcome>, SourceError> {
-        self.with_timeout(self.load(None)).await
+        let mut interner = Interner::default();
+        let mut out = Vec::new();
+        self.with_timeout(self.read_rows(None, |row| {
+            out.push(match row {
+                Ok(raw) => finish_with(&self.ctx, &mut interner, raw),
+                Err((schedule, reason)) => RowOutcome::Skipped { site: self.ctx.site.to_string(), schedule, reason },
+            })
+        }))
+        .await?;
+        Ok(out)
+    }
+
+    /// Every row for a rebuild; rows `known` lists with their fingerprint are not built. The
+    /// rows stream from the server one at a time, each becoming its small [`RebuildRow`].
+    pub async fn load_rebuild(&self, known: &KnownFingerprints) -> Result<Vec<RebuildRow>, SourceError> {
+        let mut interner = Interner::default();
+        let mut out = Vec::new();
+        self.with_timeout(self.read_rows(None, |row| {
+            out.push(match row {
+                Ok(raw) => build(&self.ctx, &mut interner, known, raw),
+                Err((schedule, reason)) => RebuildRow::skipped(schedule, reason),
+            })
+        }))
+        .await?;
+        Ok(out)
     }
 
     pub async fn load_one(&self, schedule: &str) -> Result<RowOutcome, SourceError> {
-        let mut rows = self.with_timeout(self.load(Some(schedule))).await?;
-        Ok(rows.pop().unwrap_or_else(|| RowOutcome::Skipped {
-            site: self.ctx.site.clone(),
+        let mut found = None;
+        self.with_timeout(self.read_rows(Some(schedule), |row| {
+            found = Some(match row {
+                Ok(raw) => finish_with(&self.ctx, &mut Interner::default(), raw),
+                Err((schedule, reason)) => RowOutcome::Skipped { site: self.ctx.site.to_string(), schedule, reason },
+            })
+        }))
+        .await?;
+        Ok(found.unwrap_or_else(|| RowOutcome::Skipped {
+            site: self.ctx.site.to_string(),
             schedule: schedule.to_string(),
             reason: SkipReason::NotFound,
         }))
@@ -122,7 +157,14 @@ impl MariaDbSource {
         let _ = self.pool.clone().disconnect().await;
     }
 
-    async fn load(&self, one: Option<&str>) -> Result<Vec<RowOutcome>, SourceError> {
+    /// Reads the schedule rows (all, or the one named) and hands each to `on_row`, as the
+    /// fields to validate or as the reason it does not run. Rows are streamed: only the row
+    /// being read is in memory here.
+    async fn read_rows(
+        &self,
+        one: Option<&str>,
+        mut on_row: impl FnMut(Result<RawSchedule, (String, SkipReason)>),
+    ) -> Result<(), SourceError> {
         let mut conn = self.pool.get_conn().await.map_err(|e| self.db_err(e))?;
         let site_zone = site_zone(&mut conn).await.map_err(|e| self.db_err(e))?;
         let has_zone_column: Option<i64> = conn
@@ -140,40 +182,51 @@ impl MariaDbSource {
             .or_else(|| self.ctx.default_zone.clone())
             .unwrap_or_else(|| "UTC".to_string());
 
-        let mut out = Vec::new();
-        let mut on_row = |row: Row| out.push(self.row_outcome(row, &fallback_zone));
+        let mut reader = RowReader { fallback_zone, task_arguments: HashMap::new() };
+        let mut each = |mut row: Row| on_row(reader.read(&mut row));
         match one {
             None => {
                 let mut result = conn.query_iter(sql).await.map_err(|e| self.db_err(e))?;
-                result.for_each(&mut on_row).await.map_err(|e| self.db_err(e))?;
+                result.for_each(&mut each).await.map_err(|e| self.db_err(e))?;
             }
             Some(id) => {
                 let sql = format!("{sql} WHERE s.name = ?");
                 let mut result = conn.exec_iter(sql, (id,)).await.map_err(|e| self.db_err(e))?;
-                result.for_each(&mut on_row).await.map_err(|e| self.db_err(e))?;
+                result.for_each(&mut each).await.map_err(|e| self.db_err(e))?;
             }
         }
-        Ok(out)
+        Ok(())
     }
+}
 
-    fn row_outcome(&self, mut row: Row, fallback_zone: &str) -> RowOutcome {
-        let id = match take::<String>(&mut row, 0) {
+/// Turns rows into [`RawSchedule`]s, parsing each task's `arguments` once per load (a task's
+/// schedules all carry the same text; one SELECT reads one consistent snapshot).
+struct RowReader {
+    fallback_zone: String,
+    /// task name → its parsed `arguments`, or the parse error.
+    task_arguments: HashMap<String, Result<Kwargs, String>>,
+}
+
+impl RowReader {
+    fn read(&mut self, row: &mut Row) -> Result<RawSchedule, (String, SkipReason)> {
+        let id = match take::<String>(row, 0) {
             Ok(Some(id)) => id,
             // Frappe's primary key is never NULL; a non-text one would be a broken table.
             _ => "<unreadable name>".to_string(),
         };
-        match self.read_row(&mut row, id.clone(), fallback_zone) {
-            Ok(outcome) => outcome,
-            Err(problem) => RowOutcome::Skipped {
-                site: self.ctx.site.clone(),
-                schedule: id,
-                reason: SkipReason::Invalid { problem },
-            },
+        match self.fields(row) {
+            Ok(Ok(mut raw)) => {
+                raw.id = id;
+                Ok(raw)
+            }
+            Ok(Err(reason)) => Err((id, reason)),
+            Err(problem) => Err((id, SkipReason::Invalid { problem })),
         }
     }
 
-    fn read_row(&self, row: &mut Row, id: String, fallback_zone: &str) -> Result<RowOutcome, String> {
-        let skip = |reason| RowOutcome::Skipped { site: self.ctx.site.clone(), schedule: id.clone(), reason };
+    /// The row's fields (`id` left empty), or why it does not run; `Err` for an unreadable
+    /// column.
+    fn fields(&mut self, row: &mut Row) -> Result<Result<RawSchedule, SkipReason>, String> {
         let enabled = take::<i64>(row, 1)?.unwrap_or(0);
         let task = take::<String>(row, 2)?.filter(|t| !t.trim().is_empty());
         let task_description = take::<String>(row, 3)?;
@@ -189,51 +242,53 @@ impl MariaDbSource {
         let desc_short = take::<String>(row, 13)?;
 
         if enabled == 0 {
-            return Ok(skip(SkipReason::Disabled));
+            return Ok(Err(SkipReason::Disabled));
         }
-        let Some(task) = task else { return Ok(skip(SkipReason::NoTask)) };
+        let Some(task) = task else { return Ok(Err(SkipReason::NoTask)) };
         if task_name.is_none() {
-            return Ok(skip(SkipReason::TaskMissing { task }));
+            return Ok(Err(SkipReason::TaskMissing { task }));
         }
         match docstatus.unwrap_or(0) {
             1 => {}
-            0 => return Ok(skip(SkipReason::TaskDraft { task })),
-            2 => return Ok(skip(SkipReason::TaskCancelled { task })),
-            other => return Ok(skip(SkipReason::TaskNotSubmitted { task, docstatus: other })),
+            0 => return Ok(Err(SkipReason::TaskDraft { task })),
+            2 => return Ok(Err(SkipReason::TaskCancelled { task })),
+            other => return Ok(Err(SkipReason::TaskNotSubmitted { task, docstatus: other })),
         }
-        let base = match pyliteral::parse_kwargs(arguments.as_deref()) {
-            Ok(k) => k,
-            Err(e) => {
-                return Ok(skip(SkipReason::BadArguments {
-                    field: format!("task {task} arguments"),
-                    error: e.to_string(),
-                }));
+        let base = match self.task_arguments.get(task.as_str()) {
+            Some(parsed) => parsed,
+            None => {
+                let parsed = pyliteral::parse_kwargs(arguments.as_deref()).map_err(|e| e.to_string());
+                self.task_arguments.entry(task.clone()).or_insert(parsed)
             }
         };
-        let over = match pyliteral::parse_kwargs(overrides.as_deref()) {
+        let base = match base {
             Ok(k) => k,
+            Err(error) => {
+                return Ok(Err(SkipReason::BadArguments { field: format!("task {task} arguments"), error: error.clone() }));
+            }
+        };
+        let kwargs = match pyliteral::parse_kwargs(overrides.as_deref()) {
+            Ok(over) if over.is_empty() => base.clone(),
+            Ok(over) => pyliteral::merge_kwargs(base, &over),
             Err(e) => {
-                return Ok(skip(SkipReason::BadArguments { field: "argument_overrides".into(), error: e.to_string() }));
+                return Ok(Err(SkipReason::BadArguments { field: "argument_overrides".into(), error: e.to_string() }));
             }
         };
         let timeout_secs = match max_duration.unwrap_or(0) {
             0 => DEFAULT_TASK_TIMEOUT,
             n => n,
         };
-        Ok(finish(
-            &self.ctx,
-            RawSchedule {
-                id: id.clone(),
-                task: Some(task),
-                task_description: task_description.filter(|d| !d.is_empty()).or(desc_short),
-                function,
-                cron,
-                zone: row_zone.unwrap_or_else(|| fallback_zone.to_string()),
-                queue,
-                kwargs: pyliteral::merge_kwargs(&base, &over),
-                timeout_secs,
-            },
-        ))
+        Ok(Ok(RawSchedule {
+            id: String::new(),
+            task: Some(task),
+            task_description: task_description.filter(|d| !d.is_empty()).or(desc_short),
+            function,
+            cron,
+            zone: row_zone.unwrap_or_else(|| self.fallback_zone.clone()),
+            queue,
+            kwargs,
+            timeout_secs,
+        }))
     }
 }
 
@@ -250,10 +305,12 @@ async fn site_zone(conn: &mut Conn) -> Result<Option<String>, mysql_async::Error
 
 /// Column `i` as `T` (NULL → None); a value of the wrong type is a row problem, not a panic.
 fn take<T: mysql_async::prelude::FromValue>(row: &mut Row, i: usize) -> Result<Option<T>, String> {
-    let name = row.columns_ref().get(i).map(|c| c.name_str().into_owned()).unwrap_or_else(|| format!("#{i}"));
+    // The column name is only looked up for the message: this runs for every column of every
+    // row of a rebuild.
+    let name = |row: &Row| row.columns_ref().get(i).map(|c| c.name_str().into_owned()).unwrap_or_else(|| format!("#{i}"));
     match row.take_opt::<Option<T>, usize>(i) {
-        None => Err(format!("column {name} missing from the result")),
+        None => Err(format!("column {} missing from the result", name(row))),
         Some(Ok(v)) => Ok(v),
-        Some(Err(e)) => Err(format!("column {name}: unreadable value {:?}", e.0)),
+        Some(Err(e)) => Err(format!("column {}: unreadable value {:?}", name(row), e.0)),
     }
 }

@@ -9,28 +9,35 @@
 pub mod file;
 pub mod mariadb;
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 
 use crate::config::{Config, Mode};
 use crate::cron::LocalSchedule;
 use crate::pyliteral::{self, Kwargs};
 
 /// One runnable schedule, everything a fired run needs.
+///
+/// Kept small because the engine holds one per planned schedule (100k of them on a large
+/// bench): the texts many schedules share (site, task, description, cron, zone) and the parsed
+/// schedule are shared `Arc`s handed out by an [`Interner`], and the id is the same `Arc` the
+/// engine keys its plan by.
 #[derive(Debug, Clone)]
 pub struct ScheduleSpec {
-    pub site: String,
+    pub site: Arc<str>,
     /// Schedule id (`TS-000001` in BTU, the `id` in a schedules file).
-    pub id: String,
+    pub id: Arc<str>,
     /// BTU Task id; in frappe mode the runner loads it.
-    pub task: Option<String>,
-    pub task_description: Option<String>,
+    pub task: Option<Arc<str>>,
+    pub task_description: Option<Arc<str>>,
     /// Dotted path of the Python function (the task's `function_string` in BTU).
     pub function: String,
-    pub cron: String,
+    pub cron: Arc<str>,
     /// IANA zone the cron string is read in.
-    pub zone: String,
-    /// Parsed `cron` + `zone`.
-    pub schedule: LocalSchedule,
+    pub zone: Arc<str>,
+    /// Parsed `cron` + `zone`, shared by every schedule with the same pair.
+    pub schedule: Arc<LocalSchedule>,
     /// Full RQ queue name (Frappe's bench prefix included).
     pub queue: String,
     /// Merged keyword arguments (task's, overridden by the schedule's).
@@ -39,8 +46,103 @@ pub struct ScheduleSpec {
     pub mode: Mode,
     /// Changes whenever anything that shapes a run or its job changes; stored in Redis so a
     /// restarted daemon knows whether the stored next run still belongs to this schedule.
-    pub fingerprint: String,
+    pub fingerprint: Fingerprint,
 }
+
+/// FNV-1a 64 over everything that shapes a schedule's runs and jobs. A number, not text: the
+/// engine keeps one per schedule and compares them on every rebuild. Written to Redis as 16
+/// hex digits ([`fmt::Display`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint(pub u64);
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl Fingerprint {
+    /// The value a [`fmt::Display`] wrote (16 hex digits); `None` for anything else.
+    pub fn parse_hex(text: &str) -> Option<Fingerprint> {
+        (text.len() == 16).then(|| u64::from_str_radix(text, 16).ok().map(Fingerprint)).flatten()
+    }
+}
+
+/// Incremental FNV-1a 64: parts are hashed in place, so computing a fingerprint does not
+/// build the joined text. Stable across Rust releases, unlike `DefaultHasher`, because the
+/// value is stored in Redis across restarts.
+struct FingerprintHasher(u64);
+
+impl FingerprintHasher {
+    fn new() -> Self {
+        FingerprintHasher(0xcbf2_9ce4_8422_2325)
+    }
+    /// Continues the current part.
+    fn write(&mut self, text: &str) {
+        for b in text.bytes() {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    /// Ends the current part (a separator byte, so `("ab", "c")` and `("a", "bc")` differ).
+    fn end(&mut self) {
+        self.0 ^= 0x1f;
+        self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+    }
+    fn part(&mut self, text: &str) {
+        self.write(text);
+        self.end();
+    }
+}
+
+/// Fingerprint of the parts (FNV-1a 64, each part followed by a separator).
+pub fn fingerprint(parts: &[&str]) -> Fingerprint {
+    let mut h = FingerprintHasher::new();
+    for part in parts {
+        h.part(part);
+    }
+    Fingerprint(h.0)
+}
+
+/// Shares repeated texts and parsed schedules among the schedules of one load, so 100k
+/// schedules of a handful of tasks, zones and cron strings hold each of those once.
+#[derive(Debug, Default)]
+pub struct Interner {
+    texts: HashSet<Arc<str>>,
+    schedules: HashMap<(Arc<str>, Arc<str>), Arc<LocalSchedule>>,
+}
+
+impl Interner {
+    /// The shared copy of `text`.
+    pub fn text(&mut self, text: &str) -> Arc<str> {
+        if let Some(t) = self.texts.get(text) {
+            return t.clone();
+        }
+        let t: Arc<str> = Arc::from(text);
+        self.texts.insert(t.clone());
+        t
+    }
+
+    /// The parsed `cron` in `zone`, parsed once per pair; errors are not remembered (bad rows
+    /// are rare and each one reports its own problem).
+    fn schedule(&mut self, cron: &str, zone: &str) -> Result<(Arc<str>, Arc<str>, Arc<LocalSchedule>), SkipReason> {
+        let (cron, zone) = (self.text(cron), self.text(zone));
+        if let Some(s) = self.schedules.get(&(cron.clone(), zone.clone())) {
+            return Ok((cron, zone, s.clone()));
+        }
+        let tz = crate::cron::parse_zone(&zone)
+            .map_err(|e| SkipReason::UnknownZone { zone: zone.to_string(), error: e.to_string() })?;
+        let expr = crate::cron::CronExpr::parse(&cron)
+            .map_err(|e| SkipReason::InvalidCron { cron: cron.to_string(), error: e.to_string() })?;
+        let s = Arc::new(LocalSchedule::new(expr, tz));
+        self.schedules.insert((cron.clone(), zone.clone()), s.clone());
+        Ok((cron, zone, s))
+    }
+}
+
+/// The fingerprints of the schedules a caller already plans, by id: a rebuild skips building
+/// (parsing, allocating) every row whose fingerprint is listed.
+pub type KnownFingerprints = HashMap<Arc<str>, Fingerprint>;
 
 /// Why a schedule row does not run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +213,7 @@ pub enum RowOutcome {
 impl RowOutcome {
     pub fn site(&self) -> &str {
         match self {
-            RowOutcome::Loaded(s) => &s.site,
+            RowOutcome::Loaded(s) => &s.site[..],
             RowOutcome::Skipped { site, .. } => site,
         }
     }
@@ -135,10 +237,43 @@ pub enum SourceError {
     UnknownSite(String),
 }
 
+/// A row as a rebuild needs it: small, and not built at all when the caller already plans
+/// the schedule with the same fingerprint.
+#[derive(Debug, Clone)]
+pub enum RebuildRow {
+    /// Runnable, and its fingerprint is the one the caller listed for this id (`id` is the
+    /// caller's own `Arc`): nothing was parsed or allocated for it.
+    Unchanged { id: Arc<str>, fingerprint: Fingerprint },
+    Loaded(Arc<ScheduleSpec>),
+    /// Boxed: skipped rows are few, and the other variants stay two words.
+    Skipped(Box<SkippedRow>),
+}
+
+#[derive(Debug, Clone)]
+pub struct SkippedRow {
+    pub schedule: String,
+    pub reason: SkipReason,
+}
+
+impl RebuildRow {
+    pub fn schedule(&self) -> &str {
+        match self {
+            RebuildRow::Unchanged { id, .. } => id,
+            RebuildRow::Loaded(s) => &s.id,
+            RebuildRow::Skipped(s) => &s.schedule,
+        }
+    }
+
+    fn skipped(schedule: String, reason: SkipReason) -> RebuildRow {
+        RebuildRow::Skipped(Box::new(SkippedRow { schedule, reason }))
+    }
+}
+
 /// Everything a source needs besides its own connection settings.
 #[derive(Debug, Clone)]
 pub struct BuildContext {
-    pub site: String,
+    /// Shared by every schedule of the site.
+    pub site: Arc<str>,
     pub mode: Mode,
     /// Prepended to queue names (Frappe's `<bench_id>:`), in frappe mode only.
     pub queue_prefix: String,
@@ -165,76 +300,132 @@ pub struct RawSchedule {
 /// Validates a row that is enabled and whose task is runnable: cron, zone, function; computes
 /// the fingerprint. Pure.
 pub fn finish(ctx: &BuildContext, raw: RawSchedule) -> RowOutcome {
-    let skip = |reason| RowOutcome::Skipped { site: ctx.site.clone(), schedule: raw.id.clone(), reason };
-    let Some(cron) = raw.cron.as_deref().map(str::trim).filter(|c| !c.is_empty()) else {
-        return skip(SkipReason::NoCron);
-    };
-    let zone_name = raw.zone.trim();
-    let tz = match crate::cron::parse_zone(zone_name) {
-        Ok(tz) => tz,
-        Err(e) => return skip(SkipReason::UnknownZone { zone: zone_name.to_string(), error: e.to_string() }),
-    };
-    let expr = match crate::cron::CronExpr::parse(cron) {
-        Ok(expr) => expr,
-        Err(e) => return skip(SkipReason::InvalidCron { cron: cron.to_string(), error: e.to_string() }),
-    };
-    let function = raw.function.as_deref().map(str::trim).unwrap_or("").to_string();
-    if ctx.mode == Mode::Plain && function.is_empty() {
-        return skip(SkipReason::Invalid { problem: "no function to call".into() });
+    finish_with(ctx, &mut Interner::default(), raw)
+}
+
+/// [`finish`], sharing texts and parsed schedules through `interner`.
+pub fn finish_with(ctx: &BuildContext, interner: &mut Interner, raw: RawSchedule) -> RowOutcome {
+    let built = fingerprint_of(ctx, &raw).and_then(|fp| build_spec(ctx, interner, raw, fp));
+    match built {
+        Ok(spec) => RowOutcome::Loaded(spec),
+        Err((schedule, reason)) => RowOutcome::Skipped { site: ctx.site.to_string(), schedule, reason },
     }
-    if ctx.mode == Mode::Frappe && raw.task.as_deref().is_none_or(str::is_empty) {
-        return skip(SkipReason::NoTask);
-    }
-    let queue_name = raw.queue.as_deref().map(str::trim).filter(|q| !q.is_empty()).unwrap_or("default");
-    let queue = match ctx.mode {
-        Mode::Frappe => format!("{}{}", ctx.queue_prefix, queue_name),
-        Mode::Plain => queue_name.to_string(),
+}
+
+/// [`finish_with`] for a rebuild: a row whose fingerprint `known` lists for its id becomes
+/// [`RebuildRow::Unchanged`] before anything is parsed or allocated for it.
+///
+/// The fingerprint covers every input of the checks in [`build_spec`] (mode, task, function,
+/// cron, zone, timeout), so a listed fingerprint also means the row passed them when it was
+/// planned.
+pub fn build(ctx: &BuildContext, interner: &mut Interner, known: &KnownFingerprints, raw: RawSchedule) -> RebuildRow {
+    let fp = match fingerprint_of(ctx, &raw) {
+        Ok(fp) => fp,
+        Err((schedule, reason)) => return RebuildRow::skipped(schedule, reason),
     };
-    if raw.timeout_secs == 0 || raw.timeout_secs < -1 {
-        return skip(SkipReason::Invalid {
-            problem: format!("timeout {} s: must be positive (or -1 for no limit)", raw.timeout_secs),
-        });
+    if let Some((id, _)) = known.get_key_value(raw.id.as_str()).filter(|(_, f)| **f == fp) {
+        return RebuildRow::Unchanged { id: id.clone(), fingerprint: fp };
     }
-    let fingerprint = fingerprint(&[
-        ctx.mode.to_string().as_str(),
-        if ctx.mode == Mode::Frappe { ctx.runner.as_str() } else { "" },
-        raw.task.as_deref().unwrap_or(""),
-        raw.task_description.as_deref().unwrap_or(""),
-        &function,
-        cron,
-        zone_name,
-        &queue,
-        &raw.timeout_secs.to_string(),
-        &pyliteral::kwargs_repr(&raw.kwargs),
-    ]);
-    RowOutcome::Loaded(ScheduleSpec {
+    match build_spec(ctx, interner, raw, fp) {
+        Ok(spec) => RebuildRow::Loaded(Arc::new(spec)),
+        Err((schedule, reason)) => RebuildRow::skipped(schedule, reason),
+    }
+}
+
+/// Trimmed cron (None when there is none), zone, function, queue prefix and queue name.
+fn fields<'a>(ctx: &'a BuildContext, raw: &'a RawSchedule) -> (Option<&'a str>, &'a str, &'a str, &'a str, &'a str) {
+    (
+        raw.cron.as_deref().map(str::trim).filter(|c| !c.is_empty()),
+        raw.zone.trim(),
+        raw.function.as_deref().map(str::trim).unwrap_or(""),
+        if ctx.mode == Mode::Frappe { ctx.queue_prefix.as_str() } else { "" },
+        raw.queue.as_deref().map(str::trim).filter(|q| !q.is_empty()).unwrap_or("default"),
+    )
+}
+
+/// The row's fingerprint, hashed in place (no joined text is built). The same parts, in the
+/// same order, as every earlier release, so fingerprints a previous daemon stored in Redis
+/// stay valid.
+fn fingerprint_of(ctx: &BuildContext, raw: &RawSchedule) -> Result<Fingerprint, (String, SkipReason)> {
+    let (cron, zone, function, queue_prefix, queue_name) = fields(ctx, raw);
+    let Some(cron) = cron else { return Err((raw.id.clone(), SkipReason::NoCron)) };
+    let mut h = FingerprintHasher::new();
+    h.part(match ctx.mode {
+        Mode::Frappe => "frappe",
+        Mode::Plain => "plain",
+    });
+    h.part(if ctx.mode == Mode::Frappe { ctx.runner.as_str() } else { "" });
+    h.part(raw.task.as_deref().unwrap_or(""));
+    h.part(raw.task_description.as_deref().unwrap_or(""));
+    h.part(function);
+    h.part(cron);
+    h.part(zone);
+    h.write(queue_prefix);
+    h.part(queue_name);
+    // Writing into the hasher cannot fail.
+    let _ = fmt::Write::write_fmt(&mut h, format_args!("{}", raw.timeout_secs));
+    h.end();
+    h.part(&pyliteral::kwargs_repr(&raw.kwargs));
+    Ok(Fingerprint(h.0))
+}
+
+/// Validates the row (zone, cron, function, task, timeout) and builds its spec.
+fn build_spec(
+    ctx: &BuildContext,
+    interner: &mut Interner,
+    raw: RawSchedule,
+    fingerprint: Fingerprint,
+) -> Result<ScheduleSpec, (String, SkipReason)> {
+    let (cron, zone, function, queue_prefix, queue_name) = fields(ctx, &raw);
+    let mut check = || -> Result<_, SkipReason> {
+        let Some(cron) = cron else { return Err(SkipReason::NoCron) };
+        let parsed = interner.schedule(cron, zone)?;
+        if ctx.mode == Mode::Plain && function.is_empty() {
+            return Err(SkipReason::Invalid { problem: "no function to call".into() });
+        }
+        if ctx.mode == Mode::Frappe && raw.task.as_deref().is_none_or(str::is_empty) {
+            return Err(SkipReason::NoTask);
+        }
+        if raw.timeout_secs == 0 || raw.timeout_secs < -1 {
+            return Err(SkipReason::Invalid {
+                problem: format!("timeout {} s: must be positive (or -1 for no limit)", raw.timeout_secs),
+            });
+        }
+        Ok(parsed)
+    };
+    let (cron, zone, schedule) = match check() {
+        Ok(parsed) => parsed,
+        Err(reason) => return Err((raw.id, reason)),
+    };
+    let function = function.to_string();
+    let queue = format!("{queue_prefix}{queue_name}");
+    let task = raw.task.as_deref().map(|t| interner.text(t));
+    let task_description = raw.task_description.as_deref().map(|d| interner.text(d));
+    let mut kwargs = raw.kwargs;
+    // Merging grows the vector by doubling; the plan keeps it as long as the schedule.
+    kwargs.shrink_to_fit();
+    Ok(ScheduleSpec {
         site: ctx.site.clone(),
-        id: raw.id,
-        task: raw.task,
-        task_description: raw.task_description,
+        id: Arc::from(raw.id),
+        task,
+        task_description,
         function,
-        cron: cron.to_string(),
-        zone: zone_name.to_string(),
-        schedule: crate::cron::LocalSchedule::new(expr, tz),
+        cron,
+        zone,
+        schedule,
         queue,
-        kwargs: raw.kwargs,
+        kwargs,
         timeout_secs: raw.timeout_secs,
         mode: ctx.mode,
         fingerprint,
     })
 }
 
-/// FNV-1a 64 over the parts (separated), as 16 hex digits. Stable across Rust releases,
-/// unlike `DefaultHasher`, because the value is stored in Redis across restarts.
-pub fn fingerprint(parts: &[&str]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for b in part.bytes().chain(std::iter::once(0x1f)) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+impl fmt::Write for FingerprintHasher {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.write(s);
+        Ok(())
     }
-    format!("{h:016x}")
 }
 
 /// A configured source of schedules.
@@ -270,6 +461,15 @@ impl Source {
         match self {
             Source::MariaDb(s) => s.load_all().await,
             Source::File(s) => s.load_all().await,
+        }
+    }
+
+    /// Every schedule row, for a rebuild: rows whose fingerprint `known` lists for their id
+    /// come back as [`RebuildRow::Unchanged`] without being built.
+    pub async fn load_rebuild(&self, known: &KnownFingerprints) -> Result<Vec<RebuildRow>, SourceError> {
+        match self {
+            Source::MariaDb(s) => s.load_rebuild(known).await,
+            Source::File(s) => s.load_rebuild(known).await,
         }
     }
 
@@ -321,7 +521,7 @@ mod tests {
         match finish(&ctx(Mode::Frappe), raw()) {
             RowOutcome::Loaded(s) => {
                 assert_eq!(s.queue, "bench:long");
-                assert_eq!(s.fingerprint.len(), 16);
+                assert_eq!(s.fingerprint.to_string().len(), 16);
             }
             other => panic!("{other:?}"),
         }
@@ -366,5 +566,63 @@ mod tests {
         let mut r = raw();
         r.zone = "UTC".into();
         assert_ne!(base, fp(r));
+    }
+
+    /// Fingerprints are stored in Redis: the value must stay what earlier releases computed
+    /// (FNV-1a over the joined parts), or a restarted daemon would replan everything.
+    #[test]
+    fn fingerprint_is_stable_across_releases() {
+        let RowOutcome::Loaded(s) = finish(&ctx(Mode::Frappe), raw()) else { panic!() };
+        let joined = fingerprint(&[
+            "frappe",
+            "btu_hooks.runner.run_task",
+            "BTU-1",
+            "",
+            "m.f",
+            "0 * * * *",
+            "Europe/Paris",
+            "bench:long",
+            "600",
+            "{}",
+        ]);
+        assert_eq!(s.fingerprint, joined);
+        assert_eq!(Fingerprint::parse_hex(&s.fingerprint.to_string()), Some(s.fingerprint));
+        assert_eq!(Fingerprint::parse_hex("xyz"), None);
+    }
+
+    #[test]
+    fn interner_shares_texts_and_schedules() {
+        let mut interner = Interner::default();
+        let a = finish_with(&ctx(Mode::Frappe), &mut interner, raw());
+        let mut r = raw();
+        r.id = "TS-2".into();
+        let b = finish_with(&ctx(Mode::Frappe), &mut interner, r);
+        let (RowOutcome::Loaded(a), RowOutcome::Loaded(b)) = (a, b) else { panic!() };
+        assert!(Arc::ptr_eq(&a.schedule, &b.schedule));
+        assert!(Arc::ptr_eq(&a.zone, &b.zone));
+        assert!(Arc::ptr_eq(a.task.as_ref().unwrap(), b.task.as_ref().unwrap()));
+    }
+
+    #[test]
+    fn known_fingerprint_short_circuits_only_on_a_match() {
+        let RowOutcome::Loaded(s) = finish(&ctx(Mode::Frappe), raw()) else { panic!() };
+        let id: Arc<str> = Arc::from("TS-1");
+        let mut known = KnownFingerprints::new();
+        known.insert(id.clone(), s.fingerprint);
+        match build(&ctx(Mode::Frappe), &mut Interner::default(), &known, raw()) {
+            RebuildRow::Unchanged { id: got, fingerprint } => {
+                assert!(Arc::ptr_eq(&got, &id));
+                assert_eq!(fingerprint, s.fingerprint);
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut r = raw();
+        r.queue = Some("short".into());
+        assert!(matches!(build(&ctx(Mode::Frappe), &mut Interner::default(), &known, r), RebuildRow::Loaded(_)));
+        known.insert(id, Fingerprint(0));
+        assert!(matches!(build(&ctx(Mode::Frappe), &mut Interner::default(), &known, raw()), RebuildRow::Loaded(_)));
+        let mut r = raw();
+        r.cron = Some("61 * * * *".into());
+        assert!(matches!(build(&ctx(Mode::Frappe), &mut Interner::default(), &known, r), RebuildRow::Skipped(_)));
     }
 }
