@@ -13,7 +13,7 @@ step() { printf '\n\033[1m== %s ==\033[0m\n' "$*"; }
 
 step "Rust: build and test the workspace (unit, property, integration, real rq workers)"
 cargo build --workspace --all-targets --locked
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
 
 step "Python: build the btu_client wheel and install it with btu_hooks into the test venv"
 rm -rf target/wheels
