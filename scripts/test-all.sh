@@ -10,10 +10,12 @@ VENV=$PWD/tests/.venvs/test
 export BTU_TEST_STRICT=1   # tests that need a service fail instead of skipping
 
 step() { printf '\n\033[1m== %s ==\033[0m\n' "$*"; }
+failed=()
+run() { local name=$1; shift; "$@" || failed+=("$name"); }
 
 step "Rust: build and test the workspace (unit, property, integration, real rq workers)"
 cargo build --workspace --all-targets --locked
-cargo test --workspace --locked --no-fail-fast
+run "cargo test" cargo test --workspace --locked --no-fail-fast
 
 step "Python: build the btu_client wheel and install it with btu_hooks into the test venv"
 rm -rf target/wheels
@@ -21,5 +23,17 @@ rm -rf target/wheels
 "$VENV/bin/pip" install -q --force-reinstall --no-deps target/wheels/btu_client-*.whl
 "$VENV/bin/pip" install -q --no-deps -e frappe-hooks
 
-step "Python: client, hooks and end-to-end tests"
-"$VENV/bin/python" -m pytest -q -p no:cacheprovider py-client/tests frappe-hooks/tests tests/e2e
+# Three pytest runs: each suite has its own conftest.py (and helpers named after it).
+PYTEST=("$VENV/bin/python" -m pytest -q -p no:cacheprovider)
+step "Python: btu_client against golden vectors and fake sockets"
+run "py-client tests" "${PYTEST[@]}" py-client/tests
+step "Python: btu_hooks (doc_events, task runner) on the Frappe stand-in and MariaDB"
+run "frappe-hooks tests" "${PYTEST[@]}" frappe-hooks/tests
+step "Python: end to end (daemon, MariaDB, Redis, stock rq 1.15.1 / 2.6.1 / 3.0 workers)"
+run "e2e tests" "${PYTEST[@]}" tests/e2e
+
+if [ ${#failed[@]} -gt 0 ]; then
+  printf '\n\033[1;31mFAILED:\033[0m %s\n' "${failed[*]}"
+  exit 1
+fi
+printf '\n\033[1;32mall test suites passed\033[0m\n'
