@@ -1,10 +1,11 @@
-//! The RQ job for one run of a schedule, in frappe or plain mode. Pure.
+//! The RQ job for one run of a schedule, in frappe or plain mode, and the run ready for the
+//! writer. Pure.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::config::{Config, Mode};
 use crate::pyliteral::{Kwargs, PyValue};
-use crate::rq::RqJob;
+use crate::rq::{Claim, PreparedRun, RqError, RqJob};
 use crate::source::ScheduleSpec;
 
 /// Frappe's `execute_job`, which every Frappe worker can import.
@@ -81,4 +82,22 @@ pub fn build_job(spec: &ScheduleSpec, due: DateTime<Utc>, job_id: String, settin
         failure_ttl_secs: settings.failure_ttl_secs,
         description,
     }
+}
+
+/// The run of `spec` on `site` due at `due`, ready for [`crate::rq::RqWriter::enqueue_many`]:
+/// job id derived, job built, every field validated, payload pickled and compressed, claim
+/// named. This is the costly part of an enqueue, which is why the engine does it before the
+/// due instant when it can. `created_at` becomes the job's `created_at`.
+pub fn prepare_run(
+    site: &str,
+    spec: &ScheduleSpec,
+    due: DateTime<Utc>,
+    settings: &JobSettings,
+    claim_ttl_secs: u64,
+    created_at: DateTime<Utc>,
+) -> Result<PreparedRun, RqError> {
+    let job_id = crate::rq::job_id(site, &spec.id, due);
+    let claim = Claim { key: super::store::claim_key(site, &job_id), ttl_secs: claim_ttl_secs };
+    let job = build_job(spec, due, job_id, settings);
+    PreparedRun::new(&job, claim, None, created_at)
 }

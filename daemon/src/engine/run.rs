@@ -15,14 +15,14 @@ use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use super::backoff::Backoff;
-use super::jobs::{JobSettings, build_job};
+use super::jobs::{JobSettings, build_job, prepare_run};
 use super::store::{self, HistoryEntry, PlanWrite};
 use super::{
     Command, EngineError, EngineHandle, NOTIFY_NEXT_RUNS, RebuildReport, RunNowResult, ScheduleState,
     ScheduleStatus, SiteRebuild, SiteStatus, StatusReport, UpcomingRun, planner,
 };
 use crate::config::{Config, Secret};
-use crate::rq::{self, Claim, EnqueueOutcome, HistoryAppend, RqError, RqWriter};
+use crate::rq::{self, Claim, EnqueueOutcome, HistoryAppend, PreparedRun, RqError, RqWriter};
 use crate::source::{KnownFingerprints, RebuildRow, RowOutcome, ScheduleSpec, SkipReason, Source, SourceError};
 
 /// Longest the timer sleeps before looking at the clock again, so a wall-clock step (NTP)
@@ -30,6 +30,13 @@ use crate::source::{KnownFingerprints, RebuildRow, RowOutcome, ScheduleSpec, Ski
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 /// How long shutdown waits for in-flight enqueues.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(15);
+/// Runs written per script call. Redis runs scripts one after another, so a burst costs the
+/// sum of its calls: batching removes the per-call cost, and several batches in flight let
+/// the client encode the next one while Redis runs the previous.
+const ENQUEUE_BATCH: usize = 200;
+/// How long before a due instant the payloads of its runs are built (see `prepare_next`):
+/// long enough for 10k runs on a busy machine, short enough to hold one instant's payloads.
+const PREPARE_AHEAD: TimeDelta = TimeDelta::seconds(2);
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -101,6 +108,13 @@ struct FireResult {
     done_at: DateTime<Utc>,
 }
 
+/// Payloads built ahead for the runs of one due instant, with the spec each was built from
+/// (a rebuild or notify that changes a schedule replaces its spec, which voids its payload).
+struct Prepared {
+    due: DateTime<Utc>,
+    runs: HashMap<(usize, Arc<str>), (Arc<ScheduleSpec>, Result<PreparedRun, RqError>)>,
+}
+
 type LoadResults = Vec<(usize, Result<Vec<RebuildRow>, SourceError>)>;
 
 pub struct Engine {
@@ -118,6 +132,8 @@ pub struct Engine {
     redis_backoff: Backoff,
     connecting: Option<JoinHandle<Result<ConnectionManager, RqError>>>,
     in_flight: JoinSet<Vec<FireResult>>,
+    prepared: Option<Prepared>,
+    preparing: Option<(DateTime<Utc>, JoinHandle<Prepared>)>,
     loading: Option<JoinHandle<LoadResults>>,
     rebuild_again: bool,
     rebuild_waiters: Vec<oneshot::Sender<RebuildReport>>,
@@ -176,6 +192,8 @@ impl Engine {
             redis_backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
             connecting: None,
             in_flight: JoinSet::new(),
+            prepared: None,
+            preparing: None,
             loading: None,
             rebuild_again: false,
             rebuild_waiters: Vec::new(),
@@ -204,6 +222,7 @@ impl Engine {
         rebuild_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
         while !self.stopping {
+            self.prepare_next();
             let timer_at = self.timer_deadline();
             let site_retry_at = self.sites.iter().filter_map(|s| s.retry_at).min();
             let redis_retry_at = if self.connecting.is_none() { self.redis_retry_at } else { None };
@@ -216,6 +235,7 @@ impl Engine {
                 Some(done) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
                     if let Ok(results) = done { self.on_fired(results).await; }
                 }
+                res = join_preparing(&mut self.preparing), if self.preparing.is_some() => self.on_prepared(res),
                 res = join_opt(&mut self.loading), if self.loading.is_some() => {
                     self.loading = None;
                     match res {
@@ -624,15 +644,95 @@ impl Engine {
             return None; // runs wait for Redis; recovery applies the missed-run rule
         }
         let (due, _, _) = self.timer.first()?;
-        let wait = (*due - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(MAX_SLEEP);
+        // Wake once before the instant to build its payloads, unless that is done.
+        let wake = if self.due_to_prepare().is_some() { *due - PREPARE_AHEAD } else { *due };
+        let wait = (wake - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(MAX_SLEEP);
         Some(Instant::now() + wait)
+    }
+
+    /// The next due instant if its payloads should be built now: not while a burst is being
+    /// written (both would compete for the same cores; the loop comes back here when it is
+    /// written), and once per instant.
+    fn due_to_prepare(&self) -> Option<DateTime<Utc>> {
+        if !self.redis_up || self.stopping || !self.in_flight.is_empty() || self.preparing.is_some() {
+            return None;
+        }
+        let (due, _, _) = self.timer.first()?;
+        if self.prepared.as_ref().is_some_and(|p| p.due == *due) {
+            return None;
+        }
+        Some(*due)
+    }
+
+    /// Builds the payloads (job, validation, pickle + zlib) of every run due at the next
+    /// instant on a blocking thread, `PREPARE_AHEAD` before it, so that at the instant only
+    /// the script calls remain.
+    fn prepare_next(&mut self) {
+        let Some(due) = self.due_to_prepare() else { return };
+        let now = Utc::now();
+        if due <= now || due - now > PREPARE_AHEAD {
+            return; // past: fire_due builds it; far: timer_deadline wakes us in time
+        }
+        let runs: Vec<(usize, Arc<str>, Arc<ScheduleSpec>)> = self
+            .timer
+            .iter()
+            .take_while(|(d, _, _)| *d == due)
+            .filter_map(|(_, idx, id)| Some((*idx, id.clone(), self.sites[*idx].entries.get(id)?.spec.clone())))
+            .collect();
+        let sites: Vec<String> = self.sites.iter().map(|s| s.name.clone()).collect();
+        let settings = self.opts.jobs.clone();
+        let claim_ttl = planner::claim_ttl_secs(grace_delta(self.opts.grace));
+        let task = tokio::task::spawn_blocking(move || {
+            let created_at = Utc::now();
+            let runs = runs
+                .into_iter()
+                .map(|(idx, id, spec)| {
+                    let run = prepare_run(&sites[idx], &spec, due, &settings, claim_ttl, created_at);
+                    ((idx, id), (spec, run))
+                })
+                .collect();
+            Prepared { due, runs }
+        });
+        self.preparing = Some((due, task));
+    }
+
+    fn on_prepared(&mut self, res: Result<Prepared, tokio::task::JoinError>) {
+        let Some((due, _)) = self.preparing.take() else { return };
+        self.prepared = Some(res.unwrap_or_else(|e| {
+            // A bug, not data: fire_due builds these runs itself. Recorded as done so the
+            // loop does not retry it.
+            error!(due = %rfc3339(due), error = %e, "building payloads ahead failed");
+            Prepared { due, runs: HashMap::new() }
+        }));
+    }
+
+    /// The payload built ahead for this run, if it was built for this very due instant from
+    /// the schedule as it is now.
+    fn take_prepared(
+        &mut self,
+        idx: usize,
+        id: &Arc<str>,
+        due: DateTime<Utc>,
+        spec: &Arc<ScheduleSpec>,
+    ) -> Option<Result<PreparedRun, RqError>> {
+        let prepared = self.prepared.as_mut().filter(|p| p.due == due)?;
+        let (built_from, run) = prepared.runs.remove(&(idx, id.clone()))?;
+        Arc::ptr_eq(&built_from, spec).then_some(run)
     }
 
     async fn fire_due(&mut self) {
         let Some(writer) = self.writer.clone() else { return };
         let now = Utc::now();
         let grace = grace_delta(self.opts.grace);
-        let mut batch: Vec<(FireItem, rq::RqJob, Option<HistoryAppend>, Claim)> = Vec::new();
+        if self.preparing.as_ref().is_some_and(|(due, _)| *due <= now) {
+            // This instant's payloads are still being built: waiting costs less than
+            // building them a second time on the same cores.
+            if let Some((_, task)) = &mut self.preparing {
+                let res = task.await;
+                self.on_prepared(res);
+            }
+        }
+        let mut batch: Vec<(FireItem, Result<PreparedRun, RqError>)> = Vec::new();
         // Schedules whose missed run was skipped: nothing to enqueue, but Redis must learn
         // their new next run.
         let mut replanned: Vec<(usize, Arc<ScheduleSpec>, Option<DateTime<Utc>>)> = Vec::new();
@@ -673,14 +773,28 @@ impl Engine {
             if !on_time {
                 info!(site = %site.name, schedule = %id, due = %rfc3339(fire), "catching up a missed run");
             }
-            let job_id = rq::job_id(&site.name, &id, fire);
-            let job = build_job(&spec, fire, job_id.clone(), &self.opts.jobs);
-            let claim = Claim {
-                key: store::claim_key(&site.name, &job_id),
-                ttl_secs: planner::claim_ttl_secs(grace),
-            };
-            let history = history_append(self.opts.history_max, &site.name, &id, &job_id, fire, now);
-            batch.push((FireItem { site: idx, id, due: fire, planned_next: r.next, job_id, on_time }, job, history, claim));
+            let site_name = site.name.clone();
+            // Built ahead when possible; otherwise (a catch-up, a schedule changed since,
+            // no time to build ahead) here, which costs lateness but is the same run.
+            let run = self.take_prepared(idx, &id, fire, &spec).unwrap_or_else(|| {
+                prepare_run(&site_name, &spec, fire, &self.opts.jobs, planner::claim_ttl_secs(grace), now)
+            });
+            let job_id = rq::job_id(&site_name, &id, fire);
+            // The history entry is made now, not ahead, so its enqueue time is the real one.
+            let history = history_append(self.opts.history_max, &site_name, &id, &job_id, fire, now);
+            let run = run.and_then(|mut run| run.set_history(history).map(|()| run));
+            batch.push((FireItem { site: idx, id, due: fire, planned_next: r.next, job_id, on_time }, run));
+            if batch.len() == ENQUEUE_BATCH {
+                // Sent while the rest of the burst is collected: Redis starts on it at once,
+                // and the multiplexed connection pipelines the batches behind each other.
+                self.in_flight.spawn(enqueue_batch(writer.clone(), std::mem::take(&mut batch)));
+            }
+        }
+        if !batch.is_empty() {
+            self.in_flight.spawn(enqueue_batch(writer, batch));
+        }
+        if self.prepared.as_ref().is_some_and(|p| p.due <= now) {
+            self.prepared = None; // used up; leftovers belong to schedules changed since
         }
         if !replanned.is_empty() {
             if let Some(mut conn) = self.conn.clone() {
@@ -695,30 +809,7 @@ impl Engine {
                 }
             }
         }
-        if batch.is_empty() {
-            return;
-        }
-        self.in_flight.spawn(async move {
-            // One task per run: the multiplexed connection pipelines them, so a burst of
-            // 1,000 runs costs about one round trip, not 1,000.
-            let mut set = JoinSet::new();
-            for (item, job, history, claim) in batch {
-                let writer = writer.clone();
-                set.spawn(async move {
-                    let outcome = writer.enqueue_once(&job, &claim, history.as_ref(), Utc::now()).await;
-                    FireResult { item, outcome, done_at: Utc::now() }
-                });
-            }
-            let mut out = Vec::with_capacity(set.len());
-            while let Some(r) = set.join_next().await {
-                if let Ok(r) = r {
-                    out.push(r);
-                }
-            }
-            out
-        });
     }
-
 
     async fn on_fired(&mut self, results: Vec<FireResult>) {
         let mut confirmed: HashMap<usize, Vec<(Arc<ScheduleSpec>, Option<DateTime<Utc>>)>> = HashMap::new();
@@ -759,9 +850,10 @@ impl Engine {
                     redis_error.get_or_insert_with(|| e.to_string());
                 }
                 Err(e) => {
-                    // The job itself is unacceptable (bad data): skip this run, keep the plan.
+                    // The job itself is unacceptable (bad data), or one of its keys holds
+                    // another Redis type: skip this run, keep the plan.
                     error!(site = %site_name, schedule = %item.id, job_id = %item.job_id, due = %rfc3339(item.due),
-                        error = %e, "run not enqueued: invalid job");
+                        error = %e, "run not enqueued");
                 }
             }
         }
@@ -1107,6 +1199,38 @@ async fn join_opt<T>(h: &mut Option<JoinHandle<T>>) -> Result<T, tokio::task::Jo
         Some(h) => h.await,
         None => std::future::pending().await,
     }
+}
+
+async fn join_preparing(p: &mut Option<(DateTime<Utc>, JoinHandle<Prepared>)>) -> Result<Prepared, tokio::task::JoinError> {
+    match p.as_mut() {
+        Some((_, h)) => h.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes one batch of runs with one script call and answers for every run; runs whose job
+/// could not be built never reach Redis.
+async fn enqueue_batch(writer: RqWriter, batch: Vec<(FireItem, Result<PreparedRun, RqError>)>) -> Vec<FireResult> {
+    let mut results = Vec::with_capacity(batch.len());
+    let (mut items, mut runs) = (Vec::with_capacity(batch.len()), Vec::with_capacity(batch.len()));
+    for (item, run) in batch {
+        match run {
+            Ok(run) => {
+                items.push(item);
+                runs.push(run);
+            }
+            Err(e) => results.push(FireResult { item, outcome: Err(e), done_at: Utc::now() }),
+        }
+    }
+    let outcomes = writer.enqueue_many(&runs, Utc::now()).await;
+    let done_at = Utc::now();
+    match outcomes {
+        Ok(outcomes) => results.extend(
+            items.into_iter().zip(outcomes).map(|(item, outcome)| FireResult { item, outcome, done_at }),
+        ),
+        Err(e) => results.extend(items.into_iter().map(|item| FireResult { item, outcome: Err(e.clone()), done_at })),
+    }
+    results
 }
 
 fn history_append(max: usize, site: &str, id: &str, job_id: &str, due: DateTime<Utc>, now: DateTime<Utc>) -> Option<HistoryAppend> {
