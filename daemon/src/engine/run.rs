@@ -23,7 +23,9 @@ use super::{
 };
 use crate::config::{Config, Secret};
 use crate::rq::{self, Claim, EnqueueOutcome, HistoryAppend, PreparedRun, RqError, RqWriter};
-use crate::source::{KnownFingerprints, RebuildRow, RowOutcome, ScheduleSpec, SkipReason, Source, SourceError};
+use crate::source::{
+    KnownFingerprints, RebuildRow, RowOutcome, RowSink, ScheduleSpec, SkipReason, SkippedRow, Source, SourceError,
+};
 
 /// Longest the timer sleeps before looking at the clock again, so a wall-clock step (NTP)
 /// cannot leave a run waiting on a stale monotonic deadline for long.
@@ -82,8 +84,10 @@ struct Site {
     synced: bool,
     /// Rows loaded while Redis was down, applied when it is back.
     pending_rows: Option<Vec<RebuildRow>>,
-    /// Incremented by every reconcile; see [`Entry::generation`].
+    /// Incremented by every load applied; see [`Entry::generation`].
     generation: u64,
+    /// The load being applied, batch by batch.
+    load: Option<SiteLoad>,
     source_ok: Option<bool>,
     last_loaded: Option<DateTime<Utc>>,
     last_error: Option<String>,
@@ -115,7 +119,25 @@ struct Prepared {
     runs: HashMap<(usize, Arc<str>), (Arc<ScheduleSpec>, Result<PreparedRun, RqError>)>,
 }
 
-type LoadResults = Vec<(usize, Result<Vec<RebuildRow>, SourceError>)>;
+/// A rebuild of one site in progress: its rows arrive in batches while the source is read.
+struct SiteLoad {
+    /// Entries confirmed by this load carry it.
+    generation: u64,
+    /// A previous daemon's plan (the site's first load only).
+    stored: Option<store::SiteState>,
+    report: SiteRebuild,
+    /// Rows of this load that do not run.
+    skipped: HashMap<String, SkipReason>,
+    /// `Unchanged` rows whose entry a notify or cancel changed while loading.
+    raced: usize,
+    /// A Redis write of this load failed: the plan is rewritten whole (resync).
+    write_failed: bool,
+    /// Redis was not usable when the load began: rows are kept whole and applied when it
+    /// is back.
+    deferred: Option<Vec<RebuildRow>>,
+}
+
+type LoadResults = Vec<(usize, Result<(), SourceError>)>;
 
 pub struct Engine {
     opts: EngineOptions,
@@ -135,6 +157,8 @@ pub struct Engine {
     prepared: Option<Prepared>,
     preparing: Option<(DateTime<Utc>, JoinHandle<Prepared>)>,
     loading: Option<JoinHandle<LoadResults>>,
+    /// Batches of rows of the running load.
+    load_rows: Option<mpsc::Receiver<(usize, Vec<RebuildRow>)>>,
     rebuild_again: bool,
     rebuild_waiters: Vec<oneshot::Sender<RebuildReport>>,
     rebuild_waiters_next: Vec<oneshot::Sender<RebuildReport>>,
@@ -170,6 +194,7 @@ impl Engine {
                 synced: false,
                 pending_rows: None,
                 generation: 0,
+                load: None,
                 source_ok: None,
                 last_loaded: None,
                 last_error: None,
@@ -195,6 +220,7 @@ impl Engine {
             prepared: None,
             preparing: None,
             loading: None,
+            load_rows: None,
             rebuild_again: false,
             rebuild_waiters: Vec::new(),
             rebuild_waiters_next: Vec::new(),
@@ -236,8 +262,10 @@ impl Engine {
                     if let Ok(results) = done { self.on_fired(results).await; }
                 }
                 res = join_preparing(&mut self.preparing), if self.preparing.is_some() => self.on_prepared(res),
+                Some((idx, rows)) = recv_rows(&mut self.load_rows) => self.on_rows(idx, rows).await,
                 res = join_opt(&mut self.loading), if self.loading.is_some() => {
                     self.loading = None;
+                    self.drain_rows().await;
                     match res {
                         Ok(results) => self.on_loaded(results).await,
                         Err(e) => error!(error = %e, "schedule load task failed"),
@@ -341,8 +369,10 @@ impl Engine {
             }
             let was_synced = self.sites[idx].synced;
             if let Some(rows) = self.sites[idx].pending_rows.take() {
-                let report = self.reconcile(idx, rows).await;
-                self.log_rebuild(&report);
+                if self.sites[idx].load.is_none() {
+                    let report = self.reconcile(idx, rows).await;
+                    self.log_rebuild(&report);
+                } // else: a newer load of the site is being applied; it supersedes these rows
             }
             if was_synced && was_down && self.redis_up {
                 self.resync(idx).await;
@@ -387,15 +417,24 @@ impl Engine {
         // markers instead of full specs, so a rebuild never holds a second copy of the plan.
         let known: Vec<KnownFingerprints> = self
             .sites
-            .iter()
-            .map(|s| s.entries.iter().map(|(id, e)| (id.clone(), e.spec.fingerprint)).collect())
+            .iter_mut()
+            .map(|s| {
+                s.load = None; // left over only if the previous load task failed
+                s.entries.iter().map(|(id, e)| (id.clone(), e.spec.fingerprint)).collect()
+            })
             .collect();
+        // Rows stream in batches: the source waits while the engine applies, so at most
+        // these batches of built specs exist beside the plan.
+        let (tx, rx) = mpsc::channel(2);
+        self.load_rows = Some(rx);
         self.loading = Some(tokio::spawn(async move {
             let mut set = JoinSet::new();
             for (idx, known) in known.into_iter().enumerate() {
                 let sources = sources.clone();
-                set.spawn(async move { (idx, sources[idx].load_rebuild(&known).await) });
+                let mut sink = RowSink::new(idx, tx.clone());
+                set.spawn(async move { (idx, sources[idx].load_rebuild(&known, &mut sink).await) });
             }
+            drop(tx);
             let mut out = Vec::new();
             while let Some(r) = set.join_next().await {
                 if let Ok(r) = r {
@@ -407,12 +446,30 @@ impl Engine {
         }));
     }
 
+    /// Applies the batches still buffered when the load task ended.
+    async fn drain_rows(&mut self) {
+        let Some(mut rx) = self.load_rows.take() else { return };
+        while let Ok((idx, rows)) = rx.try_recv() {
+            self.on_rows(idx, rows).await;
+        }
+    }
+
+    /// One batch of a site's rows, as the source reads them.
+    async fn on_rows(&mut self, idx: usize, rows: Vec<RebuildRow>) {
+        let mut load = match self.sites[idx].load.take() {
+            Some(load) => load,
+            None => self.begin_load(idx).await,
+        };
+        self.apply_batch(idx, &mut load, rows).await;
+        self.sites[idx].load = Some(load);
+    }
+
     async fn on_loaded(&mut self, results: LoadResults) {
         let mut report = RebuildReport::default();
         for (idx, res) in results {
             let site_name = self.sites[idx].name.clone();
             match res {
-                Ok(rows) => {
+                Ok(()) => {
                     let site = &mut self.sites[idx];
                     if site.source_ok == Some(false) {
                         info!(site = %site_name, "schedule source reachable again; rebuilding");
@@ -422,16 +479,17 @@ impl Engine {
                     site.last_loaded = Some(Utc::now());
                     site.retry_at = None;
                     site.backoff.reset();
-                    if self.redis_up {
-                        let r = self.reconcile(idx, rows).await;
-                        report.sites.push(r);
-                    } else {
-                        let skipped = self.note_skips(idx, &rows);
-                        self.sites[idx].pending_rows = Some(rows);
-                        report.sites.push(SiteRebuild { site: site_name, skipped, deferred: true, ..Default::default() });
+                    let mut r = self.finish_load(idx).await;
+                    if r.deferred && self.redis_up {
+                        // Redis came back while the source was read.
+                        if let Some(rows) = self.sites[idx].pending_rows.take() {
+                            r = self.reconcile(idx, rows).await;
+                        }
                     }
+                    report.sites.push(r);
                 }
                 Err(e) => {
+                    self.abandon_load(idx).await;
                     let site = &mut self.sites[idx];
                     let msg = e.to_string();
                     if site.source_ok != Some(false) {
@@ -482,63 +540,83 @@ impl Engine {
             }
         }
         site.skipped = now_skipped;
-        let mut list: Vec<_> = site.skipped.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        list.sort_by(|a, b| a.0.cmp(&b.0));
-        list
+        sorted_skips(&site.skipped)
     }
 
-    /// Makes site `idx` plan exactly the loaded rows: new and changed schedules are planned,
-    /// unchanged ones keep their next run, vanished ones are removed. On the first call for a
-    /// site, a previous daemon's plan in Redis is taken over (the missed-run rule applies to
-    /// runs it recorded in the past).
+    /// Makes site `idx` plan exactly `rows` at once (rows loaded while Redis was down).
     async fn reconcile(&mut self, idx: usize, rows: Vec<RebuildRow>) -> SiteRebuild {
-        let now = Utc::now();
-        let skipped = self.note_skips(idx, &rows);
+        let mut load = self.begin_load(idx).await;
+        self.apply_batch(idx, &mut load, rows).await;
+        self.sites[idx].load = Some(load);
+        self.finish_load(idx).await
+    }
+
+    /// Starts applying a load of site `idx`. On the site's first load a previous daemon's plan
+    /// in Redis is read, to be taken over (the missed-run rule applies to runs it recorded in
+    /// the past). Without Redis the rows are kept whole until it is back.
+    async fn begin_load(&mut self, idx: usize) -> SiteLoad {
         let site_name = self.sites[idx].name.clone();
-        let mut report = SiteRebuild { site: site_name.clone(), skipped, ..Default::default() };
-        let Some(mut conn) = self.conn.clone() else {
-            self.sites[idx].pending_rows = Some(rows);
-            report.deferred = true;
-            return report;
+        let mut load = SiteLoad {
+            generation: 0,
+            stored: None,
+            report: SiteRebuild { site: site_name.clone(), ..Default::default() },
+            skipped: HashMap::new(),
+            raced: 0,
+            write_failed: false,
+            deferred: None,
         };
-        let stored = if self.sites[idx].synced {
-            None
-        } else {
+        let Some(mut conn) = self.conn.clone().filter(|_| self.redis_up) else {
+            load.deferred = Some(Vec::new());
+            return load;
+        };
+        if !self.sites[idx].synced {
             match store::load_site_state(&mut conn, &site_name).await {
-                Ok(s) => Some(s),
+                Ok(s) => load.stored = Some(s),
                 Err(e) => {
                     self.redis_failed(&e.to_string());
-                    self.sites[idx].pending_rows = Some(rows);
-                    report.deferred = true;
-                    return report;
+                    load.deferred = Some(Vec::new());
+                    return load;
                 }
             }
-        };
+        }
+        let site = &mut self.sites[idx];
+        site.generation += 1;
+        load.generation = site.generation;
+        load
+    }
 
-        // Every entry this load confirms or plans is stamped with the new generation; those
-        // left with an older one are no longer in the source.
-        let generation = {
-            let site = &mut self.sites[idx];
-            site.generation += 1;
-            site.entries.reserve(rows.len().saturating_sub(site.entries.len()));
-            site.generation
-        };
-        let mut raced = 0usize;
+    /// Applies one batch: new schedules are planned (or take over a stored plan), changed
+    /// ones are replanned from now, unchanged ones keep their next run; the batch's plans are
+    /// written to Redis in one pipeline.
+    async fn apply_batch(&mut self, idx: usize, load: &mut SiteLoad, rows: Vec<RebuildRow>) {
+        if let Some(deferred) = &mut load.deferred {
+            deferred.extend(rows);
+            return;
+        }
+        let now = Utc::now();
+        let generation = load.generation;
+        let site_name = self.sites[idx].name.clone();
         let mut writes: Vec<(Arc<ScheduleSpec>, Option<DateTime<Utc>>)> = Vec::new();
         for row in rows {
             match row {
-                RebuildRow::Skipped(_) => {}
+                RebuildRow::Skipped(s) => {
+                    let SkippedRow { schedule, reason } = *s;
+                    if self.sites[idx].skipped.get(&schedule) != Some(&reason) && !load.skipped.contains_key(&schedule) {
+                        log_skip(&site_name, &schedule, &reason);
+                    }
+                    load.skipped.insert(schedule, reason);
+                }
                 RebuildRow::Unchanged { id, fingerprint } => match self.sites[idx].entries.get_mut(&id) {
                     Some(e) if e.generation == generation => {} // a duplicate id: the first row wins
                     Some(e) => {
                         e.generation = generation;
                         if e.spec.fingerprint == fingerprint {
-                            report.unchanged += 1;
+                            load.report.unchanged += 1;
                         } else {
-                            raced += 1; // replanned by a notify while loading: keep that plan
+                            load.raced += 1; // replanned by a notify while loading: keep that plan
                         }
                     }
-                    None => raced += 1, // cancelled while loading: only a full row can replan it
+                    None => load.raced += 1, // cancelled while loading: only a full row can replan it
                 },
                 RebuildRow::Loaded(spec) => {
                     let id = spec.id.clone();
@@ -546,18 +624,20 @@ impl Engine {
                         Some(e) if e.generation == generation => {} // a duplicate id: the first row wins
                         Some(e) if e.spec.fingerprint == spec.fingerprint => {
                             e.generation = generation;
-                            report.unchanged += 1;
+                            load.report.unchanged += 1;
                         }
                         Some(_) => {
-                            report.changed += 1;
+                            load.report.changed += 1;
                             let next = spec.schedule.next_after(now);
                             info!(site = %site_name, schedule = %id, next = ?next.map(rfc3339), "schedule changed; replanned");
-                            self.set_entry(idx, id, spec.clone(), next);
+                            self.set_entry(idx, id.clone(), spec.clone(), next);
+                            self.mark(idx, &id, generation);
                             writes.push((spec, next));
                         }
                         None => {
-                            report.added += 1;
-                            let recorded = stored
+                            load.report.added += 1;
+                            let recorded = load
+                                .stored
                                 .as_ref()
                                 .and_then(|st| st.get(&*id))
                                 .filter(|p| p.fingerprint == Some(spec.fingerprint))
@@ -566,13 +646,44 @@ impl Engine {
                             // missed-run rule to it. Otherwise plan from now, without catch-up.
                             let next = recorded.or_else(|| spec.schedule.next_after(now));
                             debug!(site = %site_name, schedule = %id, next = ?next.map(rfc3339), resumed = recorded.is_some(), "schedule planned");
-                            self.set_entry(idx, id, spec.clone(), next);
+                            self.set_entry(idx, id.clone(), spec.clone(), next);
+                            self.mark(idx, &id, generation);
                             writes.push((spec, next));
                         }
                     }
                 }
             }
         }
+        if writes.is_empty() {
+            return;
+        }
+        match self.conn.clone().filter(|_| self.redis_up) {
+            Some(mut conn) => {
+                let plans: Vec<PlanWrite> =
+                    writes.iter().map(|(spec, next)| PlanWrite { spec, next: *next, describe: true }).collect();
+                if let Err(e) = store::write_plans(&mut conn, &site_name, &plans).await {
+                    self.redis_failed(&e.to_string());
+                    load.write_failed = true;
+                }
+            }
+            None => load.write_failed = true,
+        }
+    }
+
+    /// Ends a load the source read completely: entries it did not confirm are removed (and
+    /// ids a previous daemon stored that are not planned now).
+    async fn finish_load(&mut self, idx: usize) -> SiteRebuild {
+        let load = match self.sites[idx].load.take() {
+            Some(load) => load,
+            None => self.begin_load(idx).await, // the source had no rows
+        };
+        if let Some(rows) = load.deferred {
+            let skipped = self.note_skips(idx, &rows);
+            self.sites[idx].pending_rows = Some(rows);
+            return SiteRebuild { site: self.sites[idx].name.clone(), skipped, deferred: true, ..Default::default() };
+        }
+        let SiteLoad { generation, stored, mut report, skipped, raced, mut write_failed, .. } = load;
+        let site_name = report.site.clone();
         if raced > 0 {
             // The snapshot of known fingerprints was taken before a notify or cancel changed
             // these schedules; a follow-up load compares them afresh.
@@ -594,21 +705,49 @@ impl Engine {
             let entries = &self.sites[idx].entries;
             removed.extend(st.into_keys().filter(|id| !entries.contains_key(id.as_str())));
         }
-        let plans: Vec<PlanWrite> =
-            writes.iter().map(|(spec, next)| PlanWrite { spec, next: *next, describe: true }).collect();
-        let res = async {
-            store::write_plans(&mut conn, &site_name, &plans).await?;
-            store::remove(&mut conn, &site_name, &removed).await
+        if !removed.is_empty() {
+            match self.conn.clone().filter(|_| self.redis_up) {
+                Some(mut conn) => {
+                    if let Err(e) = store::remove(&mut conn, &site_name, &removed).await {
+                        self.redis_failed(&e.to_string());
+                        write_failed = true;
+                    }
+                }
+                None => write_failed = true,
+            }
         }
-        .await;
-        // The stored state is merged into memory either way; if these writes failed, the
-        // resync after recovery writes the whole plan and removes stale ids.
-        self.sites[idx].synced = true;
-        if let Err(e) = res {
-            self.redis_failed(&e.to_string());
+        let site = &mut self.sites[idx];
+        site.skipped = skipped;
+        report.skipped = sorted_skips(&site.skipped);
+        // The stored state is merged into memory: from now on memory is authoritative.
+        site.synced = true;
+        if write_failed {
             report.deferred = true;
+            if self.redis_up {
+                self.resync(idx).await; // Redis failed and came back while loading
+            }
         }
         report
+    }
+
+    /// Drops a load the source could not finish. The batches already applied stay (they are
+    /// genuine rows); nothing is removed, since the rows not read may still exist.
+    async fn abandon_load(&mut self, idx: usize) {
+        let Some(load) = self.sites[idx].load.take() else { return };
+        let site = &mut self.sites[idx];
+        site.skipped.extend(load.skipped);
+        // A first load that did not finish leaves `synced` false: the next one takes over
+        // the stored plan again for the schedules this one did not reach.
+        if load.write_failed && self.redis_up && site.synced {
+            self.resync(idx).await;
+        }
+    }
+
+    /// Marks an entry as confirmed by the load of `generation`.
+    fn mark(&mut self, idx: usize, id: &str, generation: u64) {
+        if let Some(e) = self.sites[idx].entries.get_mut(id) {
+            e.generation = generation;
+        }
     }
 
     fn set_entry(&mut self, idx: usize, id: Arc<str>, spec: Arc<ScheduleSpec>, next: Option<DateTime<Utc>>) {
@@ -621,7 +760,9 @@ impl Engine {
         if let Some(due) = next {
             self.timer.insert((due, idx, id.clone()));
         }
-        site.entries.insert(id, Entry { spec, next, generation: site.generation });
+        // A replaced entry keeps its generation (a rebuild marks what it confirms itself).
+        let generation = site.entries.get(&id).map_or(site.generation, |e| e.generation);
+        site.entries.insert(id, Entry { spec, next, generation });
     }
 
     fn remove_entry(&mut self, idx: usize, id: &str) -> bool {
@@ -1192,6 +1333,20 @@ async fn sleep_until_opt(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// The next batch of the running load (pending when there is none).
+async fn recv_rows(rx: &mut Option<mpsc::Receiver<(usize, Vec<RebuildRow>)>>) -> Option<(usize, Vec<RebuildRow>)> {
+    match rx.as_mut() {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn sorted_skips(skipped: &HashMap<String, SkipReason>) -> Vec<(String, SkipReason)> {
+    let mut list: Vec<_> = skipped.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    list.sort_by(|a, b| a.0.cmp(&b.0));
+    list
 }
 
 async fn join_opt<T>(h: &mut Option<JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {

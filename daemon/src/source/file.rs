@@ -24,8 +24,8 @@
 use std::path::PathBuf;
 
 use super::{
-    BuildContext, Interner, KnownFingerprints, RawSchedule, RebuildRow, RowOutcome, SkipReason, SourceError, build,
-    finish_with,
+    BuildContext, Interner, KnownFingerprints, RawSchedule, RebuildRow, RowOutcome, RowSink, SkipReason, SourceError,
+    build, finish_with,
 };
 use crate::config::{Config, FileConfig};
 use crate::pyliteral::{Kwargs, PyValue};
@@ -72,18 +72,23 @@ impl FileSource {
     }
 
     /// Every schedule for a rebuild; those `known` lists with their fingerprint are not built.
-    pub async fn load_rebuild(&self, known: &KnownFingerprints) -> Result<Vec<RebuildRow>, SourceError> {
+    /// Every schedule for a rebuild, streamed into `sink`; those `known` lists with their
+    /// fingerprint are not built.
+    pub async fn load_rebuild(&self, known: &KnownFingerprints, sink: &mut RowSink) -> Result<(), SourceError> {
         let text = tokio::fs::read_to_string(&self.path).await.map_err(|e| self.err(e.to_string()))?;
+        let table = parse_table(&text).map_err(|m| self.err(m))?;
         let mut interner = Interner::default();
-        let mut out = Vec::new();
-        read_schedules(&self.ctx, &text, |id, row| {
-            out.push(match row {
+        for (id, row) in schedules(&self.ctx, &table).map_err(|m| self.err(m))? {
+            let row = match row {
                 Ok(raw) => build(&self.ctx, &mut interner, known, raw),
                 Err(reason) => RebuildRow::skipped(id, reason),
-            })
-        })
-        .map_err(|m| self.err(m))?;
-        Ok(out)
+            };
+            if !sink.push(row).await {
+                return Ok(()); // the engine stopped
+            }
+        }
+        sink.flush().await;
+        Ok(())
     }
 
     pub async fn load_one(&self, schedule: &str) -> Result<RowOutcome, SourceError> {
@@ -98,59 +103,59 @@ impl FileSource {
 
 /// Parses the whole file; `Err` only when the file as a whole is unreadable (syntax, layout).
 pub fn parse_schedules(ctx: &BuildContext, text: &str) -> Result<Vec<RowOutcome>, String> {
+    let table = parse_table(text)?;
     let mut interner = Interner::default();
-    let mut out = Vec::new();
-    read_schedules(ctx, text, |id, row| {
-        out.push(match row {
+    Ok(schedules(ctx, &table)?
+        .map(|(id, row)| match row {
             Ok(raw) => finish_with(ctx, &mut interner, raw),
             Err(reason) => RowOutcome::Skipped { site: ctx.site.to_string(), schedule: id, reason },
         })
-    })?;
-    Ok(out)
+        .collect())
 }
 
-/// Reads the file's `[[schedule]]` tables in order and hands each to `on_row` with its id:
-/// the fields to validate, or why it does not run. A repeated id is skipped.
-fn read_schedules(
-    ctx: &BuildContext,
-    text: &str,
-    mut on_row: impl FnMut(String, Result<RawSchedule, SkipReason>),
-) -> Result<(), String> {
+fn parse_table(text: &str) -> Result<toml::Table, String> {
     let table: toml::Table = toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', " "))?;
     for key in table.keys() {
         if key != "schedule" && key != "defaults" {
             return Err(format!("unknown top-level key `{key}` (expected [defaults] and [[schedule]])"));
         }
     }
-    let empty = toml::Table::new();
+    Ok(table)
+}
+
+/// The file's `[[schedule]]` tables in order, each with its id: the fields to validate, or
+/// why it does not run. A repeated id is skipped. `Err` when the layout is wrong.
+fn schedules<'a>(
+    ctx: &'a BuildContext,
+    table: &'a toml::Table,
+) -> Result<impl Iterator<Item = (String, Result<RawSchedule, SkipReason>)> + Send + 'a, String> {
+    static EMPTY: std::sync::LazyLock<toml::Table> = std::sync::LazyLock::new(toml::Table::new);
     let defaults = match table.get("defaults") {
-        None => &empty,
+        None => &*EMPTY,
         Some(toml::Value::Table(t)) => t,
         Some(_) => return Err("`defaults` must be a table".into()),
     };
-    let items = match table.get("schedule") {
-        None => return Ok(()),
+    let items: &[toml::Value] = match table.get("schedule") {
+        None => &[],
         Some(toml::Value::Array(items)) => items,
         Some(_) => return Err("`schedule` must be an array of tables ([[schedule]])".into()),
     };
+    if let Some(i) = items.iter().position(|item| !item.is_table()) {
+        return Err(format!("schedule[{i}] is not a table"));
+    }
     let mut seen = std::collections::HashSet::new();
-    for (i, item) in items.iter().enumerate() {
-        let Some(t) = item.as_table() else {
-            return Err(format!("schedule[{i}] is not a table"));
-        };
+    Ok(items.iter().enumerate().filter_map(|(i, item)| item.as_table().map(|t| (i, t))).map(move |(i, t)| {
         let id = match t.get("id") {
             Some(toml::Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
             _ => format!("schedule[{i}]"),
         };
         if !seen.insert(id.clone()) {
             let problem = "the id is used by an earlier schedule in the file".into();
-            on_row(id, Err(SkipReason::Invalid { problem }));
-            continue;
+            return (id, Err(SkipReason::Invalid { problem }));
         }
         let row = read_one(ctx, defaults, t, &id);
-        on_row(id, row);
-    }
-    Ok(())
+        (id, row)
+    }))
 }
 
 fn read_one(ctx: &BuildContext, defaults: &toml::Table, t: &toml::Table, id: &str) -> Result<RawSchedule, SkipReason> {

@@ -10,8 +10,8 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row};
 
 use super::{
-    BuildContext, Interner, KnownFingerprints, RawSchedule, RebuildRow, RowOutcome, SkipReason, SourceError, build,
-    finish_with,
+    BuildContext, Interner, KnownFingerprints, RawSchedule, RebuildRow, RowOutcome, RowSink, SkipReason, SourceError,
+    build, finish_with,
 };
 use crate::config::{Config, DbConfig, SiteConfig};
 use crate::pyliteral::{self, Kwargs};
@@ -109,43 +109,27 @@ impl MariaDbSource {
     }
 
     pub async fn load_all(&self) -> Result<Vec<RowOutcome>, SourceError> {
-        let mut interner = Interner::default();
-        let mut out = Vec::new();
-        self.with_timeout(self.read_rows(None, |row| {
-            out.push(match row {
-                Ok(raw) => finish_with(&self.ctx, &mut interner, raw),
-                Err((schedule, reason)) => RowOutcome::Skipped { site: self.ctx.site.to_string(), schedule, reason },
-            })
-        }))
-        .await?;
-        Ok(out)
+        let mut target = Outcomes { ctx: &self.ctx, interner: Interner::default(), out: Vec::new() };
+        self.with_timeout(self.read_rows(None, &mut target)).await?;
+        Ok(target.out)
     }
 
-    /// Every row for a rebuild; rows `known` lists with their fingerprint are not built. The
-    /// rows stream from the server one at a time, each becoming its small [`RebuildRow`].
-    pub async fn load_rebuild(&self, known: &KnownFingerprints) -> Result<Vec<RebuildRow>, SourceError> {
-        let mut interner = Interner::default();
-        let mut out = Vec::new();
-        self.with_timeout(self.read_rows(None, |row| {
-            out.push(match row {
-                Ok(raw) => build(&self.ctx, &mut interner, known, raw),
-                Err((schedule, reason)) => RebuildRow::skipped(schedule, reason),
-            })
-        }))
-        .await?;
-        Ok(out)
+    /// Every row for a rebuild, streamed into `sink` as it comes from the server; rows
+    /// `known` lists with their fingerprint are not built.
+    pub async fn load_rebuild(&self, known: &KnownFingerprints, sink: &mut RowSink) -> Result<(), SourceError> {
+        let mut target = Rebuild { ctx: &self.ctx, interner: Interner::default(), known, sink, open: true };
+        self.with_timeout(async {
+            self.read_rows(None, &mut target).await?;
+            target.sink.flush().await;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn load_one(&self, schedule: &str) -> Result<RowOutcome, SourceError> {
-        let mut found = None;
-        self.with_timeout(self.read_rows(Some(schedule), |row| {
-            found = Some(match row {
-                Ok(raw) => finish_with(&self.ctx, &mut Interner::default(), raw),
-                Err((schedule, reason)) => RowOutcome::Skipped { site: self.ctx.site.to_string(), schedule, reason },
-            })
-        }))
-        .await?;
-        Ok(found.unwrap_or_else(|| RowOutcome::Skipped {
+        let mut target = Outcomes { ctx: &self.ctx, interner: Interner::default(), out: Vec::new() };
+        self.with_timeout(self.read_rows(Some(schedule), &mut target)).await?;
+        Ok(target.out.pop().unwrap_or_else(|| RowOutcome::Skipped {
             site: self.ctx.site.to_string(),
             schedule: schedule.to_string(),
             reason: SkipReason::NotFound,
@@ -160,11 +144,7 @@ impl MariaDbSource {
     /// Reads the schedule rows (all, or the one named) and hands each to `on_row`, as the
     /// fields to validate or as the reason it does not run. Rows are streamed: only the row
     /// being read is in memory here.
-    async fn read_rows(
-        &self,
-        one: Option<&str>,
-        mut on_row: impl FnMut(Result<RawSchedule, (String, SkipReason)>),
-    ) -> Result<(), SourceError> {
+    async fn read_rows(&self, one: Option<&str>, target: &mut impl RowTarget) -> Result<(), SourceError> {
         let mut conn = self.pool.get_conn().await.map_err(|e| self.db_err(e))?;
         let site_zone = site_zone(&mut conn).await.map_err(|e| self.db_err(e))?;
         let has_zone_column: Option<i64> = conn
@@ -183,19 +163,74 @@ impl MariaDbSource {
             .unwrap_or_else(|| "UTC".to_string());
 
         let mut reader = RowReader { fallback_zone, task_arguments: HashMap::new() };
-        let mut each = |mut row: Row| on_row(reader.read(&mut row));
-        match one {
-            None => {
-                let mut result = conn.query_iter(sql).await.map_err(|e| self.db_err(e))?;
-                result.for_each(&mut each).await.map_err(|e| self.db_err(e))?;
-            }
+        // Both as prepared statements (binary protocol), so both results have one type.
+        let mut result = match one {
+            None => conn.exec_iter(sql, ()).await.map_err(|e| self.db_err(e))?,
             Some(id) => {
                 let sql = format!("{sql} WHERE s.name = ?");
-                let mut result = conn.exec_iter(sql, (id,)).await.map_err(|e| self.db_err(e))?;
-                result.for_each(&mut each).await.map_err(|e| self.db_err(e))?;
+                conn.exec_iter(sql, (id,)).await.map_err(|e| self.db_err(e))?
+            }
+        };
+        while let Some(mut row) = result.next().await.map_err(|e| self.db_err(e))? {
+            target.take(reader.read(&mut row));
+            if !target.pause().await {
+                // The engine stopped: read no further. The rest of the result is discarded
+                // with the connection.
+                return Ok(());
             }
         }
         Ok(())
+    }
+}
+
+/// What becomes of the rows [`MariaDbSource::read_rows`] reads.
+trait RowTarget {
+    fn take(&mut self, row: Result<RawSchedule, (String, SkipReason)>);
+    /// Called after each row; `false` stops reading.
+    async fn pause(&mut self) -> bool;
+}
+
+/// Every row as a [`RowOutcome`] (`load_all`, `load_one`).
+struct Outcomes<'a> {
+    ctx: &'a BuildContext,
+    interner: Interner,
+    out: Vec<RowOutcome>,
+}
+
+impl RowTarget for Outcomes<'_> {
+    fn take(&mut self, row: Result<RawSchedule, (String, SkipReason)>) {
+        self.out.push(match row {
+            Ok(raw) => finish_with(self.ctx, &mut self.interner, raw),
+            Err((schedule, reason)) => RowOutcome::Skipped { site: self.ctx.site.to_string(), schedule, reason },
+        });
+    }
+    async fn pause(&mut self) -> bool {
+        true
+    }
+}
+
+/// Rows for a rebuild, batched into a [`RowSink`].
+struct Rebuild<'a> {
+    ctx: &'a BuildContext,
+    interner: Interner,
+    known: &'a KnownFingerprints,
+    sink: &'a mut RowSink,
+    open: bool,
+}
+
+impl RowTarget for Rebuild<'_> {
+    fn take(&mut self, row: Result<RawSchedule, (String, SkipReason)>) {
+        let row = match row {
+            Ok(raw) => build(self.ctx, &mut self.interner, self.known, raw),
+            Err((schedule, reason)) => RebuildRow::skipped(schedule, reason),
+        };
+        self.sink.batch.push(row);
+    }
+    async fn pause(&mut self) -> bool {
+        if self.sink.batch.len() >= super::SINK_BATCH {
+            self.open = self.sink.flush().await;
+        }
+        self.open
     }
 }
 
