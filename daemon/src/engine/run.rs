@@ -116,8 +116,11 @@ struct FireResult {
 /// (a rebuild or notify that changes a schedule replaces its spec, which voids its payload).
 struct Prepared {
     due: DateTime<Utc>,
-    runs: HashMap<(usize, Arc<str>), (Arc<ScheduleSpec>, Result<PreparedRun, RqError>)>,
+    runs: HashMap<(usize, Arc<str>), (Arc<ScheduleSpec>, Payload)>,
 }
+
+/// A run ready for the writer, or why its job could not be built (bad data; never sent).
+type Payload = Result<PreparedRun, RqError>;
 
 /// A rebuild of one site in progress: its rows arrive in batches while the source is read.
 struct SiteLoad {
@@ -855,7 +858,7 @@ impl Engine {
         id: &Arc<str>,
         due: DateTime<Utc>,
         spec: &Arc<ScheduleSpec>,
-    ) -> Option<Result<PreparedRun, RqError>> {
+    ) -> Option<Payload> {
         let prepared = self.prepared.as_mut().filter(|p| p.due == due)?;
         let (built_from, run) = prepared.runs.remove(&(idx, id.clone()))?;
         Arc::ptr_eq(&built_from, spec).then_some(run)
@@ -873,7 +876,7 @@ impl Engine {
                 self.on_prepared(res);
             }
         }
-        let mut batch: Vec<(FireItem, Result<PreparedRun, RqError>)> = Vec::new();
+        let mut batch: Vec<(FireItem, Payload)> = Vec::new();
         // Schedules whose missed run was skipped: nothing to enqueue, but Redis must learn
         // their new next run.
         let mut replanned: Vec<(usize, Arc<ScheduleSpec>, Option<DateTime<Utc>>)> = Vec::new();
@@ -1365,7 +1368,7 @@ async fn join_preparing(p: &mut Option<(DateTime<Utc>, JoinHandle<Prepared>)>) -
 
 /// Writes one batch of runs with one script call and answers for every run; runs whose job
 /// could not be built never reach Redis.
-async fn enqueue_batch(writer: RqWriter, batch: Vec<(FireItem, Result<PreparedRun, RqError>)>) -> Vec<FireResult> {
+async fn enqueue_batch(writer: RqWriter, batch: Vec<(FireItem, Payload)>) -> Vec<FireResult> {
     let mut results = Vec::with_capacity(batch.len());
     let (mut items, mut runs) = (Vec::with_capacity(batch.len()), Vec::with_capacity(batch.len()));
     for (item, run) in batch {
