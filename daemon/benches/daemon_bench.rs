@@ -23,9 +23,10 @@ const REDIS_URL: &str = "redis://127.0.0.1:6379/11";
 
 /// Counts live heap bytes and their peak, so the rebuild benchmark can tell memory the
 /// program holds apart from what the allocator keeps (RSS − live heap = fragmentation and
-/// allocator caches).
+/// allocator caches). Over jemalloc, the allocator of the `btu-daemon` binary.
 mod heap {
-    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::alloc::{GlobalAlloc, Layout};
+    use tikv_jemallocator::Jemalloc as System;
     use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
     pub struct Counting;
@@ -70,6 +71,14 @@ mod heap {
 
 #[global_allocator]
 static ALLOC: heap::Counting = heap::Counting;
+
+/// Same jemalloc configuration as the `btu-daemon` binary (see there): one arena.
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static MALLOC_CONF: MallocConf = MallocConf(c"narenas:1".as_ptr());
+#[repr(transparent)]
+struct MallocConf(*const std::ffi::c_char);
+// SAFETY: the pointer is to an immutable static C string.
+unsafe impl Sync for MallocConf {}
 
 /// One line of memory figures at a phase of the rebuild benchmark.
 fn phase(name: &str) {
