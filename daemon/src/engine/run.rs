@@ -371,11 +371,12 @@ impl Engine {
                 break;
             }
             let was_synced = self.sites[idx].synced;
-            if let Some(rows) = self.sites[idx].pending_rows.take() {
-                if self.sites[idx].load.is_none() {
-                    let report = self.reconcile(idx, rows).await;
-                    self.log_rebuild(&report);
-                } // else: a newer load of the site is being applied; it supersedes these rows
+            // While a newer load of the site is being applied, it supersedes these rows.
+            if let Some(rows) = self.sites[idx].pending_rows.take()
+                && self.sites[idx].load.is_none()
+            {
+                let report = self.reconcile(idx, rows).await;
+                self.log_rebuild(&report);
             }
             if was_synced && was_down && self.redis_up {
                 self.resync(idx).await;
@@ -755,10 +756,8 @@ impl Engine {
 
     fn set_entry(&mut self, idx: usize, id: Arc<str>, spec: Arc<ScheduleSpec>, next: Option<DateTime<Utc>>) {
         let site = &mut self.sites[idx];
-        if let Some(old) = site.entries.get(&id) {
-            if let Some(due) = old.next {
-                self.timer.remove(&(due, idx, id.clone()));
-            }
+        if let Some(due) = site.entries.get(&id).and_then(|old| old.next) {
+            self.timer.remove(&(due, idx, id.clone()));
         }
         if let Some(due) = next {
             self.timer.insert((due, idx, id.clone()));

@@ -163,7 +163,7 @@ fn read_one(ctx: &BuildContext, defaults: &toml::Table, t: &toml::Table, id: &st
     if let Some(k) = t.keys().find(|k| !SCHEDULE_KEYS.contains(&k.as_str())) {
         return Err(invalid(format!("unknown key `{k}`")));
     }
-    if !t.get("id").is_some_and(|v| v.as_str().is_some_and(|s| !s.trim().is_empty())) {
+    if t.get("id").and_then(|v| v.as_str()).is_none_or(|s| s.trim().is_empty()) {
         return Err(invalid("needs an `id` (a non-empty string)".into()));
     }
     let get = |k: &str| t.get(k).or_else(|| defaults.get(k));

@@ -125,7 +125,7 @@ impl Interner {
 
     /// The parsed `cron` in `zone`, parsed once per pair; errors are not remembered (bad rows
     /// are rare and each one reports its own problem).
-    fn schedule(&mut self, cron: &str, zone: &str) -> Result<(Arc<str>, Arc<str>, Arc<LocalSchedule>), SkipReason> {
+    fn schedule(&mut self, cron: &str, zone: &str) -> Result<SharedSchedule, SkipReason> {
         let (cron, zone) = (self.text(cron), self.text(zone));
         if let Some(s) = self.schedules.get(&(cron.clone(), zone.clone())) {
             return Ok((cron, zone, s.clone()));
@@ -139,6 +139,9 @@ impl Interner {
         Ok((cron, zone, s))
     }
 }
+
+/// A cron text, a zone name and the schedule parsed from them, each shared.
+type SharedSchedule = (Arc<str>, Arc<str>, Arc<LocalSchedule>);
 
 /// The fingerprints of the schedules a caller already plans, by id: a rebuild skips building
 /// (parsing, allocating) every row whose fingerprint is listed.
