@@ -4,10 +4,12 @@
 //! is still read, so that the engine (and a notify caller) learns why it does not run.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row};
+use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row};
 
 use super::{
     BuildContext, Interner, KnownFingerprints, RawSchedule, RebuildRow, RowOutcome, RowSink, SkipReason, SourceError,
@@ -23,11 +25,22 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
 const SCHEDULE_TABLE: &str = "tabBTU Task Schedule";
 const ZONE_COLUMN: &str = "cron_time_zone";
 
-/// Identifiers only (fixed text); values always travel as parameters.
+/// Identifiers only (fixed text); values always travel as parameters. The site's zone
+/// (`BTU Configuration.cron_time_zone` in `tabSingles`) comes along as an uncorrelated
+/// subquery, so a notify costs one round trip, not two.
 const SELECT_ROWS: &str = "SELECT s.name, s.enabled, s.task, s.task_description, s.queue_name, \
      s.cron_string, s.argument_overrides, {zone}, \
-     t.name, t.docstatus, t.function_string, t.arguments, t.max_task_duration, t.desc_short \
+     t.name, t.docstatus, t.function_string, t.arguments, t.max_task_duration, t.desc_short, \
+     (SELECT value FROM tabSingles WHERE doctype = ? AND field = ? LIMIT 1) \
      FROM `tabBTU Task Schedule` s LEFT JOIN `tabBTU Task` t ON t.name = s.task";
+const SITE_ZONE_KEY: (&str, &str) = ("BTU Configuration", "cron_time_zone");
+
+/// What is known of the optional per-row `cron_time_zone` column (a custom field some sites
+/// add). Checked on every full load; a notify reuses the answer instead of asking
+/// information_schema again, which cost more than the schedule query itself.
+const ZONE_COLUMN_UNKNOWN: u8 = 0;
+const ZONE_COLUMN_ABSENT: u8 = 1;
+const ZONE_COLUMN_PRESENT: u8 = 2;
 
 /// Timeout used when a task says 0 seconds (BTU's own default).
 const DEFAULT_TASK_TIMEOUT: i64 = 600;
@@ -37,6 +50,8 @@ pub struct MariaDbSource {
     ctx: BuildContext,
     target: String,
     pool: Pool,
+    /// One of the `ZONE_COLUMN_*` values; shared by the clones the engine hands to tasks.
+    zone_column: Arc<AtomicU8>,
 }
 
 impl MariaDbSource {
@@ -68,7 +83,12 @@ impl MariaDbSource {
                 Err(_) => OptsBuilder::default().ip_or_hostname("invalid-url.invalid").into(),
             },
         };
-        MariaDbSource { ctx, target: site.db.describe(), pool: Pool::new(opts) }
+        MariaDbSource {
+            ctx,
+            target: site.db.describe(),
+            pool: Pool::new(opts),
+            zone_column: Arc::new(AtomicU8::new(ZONE_COLUMN_UNKNOWN)),
+        }
     }
 
     pub fn site(&self) -> &str {
@@ -146,31 +166,42 @@ impl MariaDbSource {
     /// being read is in memory here.
     async fn read_rows(&self, one: Option<&str>, target: &mut impl RowTarget) -> Result<(), SourceError> {
         let mut conn = self.pool.get_conn().await.map_err(|e| self.db_err(e))?;
-        let site_zone = site_zone(&mut conn).await.map_err(|e| self.db_err(e))?;
-        let has_zone_column: Option<i64> = conn
-            .exec_first(
-                "SELECT COUNT(*) FROM information_schema.COLUMNS \
-                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?",
-                (SCHEDULE_TABLE, ZONE_COLUMN),
-            )
-            .await
-            .map_err(|e| self.db_err(e))?;
-        let zone_expr = if has_zone_column.unwrap_or(0) > 0 { "s.cron_time_zone" } else { "NULL" };
-        let sql = SELECT_ROWS.replace("{zone}", zone_expr);
-        let fallback_zone = site_zone
-            .filter(|z| !z.trim().is_empty())
-            .or_else(|| self.ctx.default_zone.clone())
-            .unwrap_or_else(|| "UTC".to_string());
-
-        let mut reader = RowReader { fallback_zone, task_arguments: HashMap::new() };
-        // Both as prepared statements (binary protocol), so both results have one type.
-        let mut result = match one {
-            None => conn.exec_iter(sql, ()).await.map_err(|e| self.db_err(e))?,
-            Some(id) => {
-                let sql = format!("{sql} WHERE s.name = ?");
-                conn.exec_iter(sql, (id,)).await.map_err(|e| self.db_err(e))?
+        let has_zone_column = match (one, self.zone_column.load(Ordering::Relaxed)) {
+            (Some(_), ZONE_COLUMN_PRESENT) => true,
+            (Some(_), ZONE_COLUMN_ABSENT) => false,
+            _ => {
+                let n: Option<i64> = conn
+                    .exec_first(
+                        "SELECT COUNT(*) FROM information_schema.COLUMNS \
+                         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?",
+                        (SCHEDULE_TABLE, ZONE_COLUMN),
+                    )
+                    .await
+                    .map_err(|e| self.db_err(e))?;
+                let present = n.unwrap_or(0) > 0;
+                let known = if present { ZONE_COLUMN_PRESENT } else { ZONE_COLUMN_ABSENT };
+                self.zone_column.store(known, Ordering::Relaxed);
+                present
             }
         };
+        let zone_expr = if has_zone_column { "s.cron_time_zone" } else { "NULL" };
+        let sql = SELECT_ROWS.replace("{zone}", zone_expr);
+        let (doctype, field) = SITE_ZONE_KEY;
+        // Both as prepared statements (binary protocol), so both results have one type.
+        let started = match one {
+            None => conn.exec_iter(sql, (doctype, field)).await,
+            Some(id) => conn.exec_iter(format!("{sql} WHERE s.name = ?"), (doctype, field, id)).await,
+        };
+        let mut result = match started {
+            Ok(r) => r,
+            Err(e) => {
+                // The custom column may have been dropped since it was last checked: ask
+                // information_schema again next time rather than failing every notify.
+                self.zone_column.store(ZONE_COLUMN_UNKNOWN, Ordering::Relaxed);
+                return Err(self.db_err(e));
+            }
+        };
+        let mut reader = RowReader { default_zone: self.ctx.default_zone.clone(), task_arguments: HashMap::new() };
         while let Some(mut row) = result.next().await.map_err(|e| self.db_err(e))? {
             target.take(reader.read(&mut row));
             if !target.pause().await {
@@ -237,7 +268,8 @@ impl RowTarget for Rebuild<'_> {
 /// Turns rows into [`RawSchedule`]s, parsing each task's `arguments` once per load (a task's
 /// schedules all carry the same text; one SELECT reads one consistent snapshot).
 struct RowReader {
-    fallback_zone: String,
+    /// The config file's zone, used when neither the row nor the site names one.
+    default_zone: Option<String>,
     /// task name → its parsed `arguments`, or the parse error.
     task_arguments: HashMap<String, Result<Kwargs, String>>,
 }
@@ -275,6 +307,7 @@ impl RowReader {
         let arguments = take::<String>(row, 11)?;
         let max_duration = take::<i64>(row, 12)?;
         let desc_short = take::<String>(row, 13)?;
+        let site_zone = take::<String>(row, 14)?.map(|z| z.trim().to_string()).filter(|z| !z.is_empty());
 
         if enabled == 0 {
             return Ok(Err(SkipReason::Disabled));
@@ -319,23 +352,16 @@ impl RowReader {
             task_description: task_description.filter(|d| !d.is_empty()).or(desc_short),
             function,
             cron,
-            zone: row_zone.unwrap_or_else(|| self.fallback_zone.clone()),
+            // Row column (custom field) > BTU Configuration > config file > UTC.
+            zone: row_zone
+                .or(site_zone)
+                .or_else(|| self.default_zone.clone())
+                .unwrap_or_else(|| "UTC".to_string()),
             queue,
             kwargs,
             timeout_secs,
         }))
     }
-}
-
-/// `BTU Configuration.cron_time_zone` from `tabSingles`, if set.
-async fn site_zone(conn: &mut Conn) -> Result<Option<String>, mysql_async::Error> {
-    let v: Option<Option<String>> = conn
-        .exec_first(
-            "SELECT value FROM tabSingles WHERE doctype = ? AND field = ? LIMIT 1",
-            ("BTU Configuration", "cron_time_zone"),
-        )
-        .await?;
-    Ok(v.flatten().map(|z| z.trim().to_string()).filter(|z| !z.is_empty()))
 }
 
 /// Column `i` as `T` (NULL → None); a value of the wrong type is a row problem, not a panic.
