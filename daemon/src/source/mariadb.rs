@@ -67,7 +67,11 @@ impl MariaDbSource {
         // A small pool: rebuilds use one connection, notifications a few more.
         let pool_opts = PoolOpts::default()
             .with_constraints(PoolConstraints::new(0, 8).unwrap_or_default())
-            .with_inactive_connection_ttl(Duration::from_secs(60));
+            .with_inactive_connection_ttl(Duration::from_secs(60))
+            // No COM_RESET_CONNECTION when a connection returns to the pool: we keep no
+            // session state, and a reset would also drop the server-side prepared statements,
+            // making every notify prepare its query again (an extra round trip or two).
+            .with_reset_connection(false);
         let opts: Opts = match &site.db {
             DbConfig::Params { host, port, user, password, database } => OptsBuilder::default()
                 .ip_or_hostname(host.clone())
