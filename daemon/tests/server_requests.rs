@@ -71,6 +71,9 @@ async fn every_request_type_round_trips() {
         panic!("history")
     };
     assert!(h.runs.iter().any(|r| r.job_id == ran.job_id), "{h:?}");
+    // A schedule nobody knows is an error, not an empty history.
+    let r = srv.call(Request::History { schedule: "nope".into(), site: None, count: 5 }).await;
+    assert!(matches!(&r, Response::Error(e) if e.code == ErrorCode::UnknownSchedule), "{r:?}");
 
     let r = srv.call(Request::RunNow { schedule: "nope".into(), site: None }).await;
     assert!(

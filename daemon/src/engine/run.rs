@@ -1080,10 +1080,16 @@ impl Engine {
                     return;
                 };
                 let site = self.sites[idx].name.clone();
+                // A schedule the engine does not know and that never ran is a typo, not an
+                // empty history; a deleted schedule's past runs are still shown.
+                let known = self.sites[idx].entries.contains_key(schedule.as_str())
+                    || self.sites[idx].skipped.contains_key(&schedule);
                 tokio::spawn(async move {
-                    let res = store::history(&mut conn, &site, &schedule, count)
-                        .await
-                        .map_err(|e| EngineError::Redis(e.to_string()));
+                    let res = match store::history(&mut conn, &site, &schedule, count).await {
+                        Ok(runs) if runs.is_empty() && !known => Err(EngineError::UnknownSchedule { site, schedule }),
+                        Ok(runs) => Ok(runs),
+                        Err(e) => Err(EngineError::Redis(e.to_string())),
+                    };
                     let _ = reply.send(res);
                 });
             }
