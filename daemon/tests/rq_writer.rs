@@ -1,12 +1,14 @@
 //! The atomic enqueue script against a real Redis (db 9, keys under a random
-//! token, deleted at the end): all-or-nothing, once per claim, bounded history,
-//! batches of runs per call (new, mixed, invalid, wrong-typed, racing writers),
+//! token, deleted at the end): all-or-nothing, once per claim, batches of runs
+//! per call (new, mixed, invalid, wrong-typed, racing writers), the bounded
+//! history written as a follow-up (a failing one is logged, the run stands),
 //! and no password in connection errors.
 
 use btu::pyliteral::PyValue;
 use btu::rq::{Claim, EnqueueOutcome, HistoryAppend, PreparedRun, RqError, RqJob, RqWriter, connect, rq_timestamp};
 use chrono::Utc;
 use redis::AsyncCommands;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const REDIS_URL: &str = "redis://127.0.0.1:6379/9";
@@ -134,21 +136,36 @@ async fn two_writers_racing_enqueue_one_job() {
     delete_all(&mut conn, &token).await;
 }
 
-fn prepared(token: &str, name: &str, history: bool) -> PreparedRun {
+fn prepared(token: &str, name: &str) -> PreparedRun {
     let claim = Claim { key: format!("{token}:claim:{name}"), ttl_secs: 30 };
-    let hist = history.then(|| HistoryAppend { key: format!("{token}:hist:{name}"), entry: format!("e-{name}"), max: 5 });
-    PreparedRun::new(&job(token, name), claim, hist, Utc::now()).expect("valid run")
+    PreparedRun::new(&job(token, name), claim, Utc::now()).expect("valid run")
+}
+
+fn hist_of(token: &str, name: &str) -> HistoryAppend {
+    HistoryAppend { key: format!("{token}:hist:{name}"), entry: format!("e-{name}"), max: 5 }
 }
 
 fn enqueued(outcomes: Vec<Result<EnqueueOutcome, RqError>>) -> Vec<EnqueueOutcome> {
     outcomes.into_iter().map(|o| o.expect("run answered")).collect()
 }
 
+/// What the daemon does after a batch: the history of the runs it answered `Enqueued`.
+async fn append_history_of_enqueued(w: &RqWriter, token: &str, names: &[&str], out: &[EnqueueOutcome]) {
+    let hists: Vec<HistoryAppend> = names
+        .iter()
+        .zip(out)
+        .filter(|(_, o)| **o == EnqueueOutcome::Enqueued)
+        .map(|(name, _)| hist_of(token, name))
+        .collect();
+    let answers = w.append_history(&hists).await.expect("history");
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+}
+
 #[tokio::test]
 async fn batch_of_new_runs_is_written_in_one_call() {
     let token = token();
     let (w, mut conn) = setup(&format!("{token}rq")).await;
-    let runs: Vec<PreparedRun> = (0..5).map(|i| prepared(&token, &format!("n{i}"), i % 2 == 0)).collect();
+    let runs: Vec<PreparedRun> = (0..5).map(|i| prepared(&token, &format!("n{i}"))).collect();
     let stamp = Utc::now();
     let out = enqueued(w.enqueue_many(&runs, stamp).await.expect("batch"));
     assert_eq!(out, vec![EnqueueOutcome::Enqueued; 5]);
@@ -157,7 +174,7 @@ async fn batch_of_new_runs_is_written_in_one_call() {
     assert_eq!(queued, runs.iter().map(|r| r.job_id().to_string()).collect::<Vec<_>>(), "FIFO in batch order");
     let queues: Vec<String> = conn.smembers(w.queues_key()).await.expect("SMEMBERS");
     assert_eq!(queues, vec![queue]);
-    for (i, run) in runs.iter().enumerate() {
+    for run in &runs {
         let fields: Vec<(String, Vec<u8>)> = conn.hgetall(w.job_key(run.job_id())).await.expect("HGETALL");
         assert_eq!(fields.len(), 9, "{fields:?}");
         let get = |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
@@ -165,9 +182,14 @@ async fn batch_of_new_runs_is_written_in_one_call() {
         assert_eq!(get("status").as_deref(), Some("queued"));
         let claim: String = conn.get(&run.claim().key).await.expect("GET claim");
         assert_eq!(claim, run.job_id());
-        let hist: Vec<String> = conn.lrange(format!("{token}:hist:n{i}"), 0, -1).await.expect("LRANGE");
-        assert_eq!(hist, if i % 2 == 0 { vec![format!("e-n{i}")] } else { vec![] });
     }
+    // The history follow-up of the enqueued runs: one round trip, bounded lists.
+    let hists: Vec<HistoryAppend> =
+        (0..5).map(|i| HistoryAppend { entry: format!("e{i}"), max: 2, ..hist_of(&token, "n") }).collect();
+    let answers = w.append_history(&hists).await.expect("history");
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    let hist: Vec<String> = conn.lrange(format!("{token}:hist:n"), 0, -1).await.expect("LRANGE");
+    assert_eq!(hist, ["e4", "e3"], "newest first, bounded");
     // The whole batch again: every run is already claimed, nothing more is written.
     let again = enqueued(w.enqueue_many(&runs, Utc::now()).await.expect("batch"));
     assert_eq!(again, vec![EnqueueOutcome::AlreadyClaimed; 5]);
@@ -180,11 +202,13 @@ async fn batch_of_new_runs_is_written_in_one_call() {
 async fn batch_mixing_claimed_and_new_runs_writes_only_the_new() {
     let token = token();
     let (w, mut conn) = setup(&format!("{token}rq")).await;
-    let runs: Vec<PreparedRun> = (0..4).map(|i| prepared(&token, &format!("m{i}"), true)).collect();
+    let runs: Vec<PreparedRun> = (0..4).map(|i| prepared(&token, &format!("m{i}"))).collect();
     // Runs 0 and 2 were enqueued earlier (this daemon before a restart, or another one).
     let first = enqueued(w.enqueue_many(&[runs[0].clone(), runs[2].clone()], Utc::now()).await.expect("batch"));
     assert_eq!(first, vec![EnqueueOutcome::Enqueued; 2]);
+    append_history_of_enqueued(&w, &token, &["m0", "m2"], &first).await;
     let out = enqueued(w.enqueue_many(&runs, Utc::now()).await.expect("batch"));
+    append_history_of_enqueued(&w, &token, &["m0", "m1", "m2", "m3"], &out).await;
     use EnqueueOutcome::{AlreadyClaimed, Enqueued};
     assert_eq!(out, vec![AlreadyClaimed, Enqueued, AlreadyClaimed, Enqueued]);
     let queued: Vec<String> = conn.lrange(w.queue_key(&format!("{token}:default")), 0, -1).await.expect("LRANGE");
@@ -205,24 +229,25 @@ async fn invalid_or_wrong_typed_run_in_a_batch_writes_nothing_for_it() {
     let mut bad = job(&token, "bad");
     bad.timeout_secs = 0;
     let claim = Claim { key: format!("{token}:claim:bad"), ttl_secs: 30 };
-    match PreparedRun::new(&bad, claim, None, Utc::now()) {
+    match PreparedRun::new(&bad, claim, Utc::now()) {
         Err(RqError::Invalid { field: "timeout", .. }) => {}
         other => panic!("expected an invalid timeout, got {other:?}"),
     }
     let zero = Claim { key: format!("{token}:claim:z"), ttl_secs: 0 };
-    assert!(matches!(PreparedRun::new(&job(&token, "z"), zero, None, Utc::now()), Err(RqError::Invalid { field: "claim", .. })));
-    let mut run = prepared(&token, "h", false);
+    assert!(matches!(PreparedRun::new(&job(&token, "z"), zero, Utc::now()), Err(RqError::Invalid { field: "claim", .. })));
     let empty = HistoryAppend { key: String::new(), entry: "e".into(), max: 5 };
-    assert!(matches!(run.set_history(Some(empty)), Err(RqError::Invalid { field: "history", .. })));
+    assert!(matches!(w.append_history(&[empty]).await, Err(RqError::Invalid { field: "history", .. })));
 
-    // A run whose history key holds a string: its answer is the WRONGTYPE text and none
+    // A run whose queue key holds a string: its answer is the WRONGTYPE text and none
     // of its keys are written; the runs around it are written.
-    let runs: Vec<PreparedRun> = (0..3).map(|i| prepared(&token, &format!("w{i}"), true)).collect();
-    let _: () = conn.set(format!("{token}:hist:w1"), "not a list").await.expect("SET");
+    let mut runs: Vec<PreparedRun> = (0..3).map(|i| prepared(&token, &format!("w{i}"))).collect();
+    let stringq = RqJob { queue: format!("{token}:stringq"), ..job(&token, "w1") };
+    runs[1] = PreparedRun::new(&stringq, runs[1].claim().clone(), Utc::now()).expect("valid run");
+    let _: () = conn.set(w.queue_key(&stringq.queue), "not a list").await.expect("SET");
     let out = w.enqueue_many(&runs, Utc::now()).await.expect("batch");
     assert!(matches!(out[0], Ok(EnqueueOutcome::Enqueued)), "{out:?}");
     match &out[1] {
-        Err(RqError::WrongType(text)) => assert!(text.contains("WRONGTYPE") && text.contains(":hist:w1"), "{text}"),
+        Err(RqError::WrongType(text)) => assert!(text.contains("WRONGTYPE") && text.contains(":stringq"), "{text}"),
         other => panic!("expected WRONGTYPE, got {other:?}"),
     }
     assert!(matches!(out[2], Ok(EnqueueOutcome::Enqueued)), "{out:?}");
@@ -241,15 +266,20 @@ async fn two_writers_racing_on_the_same_batch_enqueue_each_run_once() {
     // Two connections, as two daemons would have.
     let (a, mut conn) = setup(&prefix).await;
     let (b, _) = setup(&prefix).await;
-    let runs: Vec<PreparedRun> = (0..300).map(|i| prepared(&token, &format!("r{i}"), true)).collect();
+    let runs: Vec<PreparedRun> = (0..300).map(|i| prepared(&token, &format!("r{i}"))).collect();
+    let names: Vec<String> = (0..300).map(|i| format!("r{i}")).collect();
     let mut tasks = Vec::new();
     for w in [a.clone(), b.clone(), a.clone(), b.clone()] {
-        let runs = runs.clone();
-        // Four writers sending batches of 50 at once: their scripts interleave in Redis.
+        let (runs, names, token) = (runs.clone(), names.clone(), token.clone());
+        // Four writers sending batches of 50 at once: their scripts interleave in Redis;
+        // each appends the history of the runs it won, as the daemon does.
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
-            for chunk in runs.chunks(50) {
-                out.extend(enqueued(w.enqueue_many(chunk, Utc::now()).await.expect("batch")));
+            for (chunk, names) in runs.chunks(50).zip(names.chunks(50)) {
+                let got = enqueued(w.enqueue_many(chunk, Utc::now()).await.expect("batch"));
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                append_history_of_enqueued(&w, &token, &names, &got).await;
+                out.extend(got);
             }
             out
         }));
@@ -267,7 +297,67 @@ async fn two_writers_racing_on_the_same_batch_enqueue_each_run_once() {
     assert_eq!(n, 300);
     for i in [0, 149, 299] {
         let hist: i64 = conn.llen(format!("{token}:hist:r{i}")).await.expect("LLEN");
-        assert_eq!(hist, 1);
+        assert_eq!(hist, 1, "one history entry per run, from the writer that won it");
+    }
+    delete_all(&mut conn, &token).await;
+}
+
+/// The log lines written while the returned guard lives (tokio::test runs on this thread).
+fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
+    #[derive(Clone)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("log buffer").extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let sink = Sink(buf.clone());
+    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || sink.clone()).finish();
+    (buf, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test]
+async fn failed_history_follow_up_is_logged_and_the_run_stays_enqueued_once() {
+    let token = token();
+    let (w, mut conn) = setup(&format!("{token}rq")).await;
+    let (logs, _guard) = capture_logs();
+    let hist = hist_of(&token, "f");
+    let _: () = conn.set(&hist.key, "not a list").await.expect("SET");
+
+    // enqueue_once: the run is written, the history append fails and is logged.
+    let j = job(&token, "f");
+    let claim = Claim { key: format!("{token}:claim:f"), ttl_secs: 30 };
+    let now = Utc::now();
+    assert_eq!(w.enqueue_once(&j, &claim, Some(&hist), now).await.expect("enqueue"), EnqueueOutcome::Enqueued);
+    let text = String::from_utf8_lossy(&logs.lock().expect("log buffer")).into_owned();
+    assert!(
+        text.contains("WARN") && text.contains("history entry not written") && text.contains(&j.id) && text.contains(&hist.key),
+        "{text}"
+    );
+    // Trying again (a restart, a second daemon) finds it claimed: queued exactly once.
+    assert_eq!(w.enqueue_once(&j, &claim, Some(&hist), now).await.expect("enqueue"), EnqueueOutcome::AlreadyClaimed);
+    let queued: Vec<String> = conn.lrange(w.queue_key(&j.queue), 0, -1).await.expect("LRANGE");
+    assert_eq!(queued, vec![j.id.clone()]);
+    let fields: i64 = conn.hlen(w.job_key(&j.id)).await.expect("HLEN");
+    assert_eq!(fields, 9);
+
+    // append_history in a batch: the wrong-typed entry answers WRONGTYPE naming its key,
+    // the entries around it are written.
+    let entries = [hist_of(&token, "g0"), hist.clone(), hist_of(&token, "g2")];
+    let answers = w.append_history(&entries).await.expect("history");
+    assert!(answers[0].is_ok() && answers[2].is_ok(), "{answers:?}");
+    match &answers[1] {
+        Err(RqError::WrongType(text)) => assert!(text.contains(&hist.key), "{text}"),
+        other => panic!("expected WRONGTYPE, got {other:?}"),
+    }
+    for name in ["g0", "g2"] {
+        let h: Vec<String> = conn.lrange(format!("{token}:hist:{name}"), 0, -1).await.expect("LRANGE");
+        assert_eq!(h, vec![format!("e-{name}")]);
     }
     delete_all(&mut conn, &token).await;
 }

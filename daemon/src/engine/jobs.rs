@@ -99,5 +99,5 @@ pub fn prepare_run(
     let job_id = crate::rq::job_id(site, &spec.id, due);
     let claim = Claim { key: super::store::claim_key(site, &job_id), ttl_secs: claim_ttl_secs };
     let job = build_job(spec, due, job_id, settings);
-    PreparedRun::new(&job, claim, None, created_at)
+    PreparedRun::new(&job, claim, created_at)
 }

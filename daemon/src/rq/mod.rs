@@ -3,9 +3,9 @@
 //! What is written follows `shared/rq/wire-format.md` (see `docs/rq.md`):
 //! - [`job`]: the job id scheme, validation of every field, the hash fields;
 //! - [`pickle`]: `data` = zlib(pickle((func, None, args, kwargs)));
-//! - [`writer`]: the atomic claim + HSET + RPUSH + SADD (+ history) script,
-//!   run for a whole batch of prepared runs per call, and connecting to Redis
-//!   from a URL.
+//! - [`writer`]: the atomic claim + HSET + RPUSH + SADD script, run for a
+//!   whole batch of prepared runs per call, the pipelined history follow-up,
+//!   and connecting to Redis from a URL.
 
 pub mod job;
 pub mod pickle;

@@ -8,6 +8,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, Script, Value};
 use std::sync::LazyLock;
 use std::time::Duration;
+use tracing::warn;
 
 /// Claim, write and push a batch of runs in one server-side step, so that a
 /// run is enqueued exactly once even with two daemons, a crash between
@@ -16,28 +17,36 @@ use std::time::Duration;
 /// one after another, and the per-call cost (EVALSHA dispatch, Lua set-up)
 /// used to be most of the ~40 µs each run cost.
 ///
-/// KEYS: 1 `rq:queues`, then per run: claim, job hash, queue list[, history list]
+/// KEYS: 1 `rq:queues`, then per run: claim, job hash, queue list
 /// ARGV: 1 enqueued_at, 2 number of runs, then per run: job id, claim ttl,
-///       n = number of field/value strings, the n strings, history flag
-///       `1`/`0`[, history entry, history max]
+///       n = number of field/value strings, the n strings
 ///
-/// Per run, in this order:
-/// 1. type checks (`rq:queues` a set, the queue and history lists): Redis does
-///    not roll back a script that fails half-way, so a run whose keys hold
-///    another type gets the WRONGTYPE text as its answer and nothing of it is
-///    written — the other runs of the batch are unaffected;
-/// 2. an existing job hash answers 0: same id = same run, even if its claim
+/// Once per batch: `rq:queues` must be a set; once per queue of the batch:
+/// the queue must be a list or absent. Redis does not roll back a script that
+/// fails half-way, so a run whose queue holds another type gets the WRONGTYPE
+/// text as its answer and nothing of it is written — the other runs of the
+/// batch are unaffected.
+///
+/// Per run, in this order (three commands, none of which can fail on type):
+/// 1. an existing job hash answers 0: same id = same run, even if its claim
 ///    expired;
-/// 3. `SET claim NX EX ttl`; taken answers 0, nothing written;
-/// 4. `HSET` every field plus `enqueued_at`, `LPUSH` + `LTRIM` the history,
-///    and the id joins its queue's push list; answers 1.
+/// 2. `SET claim NX EX ttl` (SET ignores the type of a key it finds); taken
+///    answers 0, nothing written;
+/// 3. `HSET` every field plus `enqueued_at` into the hash that step 1 found
+///    absent (so it cannot be of another type), and the id joins its queue's
+///    push list; answers 1.
 ///
 /// Then one `RPUSH` per queue (in slices: Lua's `unpack` has a stack limit)
 /// and one `SADD rq:queues`. Pushing at the end is as atomic as pushing per
 /// run — no client sees a script half-done, so no worker can pop an id before
-/// its hash exists — and nothing can fail after step 1: every type was
-/// checked, and Redis lets a script that has already written go on even past
-/// `maxmemory` (and refuses SCRIPT KILL for it).
+/// its hash exists — and nothing can fail after the type checks, since Redis
+/// lets a script that has already written go on even past `maxmemory` (and
+/// refuses SCRIPT KILL for it).
+///
+/// The schedule history is NOT written here: it is a pipelined follow-up
+/// ([`RqWriter::append_history`]) after the script answered, which halves the
+/// Redis time per run. A crash between the two loses a history entry, never a
+/// run (docs/rq.md, "History outside the atomic step").
 const ENQUEUE_LUA: &str = r#"
 local queues, stamp, runs = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local function wrong(key, kind)
@@ -52,10 +61,7 @@ local ids, order, out = {}, {}, {}
 local k, a = 2, 3
 for r = 1, runs do
   local id, ttl, n = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
-  local h = a + 3 + n
   local claim, job, queue = KEYS[k], KEYS[k + 1], KEYS[k + 2]
-  local hist = false
-  if ARGV[h] == '1' then hist = KEYS[k + 3] end
   local err = queues_err
   if not err and not ids[queue] then
     err = wrong(queue, 'list')
@@ -64,7 +70,6 @@ for r = 1, runs do
       order[#order + 1] = queue
     end
   end
-  if not err and hist then err = wrong(hist, 'list') end
   if err then
     out[r] = err
   elseif redis.call('EXISTS', job) == 1 then
@@ -72,16 +77,12 @@ for r = 1, runs do
   elseif not redis.call('SET', claim, id, 'NX', 'EX', ttl) then
     out[r] = 0
   else
-    redis.call('HSET', job, 'enqueued_at', stamp, unpack(ARGV, a + 3, h - 1))
+    redis.call('HSET', job, 'enqueued_at', stamp, unpack(ARGV, a + 3, a + 2 + n))
     local q = ids[queue]
     q[#q + 1] = id
-    if hist then
-      redis.call('LPUSH', hist, ARGV[h + 1])
-      redis.call('LTRIM', hist, 0, tonumber(ARGV[h + 2]) - 1)
-    end
     out[r] = 1
   end
-  if hist then k, a = k + 4, h + 3 else k, a = k + 3, h + 1 end
+  k, a = k + 3, a + 3 + n
 end
 for _, queue in ipairs(order) do
   local q = ids[queue]
@@ -104,7 +105,9 @@ pub struct Claim {
     pub ttl_secs: u64,
 }
 
-/// An entry prepended to a bounded history list in the same atomic step.
+/// An entry prepended to a bounded history list, written by
+/// [`RqWriter::append_history`] after the run's atomic step answered
+/// [`EnqueueOutcome::Enqueued`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryAppend {
     pub key: String,
@@ -124,7 +127,7 @@ pub enum EnqueueOutcome {
 }
 
 /// One run ready to be written: the job validated and its payload (pickle +
-/// zlib, description, timestamps) built, its claim and history checked.
+/// zlib, description, timestamps) built, its claim checked.
 /// Building is the costly part of an enqueue, so the daemon does it before
 /// the due instant and only the script call is left for the instant itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +138,6 @@ pub struct PreparedRun {
     /// is sent so that it is the real enqueue time.
     fields: Vec<(&'static str, Vec<u8>)>,
     claim: Claim,
-    history: Option<HistoryAppend>,
 }
 
 fn check_claim(claim: &Claim) -> Result<(), RqError> {
@@ -148,10 +150,8 @@ fn check_claim(claim: &Claim) -> Result<(), RqError> {
     Ok(())
 }
 
-fn check_history(history: Option<&HistoryAppend>) -> Result<(), RqError> {
-    if let Some(h) = history
-        && (h.key.is_empty() || h.max == 0)
-    {
+fn check_history(h: &HistoryAppend) -> Result<(), RqError> {
+    if h.key.is_empty() || h.max == 0 {
         return Err(RqError::Invalid {
             field: "history",
             reason: format!("key {:?} must be non-empty and max {} >= 1", h.key, h.max),
@@ -162,20 +162,14 @@ fn check_history(history: Option<&HistoryAppend>) -> Result<(), RqError> {
 
 impl PreparedRun {
     /// Validates every field of `job` (an invalid job is an
-    /// [`RqError::Invalid`] naming the field, and can never reach Redis), the
-    /// claim and the history, and builds the payload. `created_at` is the
-    /// job's `created_at`; `enqueued_at` is set by [`RqWriter::enqueue_many`].
-    pub fn new(
-        job: &RqJob,
-        claim: Claim,
-        history: Option<HistoryAppend>,
-        created_at: DateTime<Utc>,
-    ) -> Result<PreparedRun, RqError> {
+    /// [`RqError::Invalid`] naming the field, and can never reach Redis) and
+    /// the claim, and builds the payload. `created_at` is the job's
+    /// `created_at`; `enqueued_at` is set by [`RqWriter::enqueue_many`].
+    pub fn new(job: &RqJob, claim: Claim, created_at: DateTime<Utc>) -> Result<PreparedRun, RqError> {
         check_claim(&claim)?;
-        check_history(history.as_ref())?;
         let mut fields = job_fields(job, created_at)?;
         fields.retain(|(name, _)| *name != "enqueued_at");
-        Ok(PreparedRun { job_id: job.id.clone(), queue: job.queue.clone(), fields, claim, history })
+        Ok(PreparedRun { job_id: job.id.clone(), queue: job.queue.clone(), fields, claim })
     }
 
     pub fn job_id(&self) -> &str {
@@ -189,15 +183,6 @@ impl PreparedRun {
 
     pub fn claim(&self) -> &Claim {
         &self.claim
-    }
-
-    /// Sets the history entry, checked like in [`PreparedRun::new`]: the
-    /// daemon builds the payload ahead but writes the entry at the due
-    /// instant, so that its enqueue time is the real one.
-    pub fn set_history(&mut self, history: Option<HistoryAppend>) -> Result<(), RqError> {
-        check_history(history.as_ref())?;
-        self.history = history;
-        Ok(())
     }
 }
 
@@ -260,9 +245,13 @@ impl RqWriter {
     /// Enqueues `job` unless `claim` is already taken (or the job hash
     /// already exists), in one atomic step: `SET claim NX EX ttl`, one `HSET`
     /// of all fields, `RPUSH` the id onto the queue, `SADD` the queue key to
-    /// `rq:queues`, and optionally `LPUSH` + `LTRIM` the history. Validates
-    /// the job first; an invalid job writes nothing. A batch of one of
-    /// [`RqWriter::enqueue_many`].
+    /// `rq:queues` — a batch of one of [`RqWriter::enqueue_many`]. Validates
+    /// the job and the history first; an invalid one writes nothing.
+    ///
+    /// When the run was enqueued, `history` is then appended by
+    /// [`RqWriter::append_history`]. Its failure is logged (a `warn` event
+    /// naming the job and the history key) and does not change the answer:
+    /// the run is in the queue, and retrying would find it claimed.
     pub async fn enqueue_once(
         &self,
         job: &RqJob,
@@ -270,10 +259,65 @@ impl RqWriter {
         history: Option<&HistoryAppend>,
         now: DateTime<Utc>,
     ) -> Result<EnqueueOutcome, RqError> {
-        let run = PreparedRun::new(job, claim.clone(), history.cloned(), now)?;
+        if let Some(h) = history {
+            check_history(h)?;
+        }
+        let run = PreparedRun::new(job, claim.clone(), now)?;
         let mut outcomes = self.enqueue_many(std::slice::from_ref(&run), now).await?;
         // enqueue_many answers exactly one outcome per run; checked, not assumed.
-        outcomes.pop().unwrap_or_else(|| Err(unexpected_reply("no outcome for the run".into())))
+        let outcome = outcomes.pop().unwrap_or_else(|| Err(unexpected_reply("no outcome for the run".into())))?;
+        if let (EnqueueOutcome::Enqueued, Some(h)) = (outcome, history) {
+            let res = match self.append_history(std::slice::from_ref(h)).await {
+                Ok(mut per_entry) => per_entry.pop().unwrap_or(Ok(())),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = res {
+                warn!(job_id = %job.id, history = %h.key, error = %e, "history entry not written; the run is enqueued");
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Prepends each entry to its bounded history list (`LPUSH` + `LTRIM 0
+    /// max-1`), all in one pipelined round trip. Meant for the runs that
+    /// [`RqWriter::enqueue_many`] answered `Enqueued`, AFTER it answered: the
+    /// history is a record for operators, not part of the run's atomic step,
+    /// so a crash in between loses the entry, never the run.
+    ///
+    /// The outer error means the round trip failed as a whole; otherwise one
+    /// answer per entry, in order (an entry whose key holds another type is a
+    /// [`RqError::WrongType`] naming the key; the other entries are written).
+    /// An invalid entry (empty key, `max` 0) is refused and nothing is sent.
+    pub async fn append_history(&self, entries: &[HistoryAppend]) -> Result<Vec<Result<(), RqError>>, RqError> {
+        for h in entries {
+            check_history(h)?;
+        }
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for h in entries {
+            // `max` fits i64: it bounds a list held in memory.
+            let stop = i64::try_from(h.max).unwrap_or(i64::MAX) - 1;
+            pipe.lpush(&h.key, &h.entry).ltrim(&h.key, 0, stop as isize);
+        }
+        let mut conn = self.conn.clone();
+        let replies: Vec<redis::RedisResult<Value>> = pipe.query_async(&mut conn).await?;
+        if replies.len() != entries.len() * 2 {
+            return Err(unexpected_reply(format!("{} answers for {} history commands", replies.len(), entries.len() * 2)));
+        }
+        Ok(entries
+            .iter()
+            .zip(replies.chunks(2))
+            .map(|(h, pair)| match pair.iter().find_map(|r| r.as_ref().err()) {
+                None => Ok(()),
+                Some(e) if e.code() == Some("WRONGTYPE") => {
+                    Err(RqError::WrongType(format!("WRONGTYPE history {} is not a list", h.key)))
+                }
+                Some(e) => Err(RqError::Redis(e.clone())),
+            })
+            .collect())
     }
 
     /// Enqueues every run of `runs` that is not claimed yet, in ONE script
@@ -305,15 +349,6 @@ impl RqWriter {
             inv.arg(&run.job_id).arg(run.claim.ttl_secs).arg(run.fields.len() * 2);
             for (name, value) in &run.fields {
                 inv.arg(*name).arg(value.as_slice());
-            }
-            match &run.history {
-                Some(h) => {
-                    inv.key(&h.key);
-                    inv.arg("1").arg(&h.entry).arg(h.max);
-                }
-                None => {
-                    inv.arg("0");
-                }
             }
         }
         let mut conn = self.conn.clone();
