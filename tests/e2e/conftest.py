@@ -237,21 +237,28 @@ class PrivateRedis:
     port: int
     dir: Path
     proc: subprocess.Popen | None = None
+    password: str | None = None  # set before start() to require AUTH
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def unix_socket(self) -> Path:
+        return self.dir / "redis.sock"
+
     def start(self) -> None:
+        auth = ["--requirepass", self.password] if self.password else []
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-             "--dbfilename", "dump.rdb", "--save", "", "--appendonly", "no"],
+             "--dbfilename", "dump.rdb", "--save", "", "--appendonly", "no",
+             "--unixsocket", str(self.unix_socket), "--unixsocketperm", "700", *auth],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self._ping, 10, f"redis-server on port {self.port}")
 
     def _ping(self) -> bool:
         try:
-            return bool(redis.Redis(port=self.port, socket_timeout=0.5).ping())
+            return bool(self.client(socket_timeout=0.5).ping())
         except redis.exceptions.RedisError:
             return False
 
@@ -259,13 +266,13 @@ class PrivateRedis:
         """SHUTDOWN SAVE: the data survives the restart (the outage loses no state)."""
         if self.proc and self.proc.poll() is None:
             try:
-                redis.Redis(port=self.port).shutdown(save=True)
+                self.client().shutdown(save=True)
             except redis.exceptions.ConnectionError:
                 pass  # shutdown closes the connection before it answers
             self.proc.wait(10)
 
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port)
+    def client(self, **kw) -> redis.Redis:
+        return redis.Redis(port=self.port, password=self.password, **kw)
 
 
 @pytest.fixture()

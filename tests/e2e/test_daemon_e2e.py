@@ -310,3 +310,24 @@ def test_sigterm_exits_zero_and_bad_config_is_a_clear_error(start_daemon, tmp_pa
     missing = subprocess.run([str(DAEMON_BIN), "--config", str(tmp_path / "nope.toml")],
                              capture_output=True, text=True, timeout=30)
     assert missing.returncode != 0 and "nope.toml" in missing.stderr
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
+def test_redis_with_password_over_tcp_and_unix_socket(transport, make_site, start_daemon, private_redis, tmp_path):
+    """The daemon reaches a Redis that needs AUTH, over TCP or its unix socket, and never logs
+    the password."""
+    secret = "s3cret-Pa55"
+    private_redis.stop()
+    private_redis.password = secret
+    private_redis.start()
+    url = (f"redis://:{secret}@127.0.0.1:{private_redis.port}/3" if transport == "tcp"
+           else f"redis+unix://{private_redis.unix_socket}?db=3&pass={secret}")
+    site = make_site(sample=False)
+    add_task(site, "BTU-E2E07", "e2e_tasks.record", f"{{'marker_dir': {str(tmp_path)!r}}}")
+    add_schedule(site, "TS-E2E07", "BTU-E2E07", "* * * * * *")
+    d = start_daemon(frappe_config(site, tmp_path / "d.sock", redis_url=url))
+    r = private_redis.client(db=3)
+    wait_until(lambda: len(queued_ids(r, QUEUE_PREFIX + "default")) >= 2, 20, "runs in db 3")
+    assert d.stop() == 0
+    assert secret not in d.log(), "the Redis password reached the log"
+    assert "***" in d.log()
