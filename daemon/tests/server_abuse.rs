@@ -53,7 +53,7 @@ async fn bad_frames_get_typed_errors_and_the_daemon_keeps_serving() {
     s.write_all(&vector("request_ping_v2")).await.expect("send");
     let r = read_response(&mut s).await.expect("answer");
     assert_eq!((r.v, r.id), (proto::PROTOCOL_VERSION, 11));
-    assert_eq!(error_of(&r), (ErrorCode::UnsupportedVersion, "client speaks protocol 2, daemon speaks protocol 1".into()));
+    assert_eq!(error_of(&r), (ErrorCode::UnsupportedVersion, "protocol version mismatch: client speaks 2, daemon speaks 1".into()));
     assert!(matches!(call_on(&mut s, 12, Request::Ping).await, Response::Pong(_)));
 
     // Unknown request type, a non-map body, garbage msgpack: malformed, connection still usable.

@@ -18,7 +18,7 @@ pub enum ProtocolError {
     #[error("malformed message: {0}")]
     Malformed(String),
     /// Both sides are well, but speak different protocol versions.
-    #[error("client speaks protocol {client}, daemon speaks protocol {daemon}")]
+    #[error("protocol version mismatch: client speaks {client}, daemon speaks {daemon}")]
     UnsupportedVersion { client: u32, daemon: u32 },
     /// A response answers another request than the one sent on this connection.
     #[error("response carries id {got}, but the request sent had id {expected}")]

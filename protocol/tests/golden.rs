@@ -75,7 +75,7 @@ fn version_mismatch_is_reported_with_both_versions() {
     let future = RequestEnvelope { v: 7, id: 99, request: Request::Status };
     let body = encode_body(&future).expect("encode");
     let err = decode_request(&body).expect_err("v7 must be refused");
-    assert_eq!(err.to_string(), format!("client speaks protocol 7, daemon speaks protocol {PROTOCOL_VERSION}"));
+    assert_eq!(err.to_string(), format!("protocol version mismatch: client speaks 7, daemon speaks {PROTOCOL_VERSION}"));
     assert_eq!(err.code(), ErrorCode::UnsupportedVersion);
     // The daemon can still answer with the request's id.
     let answer = ResponseEnvelope::from_protocol_error(peek_request_id(&body).unwrap_or(0), &err);
@@ -96,7 +96,7 @@ fn version_mismatch_is_reported_with_both_versions() {
     let old_daemon = ResponseEnvelope { v: 0, id: 1, response: Response::Pong(Pong { daemon_version: "x".into(), protocol_version: 0 }) };
     let body = encode_body(&old_daemon).expect("encode");
     let err = decode_response(&body).expect_err("v0 must be refused");
-    assert_eq!(err.to_string(), format!("client speaks protocol {PROTOCOL_VERSION}, daemon speaks protocol 0"));
+    assert_eq!(err.to_string(), format!("protocol version mismatch: client speaks {PROTOCOL_VERSION}, daemon speaks 0"));
 }
 
 #[test]

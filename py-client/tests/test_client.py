@@ -160,13 +160,13 @@ def _golden(name: str) -> bytes:
 
 def test_version_mismatch_is_protocol_error(fake_daemon: StartDaemon) -> None:
     daemon = fake_daemon(raw_reply("response_pong_v2"))
-    with pytest.raises(btu_client.ProtocolError, match="client speaks protocol 1, daemon speaks protocol 2"):
+    with pytest.raises(btu_client.ProtocolError, match="protocol version mismatch: client speaks 1, daemon speaks 2"):
         btu_client.ping(socket_path=str(daemon.path))
 
 
 def test_daemon_refusing_our_version_is_protocol_error(fake_daemon: StartDaemon) -> None:
     daemon = fake_daemon(golden_reply("response_error_unsupported_version"))
-    with pytest.raises(btu_client.ProtocolError, match="client speaks protocol 2, daemon speaks protocol 1") as info:
+    with pytest.raises(btu_client.ProtocolError, match="protocol version mismatch: client speaks 2, daemon speaks 1") as info:
         btu_client.ping(socket_path=str(daemon.path))
     assert info.value.code == "unsupported_version"
 

@@ -46,7 +46,7 @@ def test_every_request_vector_is_covered() -> None:
 
 
 def test_future_client_request_is_unsupported_version() -> None:
-    with pytest.raises(btu_client.ProtocolError, match="client speaks protocol 2, daemon speaks protocol 1"):
+    with pytest.raises(btu_client.ProtocolError, match="protocol version mismatch: client speaks 2, daemon speaks 1"):
         _core._request_kind(vector("request_ping_v2"))
     assert _core._peek_request_id(vector("request_ping_v2")) == 11
 
@@ -196,5 +196,5 @@ def test_every_response_vector_is_covered() -> None:
 
 
 def test_future_daemon_response_is_a_version_mismatch() -> None:
-    with pytest.raises(btu_client.ProtocolError, match="client speaks protocol 1, daemon speaks protocol 2"):
+    with pytest.raises(btu_client.ProtocolError, match="protocol version mismatch: client speaks 1, daemon speaks 2"):
         _core._decode_response(vector("response_pong_v2"))

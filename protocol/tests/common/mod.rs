@@ -224,7 +224,7 @@ pub fn golden_cases() -> Vec<(&'static str, Golden)> {
                 11,
                 Response::Error(ErrorReply::new(
                     ErrorCode::UnsupportedVersion,
-                    "client speaks protocol 2, daemon speaks protocol 1",
+                    "protocol version mismatch: client speaks 2, daemon speaks 1",
                 )),
             ),
         ),

@@ -32,7 +32,7 @@ class DaemonUnavailable(BtuError):
 
 class ProtocolError(BtuError):
     """The daemon and the client do not understand each other: different protocol versions
-    ("client speaks protocol X, daemon speaks protocol Y"), a malformed or oversize message."""
+    ("protocol version mismatch: client speaks X, daemon speaks Y"), a malformed or oversize message."""
 
 
 class ScheduleError(BtuError):
