@@ -380,17 +380,15 @@ impl Config {
             (None, None) => ("", None),
         };
         let time_zone = time_zone.map(|z| z.trim().to_string()).filter(|z| !z.is_empty());
-        if let Some(z) = &time_zone {
-            if z.parse::<chrono_tz::Tz>().is_err() {
+        if let Some(z) = &time_zone
+            && z.parse::<chrono_tz::Tz>().is_err() {
                 return Err(invalid(zone_key, format!("unknown time zone {z:?} (expected an IANA name like Europe/Paris)")));
             }
-        }
         let log_level = d.log_level.or(raw.tracing_level);
-        if let Some(level) = &log_level {
-            if tracing_subscriber::EnvFilter::try_new(level).is_err() {
+        if let Some(level) = &log_level
+            && tracing_subscriber::EnvFilter::try_new(level).is_err() {
                 return Err(invalid("daemon.log_level", format!("{level:?} is not a log level (error, warn, info, debug, trace)")));
             }
-        }
         let daemon = DaemonConfig {
             rebuild_interval: Duration::from_secs(rebuild_secs),
             missed_run_grace: Duration::from_secs(grace_secs),
@@ -508,11 +506,10 @@ impl Config {
                     invalid("file.path", "the [file] source needs the path of a schedules file".into())
                 })?;
                 let mut p = PathBuf::from(p);
-                if p.is_relative() {
-                    if let Some(dir) = path.parent() {
+                if p.is_relative()
+                    && let Some(dir) = path.parent() {
                         p = dir.join(p);
                     }
-                }
                 let site = fs.site.unwrap_or_else(|| "local".into());
                 if sites.iter().any(|x| x.name == site) {
                     return Err(invalid("file.site", format!("site {site} is already a MariaDB site; give the file its own site name")));

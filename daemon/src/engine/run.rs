@@ -940,8 +940,8 @@ impl Engine {
         if self.prepared.as_ref().is_some_and(|p| p.due <= now) {
             self.prepared = None; // used up; leftovers belong to schedules changed since
         }
-        if !replanned.is_empty() {
-            if let Some(mut conn) = self.conn.clone() {
+        if !replanned.is_empty()
+            && let Some(mut conn) = self.conn.clone() {
                 replanned.sort_by_key(|(idx, _, _)| *idx);
                 for group in replanned.chunk_by(|a, b| a.0 == b.0) {
                     let plans: Vec<PlanWrite> =
@@ -952,7 +952,6 @@ impl Engine {
                     }
                 }
             }
-        }
     }
 
     async fn on_fired(&mut self, results: Vec<FireResult>) {
@@ -975,22 +974,20 @@ impl Engine {
                     if self.opts.record_lateness && item.on_time {
                         self.lateness.push((done_at - item.due).to_std().unwrap_or(Duration::ZERO));
                     }
-                    if let Some(e) = self.sites[item.site].entries.get(&item.id) {
-                        if e.next == item.planned_next {
+                    if let Some(e) = self.sites[item.site].entries.get(&item.id)
+                        && e.next == item.planned_next {
                             confirmed.entry(item.site).or_default().push((e.spec.clone(), e.next));
                         }
-                    }
                 }
                 Err(RqError::Redis(e)) => {
                     // Not written: put the run back as the schedule's next one, so recovery
                     // applies the missed-run rule to it.
                     let due = item.due;
-                    if let Some(e) = self.sites[item.site].entries.get(&item.id) {
-                        if e.next == item.planned_next {
+                    if let Some(e) = self.sites[item.site].entries.get(&item.id)
+                        && e.next == item.planned_next {
                             let spec = e.spec.clone();
                             self.set_entry(item.site, item.id.clone(), spec, Some(due));
                         }
-                    }
                     redis_error.get_or_insert_with(|| e.to_string());
                 }
                 Err(e) => {
@@ -1136,8 +1133,8 @@ impl Engine {
                 }
             }
         }
-        if self.redis_up {
-            if let Some(mut conn) = self.conn.clone() {
+        if self.redis_up
+            && let Some(mut conn) = self.conn.clone() {
                 let mut res = Ok(());
                 for (idx, spec, next) in &writes {
                     let plan = [PlanWrite { spec, next: *next, describe: true }];
@@ -1158,7 +1155,6 @@ impl Engine {
                     self.redis_failed(&e.to_string());
                 }
             }
-        }
         states
     }
 
@@ -1194,11 +1190,10 @@ impl Engine {
         if existed {
             info!(site = %self.sites[idx].name, schedule, "schedule cancelled");
         }
-        if let (true, Some(mut conn)) = (self.redis_up, self.conn.clone()) {
-            if let Err(e) = store::remove(&mut conn, &self.sites[idx].name, &[schedule.to_string()]).await {
+        if let (true, Some(mut conn)) = (self.redis_up, self.conn.clone())
+            && let Err(e) = store::remove(&mut conn, &self.sites[idx].name, &[schedule.to_string()]).await {
                 self.redis_failed(&e.to_string());
             }
-        }
         Ok(existed)
     }
 
