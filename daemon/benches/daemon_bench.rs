@@ -26,8 +26,8 @@ const REDIS_URL: &str = "redis://127.0.0.1:6379/11";
 /// allocator caches). Over jemalloc, the allocator of the `btu-daemon` binary.
 mod heap {
     use std::alloc::{GlobalAlloc, Layout};
-    use tikv_jemallocator::Jemalloc as System;
     use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    use tikv_jemallocator::Jemalloc as System;
 
     pub struct Counting;
     static LIVE: AtomicUsize = AtomicUsize::new(0);
@@ -208,12 +208,9 @@ async fn rebuild(n: usize) {
     phase("after an unchanged rebuild");
     // One task edit changes every schedule of that task (here: all of them).
     let mut conn = pool.get_conn().await.expect("conn");
-    conn.exec_drop(
-        format!("UPDATE `{db}`.`tabBTU Task` SET max_task_duration = ? WHERE name = ?"),
-        (900, "BTU-00001"),
-    )
-    .await
-    .expect("update task");
+    conn.exec_drop(format!("UPDATE `{db}`.`tabBTU Task` SET max_task_duration = ? WHERE name = ?"), (900, "BTU-00001"))
+        .await
+        .expect("update task");
     drop(conn);
     let t2 = Instant::now();
     let report = handle.rebuild().await.expect("rebuild");

@@ -154,7 +154,9 @@ async fn hold(socket: &Path, n: usize) {
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is accepted.
     let Some(socket) = std::env::var_os("BTU_BENCH_SOCKET").map(PathBuf::from) else {
-        eprintln!("server_notify: set BTU_BENCH_SOCKET to a running daemon's socket (tests/bench/server_bench.py does)");
+        eprintln!(
+            "server_notify: set BTU_BENCH_SOCKET to a running daemon's socket (tests/bench/server_bench.py does)"
+        );
         return;
     };
     let schedule: String = env_or("BTU_BENCH_SCHEDULE", "TS-000001".to_string());
@@ -174,7 +176,8 @@ fn main() {
     }
     rt.block_on(async {
         throughput(&socket, "ping", Request::Ping, conns, secs).await;
-        throughput(&socket, "notify", Request::Notify { schedules: vec![schedule.clone()], site: None }, conns, secs).await;
+        throughput(&socket, "notify", Request::Notify { schedules: vec![schedule.clone()], site: None }, conns, secs)
+            .await;
         throughput(&socket, "notify(1 conn)", Request::Notify { schedules: vec![schedule], site: None }, 1, secs).await;
         hold(&socket, hold_n).await;
     });

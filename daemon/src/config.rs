@@ -342,8 +342,8 @@ pub fn resolve_path(cli: Option<&Path>) -> PathBuf {
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Config::parse(&text, path)
     }
 
@@ -381,14 +381,22 @@ impl Config {
         };
         let time_zone = time_zone.map(|z| z.trim().to_string()).filter(|z| !z.is_empty());
         if let Some(z) = &time_zone
-            && z.parse::<chrono_tz::Tz>().is_err() {
-                return Err(invalid(zone_key, format!("unknown time zone {z:?} (expected an IANA name like Europe/Paris)")));
-            }
+            && z.parse::<chrono_tz::Tz>().is_err()
+        {
+            return Err(invalid(
+                zone_key,
+                format!("unknown time zone {z:?} (expected an IANA name like Europe/Paris)"),
+            ));
+        }
         let log_level = d.log_level.or(raw.tracing_level);
         if let Some(level) = &log_level
-            && tracing_subscriber::EnvFilter::try_new(level).is_err() {
-                return Err(invalid("daemon.log_level", format!("{level:?} is not a log level (error, warn, info, debug, trace)")));
-            }
+            && tracing_subscriber::EnvFilter::try_new(level).is_err()
+        {
+            return Err(invalid(
+                "daemon.log_level",
+                format!("{level:?} is not a log level (error, warn, info, debug, trace)"),
+            ));
+        }
         let daemon = DaemonConfig {
             rebuild_interval: Duration::from_secs(rebuild_secs),
             missed_run_grace: Duration::from_secs(grace_secs),
@@ -409,22 +417,16 @@ impl Config {
         let url = match (r.url, raw.rq_host, raw.rq_port) {
             (Some(url), _, _) => url,
             (None, None, None) => Secret::new(DEFAULT_REDIS_URL),
-            (None, host, port) => Secret::new(format!(
-                "redis://{}:{}",
-                host.unwrap_or_else(|| "127.0.0.1".into()),
-                port.unwrap_or(6379)
-            )),
+            (None, host, port) => {
+                Secret::new(format!("redis://{}:{}", host.unwrap_or_else(|| "127.0.0.1".into()), port.unwrap_or(6379)))
+            }
         };
-        let scheme_ok = ["redis://", "rediss://", "unix://", "redis+unix://"]
-            .iter()
-            .any(|s| url.expose().starts_with(s));
+        let scheme_ok =
+            ["redis://", "rediss://", "unix://", "redis+unix://"].iter().any(|s| url.expose().starts_with(s));
         if !scheme_ok {
             return Err(invalid(
                 "redis.url",
-                format!(
-                    "{} must start with redis://, rediss:// or unix://",
-                    redact_url_password(url.expose())
-                ),
+                format!("{} must start with redis://, rediss:// or unix://", redact_url_password(url.expose())),
             ));
         }
         let key_prefix = r.key_prefix.unwrap_or_else(|| "rq".into());
@@ -440,7 +442,10 @@ impl Config {
             user: f.user.unwrap_or_else(|| "Administrator".into()),
         };
         if !is_dotted_path(&frappe.runner) {
-            return Err(invalid("frappe.runner", format!("{:?} is not a dotted Python path like module.function", frappe.runner)));
+            return Err(invalid(
+                "frappe.runner",
+                format!("{:?} is not a dotted Python path like module.function", frappe.runner),
+            ));
         }
 
         let mut sites = Vec::new();
@@ -457,7 +462,10 @@ impl Config {
                     DbConfig::Url(url)
                 }
                 (Some(_), Some(_)) => {
-                    return Err(invalid(&key("url"), "give either url or host/port/user/password/database, not both".into()));
+                    return Err(invalid(
+                        &key("url"),
+                        "give either url or host/port/user/password/database, not both".into(),
+                    ));
                 }
                 (None, Some(database)) => DbConfig::Params {
                     host: s.host.unwrap_or_else(|| "127.0.0.1".into()),
@@ -467,7 +475,10 @@ impl Config {
                     database,
                 },
                 (None, None) => {
-                    return Err(invalid(&key("database"), format!("site {name}: needs a database (or a mysql:// url)")));
+                    return Err(invalid(
+                        &key("database"),
+                        format!("site {name}: needs a database (or a mysql:// url)"),
+                    ));
                 }
             };
             if sites.iter().any(|x: &SiteConfig| x.name == name) {
@@ -476,12 +487,12 @@ impl Config {
             sites.push(SiteConfig { name, db, mode: s.mode.unwrap_or(Mode::Frappe) });
         }
         if let Some(database) = raw.mysql_database {
-            let name = raw
-                .frappe_site
-                .or(raw.webserver_host_header)
-                .filter(|n| !n.trim().is_empty())
-                .ok_or_else(|| {
-                    invalid("frappe_site", "required with mysql_database: the Frappe site name, e.g. site1.local".into())
+            let name =
+                raw.frappe_site.or(raw.webserver_host_header).filter(|n| !n.trim().is_empty()).ok_or_else(|| {
+                    invalid(
+                        "frappe_site",
+                        "required with mysql_database: the Frappe site name, e.g. site1.local".into(),
+                    )
                 })?;
             if sites.iter().any(|x| x.name == name) {
                 return Err(invalid("frappe_site", format!("site {name} is also listed in [[sites]]")));
@@ -507,19 +518,26 @@ impl Config {
                 })?;
                 let mut p = PathBuf::from(p);
                 if p.is_relative()
-                    && let Some(dir) = path.parent() {
-                        p = dir.join(p);
-                    }
+                    && let Some(dir) = path.parent()
+                {
+                    p = dir.join(p);
+                }
                 let site = fs.site.unwrap_or_else(|| "local".into());
                 if sites.iter().any(|x| x.name == site) {
-                    return Err(invalid("file.site", format!("site {site} is already a MariaDB site; give the file its own site name")));
+                    return Err(invalid(
+                        "file.site",
+                        format!("site {site} is already a MariaDB site; give the file its own site name"),
+                    ));
                 }
                 Some(FileConfig { path: p, site, mode: fs.mode.unwrap_or(Mode::Plain) })
             }
         };
         for site in sites.iter().map(|s| &s.name).chain(file.iter().map(|f| &f.site)) {
             if site.is_empty() || site.contains(char::is_whitespace) || site.contains(':') {
-                return Err(invalid("sites.name", format!("site name {site:?} must not be empty or contain spaces or ':'")));
+                return Err(invalid(
+                    "sites.name",
+                    format!("site name {site:?} must not be empty or contain spaces or ':'"),
+                ));
             }
         }
         if sites.is_empty() && file.is_none() {
@@ -638,14 +656,18 @@ mod tests {
 
     #[test]
     fn frappe_site_wins_over_host_header() {
-        let c = parse("mysql_database = \"_x\"\nfrappe_site = \"a.local\"\nwebserver_host_header = \"b.local\"").unwrap();
+        let c =
+            parse("mysql_database = \"_x\"\nfrappe_site = \"a.local\"\nwebserver_host_header = \"b.local\"").unwrap();
         assert_eq!(c.sites[0].name, "a.local");
     }
 
     #[test]
     fn errors_name_file_key_and_problem() {
         let e = parse("[daemon]\ntime_zone = \"Mars/Olympus\"\n[file]\npath = \"s.toml\"").unwrap_err().to_string();
-        assert!(e.contains("/etc/btu/test.toml") && e.contains("daemon.time_zone") && e.contains("Mars/Olympus"), "{e}");
+        assert!(
+            e.contains("/etc/btu/test.toml") && e.contains("daemon.time_zone") && e.contains("Mars/Olympus"),
+            "{e}"
+        );
         let e = parse("[daemon]\nrebuild_interval_secs = \"often\"").unwrap_err().to_string();
         assert!(e.contains("rebuild_interval_secs"), "{e}");
         let e = parse("mysql_database = \"_x\"").unwrap_err().to_string();

@@ -68,7 +68,11 @@ const DAY: i64 = 86_400;
 const HOUR: i64 = 3_600;
 
 /// Explain `schedule` over `[from, until)`, one [`Window`] per interval of constant offset.
-pub fn explain(schedule: &LocalSchedule, from: DateTime<Utc>, until: DateTime<Utc>) -> Result<Vec<Window>, ExplainError> {
+pub fn explain(
+    schedule: &LocalSchedule,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<Window>, ExplainError> {
     if until <= from {
         return Err(ExplainError::EmptyRange { from, until });
     }
@@ -292,9 +296,7 @@ fn explain_window(
     // The runs of the left-out hours, exactly as the engine gives them.
     if let Some((a, b)) = dirty {
         let (s, e) = ((a * HOUR).max(wf), (b * HOUR).min(wu));
-        instants.extend(
-            schedule.runs_after(at(s - 1)).map(|r| r.timestamp()).take_while(|&r| r < e),
-        );
+        instants.extend(schedule.runs_after(at(s - 1)).map(|r| r.timestamp()).take_while(|&r| r < e));
     }
     // Spring forward at the window's start: the collapsed run of a fixed-time job sits at the
     // first instant after the gap; the expressions cover it only if its wall time matches too.
@@ -383,12 +385,24 @@ fn date_matches(expr: &CronExpr, day: i64) -> bool {
 
 /// UTC day fields whose dates, among the UTC days `first..=last` minus `special`, are exactly
 /// those whose date `shift` days earlier matches the local expression.
-fn day_cover(expr: &CronExpr, shift: i64, first: i64, last: i64, special: &BTreeSet<i64>) -> Result<Vec<DayFields>, ExplainError> {
+fn day_cover(
+    expr: &CronExpr,
+    shift: i64,
+    first: i64,
+    last: i64,
+    special: &BTreeSet<i64>,
+) -> Result<Vec<DayFields>, ExplainError> {
     let truth = |d: i64| !special.contains(&d) && date_matches(expr, d - shift);
     let candidate = shifted_day_fields(expr, shift);
     let cand_expr = match &candidate {
         Some(fields) => {
-            let text = format!("0 0 0 {} {} {} {}", fields.dom, fields.month, fields.dow, fields.year.as_deref().unwrap_or("*"));
+            let text = format!(
+                "0 0 0 {} {} {} {}",
+                fields.dom,
+                fields.month,
+                fields.dow,
+                fields.year.as_deref().unwrap_or("*")
+            );
             match CronExpr::parse(&text) {
                 Ok(c) => Some(c),
                 Err(CronError::NeverMatches { .. }) => None,
@@ -433,10 +447,17 @@ fn day_cover(expr: &CronExpr, shift: i64, first: i64, last: i64, special: &BTree
                 let years: BTreeSet<i64> = good.keys().map(|(y, _)| *y).collect();
                 for y in years {
                     let in_set = cand_expr.as_ref().is_some_and(|c| c.year_ok(y));
-                    let months = good.iter().filter(|((yy, _), ok)| *yy == y && **ok).fold(0u64, |acc, ((_, m), _)| acc | 1 << m)
+                    let months = good
+                        .iter()
+                        .filter(|((yy, _), ok)| *yy == y && **ok)
+                        .fold(0u64, |acc, ((_, m), _)| acc | 1 << m)
                         & cand_months;
                     if in_set && months != 0 {
-                        out.push(DayFields { month: render(months, 1, 12, true), year: Some(y.to_string()), ..fields.clone() });
+                        out.push(DayFields {
+                            month: render(months, 1, 12, true),
+                            year: Some(y.to_string()),
+                            ..fields.clone()
+                        });
                     }
                 }
             }
@@ -450,7 +471,12 @@ fn day_cover(expr: &CronExpr, shift: i64, first: i64, last: i64, special: &BTree
         }
         if let Some(days) = wanted.get(&(y, m)) {
             let dom = days.iter().fold(0u64, |acc, d| acc | 1 << d);
-            out.push(DayFields { dom: render(dom, 1, 31, true), month: m.to_string(), dow: "*".into(), year: year_for(first, last, y, m) });
+            out.push(DayFields {
+                dom: render(dom, 1, 31, true),
+                month: m.to_string(),
+                dow: "*".into(),
+                year: year_for(first, last, y, m),
+            });
         }
     }
     Ok(out)

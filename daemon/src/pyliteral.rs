@@ -135,21 +135,16 @@ pub fn parse_kwargs(text: Option<&str>) -> Result<Kwargs, LiteralError> {
                         return Err(LiteralError::at(
                             text,
                             start,
-                            format!(
-                                "arguments must have str keys, found key {}",
-                                other.to_python_repr()
-                            ),
+                            format!("arguments must have str keys, found key {}", other.to_python_repr()),
                         ));
                     }
                 }
             }
             Ok(out)
         }
-        other => Err(LiteralError::at(
-            text,
-            start,
-            format!("arguments must be a dict literal, found {}", other.type_name()),
-        )),
+        other => {
+            Err(LiteralError::at(text, start, format!("arguments must be a dict literal, found {}", other.type_name())))
+        }
     }
 }
 
@@ -209,10 +204,7 @@ impl PyValue {
                 a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.python_eq(y))
             }
             (V::Dict(a), V::Dict(b)) => {
-                a.len() == b.len()
-                    && a.iter().all(|(k, v)| {
-                        b.iter().any(|(k2, v2)| k.python_eq(k2) && v.python_eq(v2))
-                    })
+                a.len() == b.len() && a.iter().all(|(k, v)| b.iter().any(|(k2, v2)| k.python_eq(k2) && v.python_eq(v2)))
             }
             _ => false,
         }
@@ -503,11 +495,7 @@ impl<'a> Parser<'a> {
                     return Err(self.err_at(start, "a sign must be followed by a number literal"));
                 }
                 let v = self.number()?;
-                if self.b[start] == b'-' {
-                    Ok(negate(v))
-                } else {
-                    Ok(v)
-                }
+                if self.b[start] == b'-' { Ok(negate(v)) } else { Ok(v) }
             }
             b'0'..=b'9' => self.number(),
             b'.' if self.peek_at(1).is_some_and(|d| d.is_ascii_digit()) => self.number(),
@@ -522,11 +510,7 @@ impl<'a> Parser<'a> {
     }
 
     fn enter(&self, depth: usize) -> Result<(), LiteralError> {
-        if depth > MAX_DEPTH {
-            Err(self.err(format!("nesting deeper than {MAX_DEPTH} levels")))
-        } else {
-            Ok(())
-        }
+        if depth > MAX_DEPTH { Err(self.err(format!("nesting deeper than {MAX_DEPTH} levels"))) } else { Ok(()) }
     }
 
     /// Items up to `close`, comma-separated, trailing comma allowed; the
@@ -603,10 +587,7 @@ impl<'a> Parser<'a> {
                 _ => return Err(self.err("expected ':' after a dict key")),
             }
             if !key.is_hashable() {
-                return Err(self.err_at(
-                    key_at,
-                    format!("unhashable type: '{}' cannot be a dict key", key.type_name()),
-                ));
+                return Err(self.err_at(key_at, format!("unhashable type: '{}' cannot be a dict key", key.type_name())));
             }
             self.skip_ws();
             let value = self.value(depth)?;
@@ -627,20 +608,14 @@ impl<'a> Parser<'a> {
     fn name(&mut self) -> Result<PyValue, LiteralError> {
         let start = self.pos;
         let rest = &self.src[start..];
-        let len = rest
-            .char_indices()
-            .find(|&(_, c)| !(c.is_alphanumeric() || c == '_'))
-            .map_or(rest.len(), |(i, _)| i);
+        let len = rest.char_indices().find(|&(_, c)| !(c.is_alphanumeric() || c == '_')).map_or(rest.len(), |(i, _)| i);
         let word = &rest[..len];
         self.pos += len;
         match word {
             "True" => Ok(PyValue::Bool(true)),
             "False" => Ok(PyValue::Bool(false)),
             "None" => Ok(PyValue::None),
-            _ => Err(self.err_at(
-                start,
-                format!("name {word:?} is not a literal (only True, False and None are)"),
-            )),
+            _ => Err(self.err_at(start, format!("name {word:?} is not a literal (only True, False and None are)"))),
         }
     }
 
@@ -872,8 +847,8 @@ impl<'a> Parser<'a> {
 
     fn number(&mut self) -> Result<PyValue, LiteralError> {
         let start = self.pos;
-        let radix_prefix = self.peek() == Some(b'0')
-            && matches!(self.peek_at(1), Some(b'x' | b'X' | b'o' | b'O' | b'b' | b'B'));
+        let radix_prefix =
+            self.peek() == Some(b'0') && matches!(self.peek_at(1), Some(b'x' | b'X' | b'o' | b'O' | b'b' | b'B'));
         while let Some(c) = self.peek() {
             let sign_in_exp = (c == b'+' || c == b'-')
                 && self.pos > start
@@ -923,10 +898,7 @@ impl<'a> Parser<'a> {
             let cleaned: String = tok.chars().filter(|&c| c != '_').collect();
             // Rust's parser accepts every form `is_float` lets through
             // (`1.`, `.5`, `1e5`); overflow gives inf, as in Python.
-            return cleaned
-                .parse::<f64>()
-                .map(PyValue::Float)
-                .map_err(|_| bad("invalid number literal"));
+            return cleaned.parse::<f64>().map(PyValue::Float).map_err(|_| bad("invalid number literal"));
         }
         Err(bad("invalid number literal"))
     }
@@ -971,11 +943,7 @@ fn is_float(tok: &str) -> bool {
         }
     }
     match mantissa.split_once('.') {
-        Some((a, b)) => {
-            (!a.is_empty() || !b.is_empty())
-                && (a.is_empty() || dec(a))
-                && (b.is_empty() || dec(b))
-        }
+        Some((a, b)) => (!a.is_empty() || !b.is_empty()) && (a.is_empty() || dec(a)) && (b.is_empty() || dec(b)),
         None => exponent.is_some() && dec(mantissa),
     }
 }
@@ -999,7 +967,6 @@ fn negate(v: PyValue) -> PyValue {
         other => other,
     }
 }
-
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -1066,10 +1033,13 @@ pub(crate) mod tests {
         assert_eq!(p("(1)"), PyValue::Int(1));
         assert_eq!(p("1, 2,"), PyValue::Tuple(vec![PyValue::Int(1), PyValue::Int(2)]));
         assert_eq!(p("[ ]"), PyValue::List(vec![]));
-        assert_eq!(p("[1, [2, (3,)],]"), PyValue::List(vec![
-            PyValue::Int(1),
-            PyValue::List(vec![PyValue::Int(2), PyValue::Tuple(vec![PyValue::Int(3)])]),
-        ]));
+        assert_eq!(
+            p("[1, [2, (3,)],]"),
+            PyValue::List(vec![
+                PyValue::Int(1),
+                PyValue::List(vec![PyValue::Int(2), PyValue::Tuple(vec![PyValue::Int(3)])]),
+            ])
+        );
         assert_eq!(p("{}"), PyValue::Dict(vec![]));
         assert_eq!(
             p("{\n  'a': 1,  # comment\n  (1, 'x'): None,\n}"),
@@ -1149,10 +1119,7 @@ pub(crate) mod tests {
         assert!(parse_kwargs(Some("{1: 2}")).unwrap_err().reason.contains("str keys"));
         let base = parse_kwargs(Some("{'a': 1, 'b': 2, 'c': 3}")).unwrap();
         let over = parse_kwargs(Some("{'d': 4, 'b': 'x'}")).unwrap();
-        assert_eq!(
-            kwargs_repr(&merge_kwargs(&base, &over)),
-            "{'a': 1, 'b': 'x', 'c': 3, 'd': 4}"
-        );
+        assert_eq!(kwargs_repr(&merge_kwargs(&base, &over)), "{'a': 1, 'b': 'x', 'c': 3, 'd': 4}");
     }
 
     #[test]
@@ -1201,7 +1168,8 @@ pub(crate) mod tests {
             "{'s': '\\\\', 't': '\\'', 'u': \"\\\"\", 'v': '\\a\\b\\f\\v\\0\\101'}",
             "{'nbsp': 'a\\xa0b', 'zw': 'a\\u200bb', 'shy': '\\xad', 'del': '\\x7f'}",
         ];
-        let prog = "import ast, json, sys\nfor line in sys.stdin:\n    print(repr(ast.literal_eval(json.loads(line))))\n";
+        let prog =
+            "import ast, json, sys\nfor line in sys.stdin:\n    print(repr(ast.literal_eval(json.loads(line))))\n";
         let mut child = std::process::Command::new("python3")
             .args(["-c", prog])
             .stdin(std::process::Stdio::piped())
@@ -1233,9 +1201,7 @@ pub(crate) mod tests {
             ".{0,12}".prop_map(PyValue::Str),
             proptest::collection::vec(any::<u8>(), 0..6).prop_map(PyValue::Bytes),
         ];
-        leaf.prop_recursive(2, 8, 3, |inner| {
-            proptest::collection::vec(inner, 0..3).prop_map(PyValue::Tuple)
-        })
+        leaf.prop_recursive(2, 8, 3, |inner| proptest::collection::vec(inner, 0..3).prop_map(PyValue::Tuple))
     }
 
     /// Any value a literal can denote (dict keys hashable and distinct).
@@ -1248,15 +1214,10 @@ pub(crate) mod tests {
             Just(-0.0),
             (-1000i32..1000).prop_map(|i| f64::from(i) / 8.0),
         ];
-        let big = (any::<bool>(), proptest::collection::vec(any::<u8>(), 9..40)).prop_map(
-            |(neg, bytes)| {
-                let b = BigInt::from_bytes_le(
-                    if neg { num_bigint::Sign::Minus } else { num_bigint::Sign::Plus },
-                    &bytes,
-                );
-                canonical_int(b)
-            },
-        );
+        let big = (any::<bool>(), proptest::collection::vec(any::<u8>(), 9..40)).prop_map(|(neg, bytes)| {
+            let b = BigInt::from_bytes_le(if neg { num_bigint::Sign::Minus } else { num_bigint::Sign::Plus }, &bytes);
+            canonical_int(b)
+        });
         let leaf = prop_oneof![
             Just(PyValue::None),
             any::<bool>().prop_map(PyValue::Bool),

@@ -13,7 +13,17 @@ fn stdout(o: &Output) -> String {
 #[test]
 fn next_json_runs_once_at_the_end_of_the_spring_gap() {
     // 02:30 does not exist in Los Angeles on 2027-03-14: the fixed-time job runs at 03:00 PDT.
-    let o = btu(&["next", "30 2 * * *", "--tz", "America/Los_Angeles", "--from", "2027-03-12T00:00:00Z", "--count", "4", "--json"]);
+    let o = btu(&[
+        "next",
+        "30 2 * * *",
+        "--tz",
+        "America/Los_Angeles",
+        "--from",
+        "2027-03-12T00:00:00Z",
+        "--count",
+        "4",
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let runs: Vec<String> = serde_json::from_str(&stdout(&o)).expect("stdout is only a JSON array");
     assert_eq!(runs, ["2027-03-12T10:30:00Z", "2027-03-13T10:30:00Z", "2027-03-14T10:00:00Z", "2027-03-15T09:30:00Z"]);
@@ -21,7 +31,17 @@ fn next_json_runs_once_at_the_end_of_the_spring_gap() {
 
 #[test]
 fn next_json_in_the_fall_back_overlap() {
-    let o = btu(&["next", "*/30 1 * * *", "--tz", "America/Los_Angeles", "--from", "2027-11-07T08:45:00Z", "--count", "2", "--json"]);
+    let o = btu(&[
+        "next",
+        "*/30 1 * * *",
+        "--tz",
+        "America/Los_Angeles",
+        "--from",
+        "2027-11-07T08:45:00Z",
+        "--count",
+        "2",
+        "--json",
+    ]);
     let runs: Vec<String> = serde_json::from_str(&stdout(&o)).expect("JSON array");
     assert_eq!(runs, ["2027-11-07T09:00:00Z", "2027-11-07T09:30:00Z"]);
     let o = btu(&["next", "@daily", "--from", "2030-01-01T00:00:00Z", "--count", "0", "--json"]);
@@ -30,7 +50,8 @@ fn next_json_in_the_fall_back_overlap() {
 
 #[test]
 fn next_table_shows_local_time_with_offset_beside_utc() {
-    let o = btu(&["next", "30 2 * * *", "--tz", "America/Los_Angeles", "--from", "2027-03-13T11:00:00Z", "--count", "2"]);
+    let o =
+        btu(&["next", "30 2 * * *", "--tz", "America/Los_Angeles", "--from", "2027-03-13T11:00:00Z", "--count", "2"]);
     assert!(o.status.success());
     let text = stdout(&o);
     assert!(text.contains("2027-03-14 03:00:00 -07:00 (PDT)"), "{text}");
@@ -40,7 +61,17 @@ fn next_table_shows_local_time_with_offset_beside_utc() {
 
 #[test]
 fn explain_json_has_the_documented_shape() {
-    let o = btu(&["explain", "30 2 * * *", "--tz", "America/Los_Angeles", "--from", "2027-01-01", "--until", "2028-01-01", "--json"]);
+    let o = btu(&[
+        "explain",
+        "30 2 * * *",
+        "--tz",
+        "America/Los_Angeles",
+        "--from",
+        "2027-01-01",
+        "--until",
+        "2028-01-01",
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("stdout is only JSON");
     let windows = v.as_array().expect("array");

@@ -9,10 +9,16 @@ mod cron_support;
 
 use btu::cron::{CronError, LocalSchedule};
 use chrono::{DateTime, Duration, Utc};
-use cron_support::{first_difference, Spec, TestExpr, ZONES, reference_runs, spec_strategy, transitions};
+use cron_support::{Spec, TestExpr, ZONES, first_difference, reference_runs, spec_strategy, transitions};
 use proptest::prelude::*;
 
-fn check(zone_ix: usize, tr_ix: usize, e: &TestExprParts, start_kind: u8, start_pick: i64) -> Result<(), TestCaseError> {
+fn check(
+    zone_ix: usize,
+    tr_ix: usize,
+    e: &TestExprParts,
+    start_kind: u8,
+    start_pick: i64,
+) -> Result<(), TestCaseError> {
     let zone = ZONES[zone_ix];
     let trs = transitions(zone);
     let (at, shift) = trs[tr_ix % trs.len()];
@@ -38,7 +44,10 @@ fn check(zone_ix: usize, tr_ix: usize, e: &TestExprParts, start_kind: u8, start_
         2 => at + Duration::seconds(shift.abs() + start_pick.rem_euclid(3) - 1),
         k => match runs.len() {
             0 => at,
-            n => runs[start_pick.rem_euclid(n as i64) as usize] + Duration::seconds(if k == 3 { 0 } else { start_pick.rem_euclid(3) - 1 }),
+            n => {
+                runs[start_pick.rem_euclid(n as i64) as usize]
+                    + Duration::seconds(if k == 3 { 0 } else { start_pick.rem_euclid(3) - 1 })
+            }
         },
     };
     let want: Vec<DateTime<Utc>> = runs.iter().copied().filter(|&u| u > s).collect();
@@ -51,7 +60,9 @@ fn check(zone_ix: usize, tr_ix: usize, e: &TestExprParts, start_kind: u8, start_
     let last = sched.last_at_or_before(s);
     match before {
         Some(b) => prop_assert_eq!(last, Some(b), "last_at_or_before {:?} {} at {}", expr.text, zone, s),
-        None => prop_assert!(last.is_none_or(|l| l < w0), "last_at_or_before {:?} {} at {}: {:?}", expr.text, zone, s, last),
+        None => {
+            prop_assert!(last.is_none_or(|l| l < w0), "last_at_or_before {:?} {} at {}: {:?}", expr.text, zone, s, last)
+        }
     }
     Ok(())
 }
@@ -71,7 +82,17 @@ struct TestExprParts {
 
 impl TestExprParts {
     fn build(&self, zone: &str, at: DateTime<Utc>) -> TestExpr {
-        TestExpr::around(zone, at, self.second.as_ref(), &self.minute, &self.hour, &self.dom, &self.month, &self.dow, self.year.as_ref())
+        TestExpr::around(
+            zone,
+            at,
+            self.second.as_ref(),
+            &self.minute,
+            &self.hour,
+            &self.dom,
+            &self.month,
+            &self.dow,
+            self.year.as_ref(),
+        )
     }
 }
 
@@ -85,7 +106,15 @@ fn parts() -> impl Strategy<Value = TestExprParts> {
         spec_strategy(),
         prop::option::weighted(0.1, spec_strategy()),
     )
-        .prop_map(|(second, minute, hour, dom, month, dow, year)| TestExprParts { second, minute, hour, dom, month, dow, year })
+        .prop_map(|(second, minute, hour, dom, month, dow, year)| TestExprParts {
+            second,
+            minute,
+            hour,
+            dom,
+            month,
+            dow,
+            year,
+        })
 }
 
 proptest! {

@@ -52,7 +52,9 @@ impl Fixture {
 }
 
 fn schedule(id: &str, cron: &str, queue: &str) -> String {
-    format!("[[schedule]]\nid = \"{id}\"\nfunction = \"demo_tasks.tick\"\ncron = \"{cron}\"\nqueue = \"{queue}\"\nkwargs = {{ n = 1 }}\n")
+    format!(
+        "[[schedule]]\nid = \"{id}\"\nfunction = \"demo_tasks.tick\"\ncron = \"{cron}\"\nqueue = \"{queue}\"\nkwargs = {{ n = 1 }}\n"
+    )
 }
 
 #[tokio::test]
@@ -75,7 +77,9 @@ async fn file_schedules_fire_and_edits_are_picked_up() {
     let r = handle.rebuild().await.expect("rebuild");
     assert_eq!((r.sites[0].added, r.sites[0].changed, r.sites[0].removed), (1, 1, 0), "{r:?}");
     // Disable tock → removed; a broken file keeps the last schedules.
-    f.write(&(schedule("tick", "*/2 * * * * *", &f.queue) + &schedule("tock", "0 0 * * *", &f.queue) + "enabled = false\n"));
+    f.write(
+        &(schedule("tick", "*/2 * * * * *", &f.queue) + &schedule("tock", "0 0 * * *", &f.queue) + "enabled = false\n"),
+    );
     let r = handle.rebuild().await.expect("rebuild");
     assert_eq!(r.sites[0].removed, 1, "{r:?}");
     f.write("[[schedule]\nid = ");
@@ -110,10 +114,8 @@ async fn with_recorded_run(f: &Fixture, t: DateTime<Utc>, stale_fingerprint: boo
     }
     let mut conn = redis().await;
     let _: () = conn.zadd(upcoming_key(&f.site), "yearly", t.timestamp()).await.expect("zadd");
-    let _: () = conn
-        .hset(schedules_key(&f.site), "yearly", serde_json::to_string(&stored).expect("json"))
-        .await
-        .expect("hset");
+    let _: () =
+        conn.hset(schedules_key(&f.site), "yearly", serde_json::to_string(&stored).expect("json")).await.expect("hset");
     btu::rq::job_id(&f.site, "yearly", t)
 }
 
@@ -133,7 +135,8 @@ async fn missed_run_within_grace_is_enqueued_once() {
         let (handle, task) = start(&f.config("plain"));
         ready(&handle).await;
         if round == 0 {
-            wait_for("the catch-up run", 10, async || !queued(&mut conn.clone(), &f.token, &f.queue).await.is_empty()).await;
+            wait_for("the catch-up run", 10, async || !queued(&mut conn.clone(), &f.token, &f.queue).await.is_empty())
+                .await;
         } else {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -175,7 +178,8 @@ async fn run_enqueued_before_a_crash_is_not_enqueued_again() {
     let _: () = conn.set_ex(btu::engine::store::claim_key(&f.site, &job_id), "1", 600).await.expect("set");
     let (handle, task) = start(&f.config("plain"));
     ready(&handle).await;
-    wait_for("the claimed catch-up", 10, async || handle.status().await.expect("status").runs_already_claimed == 1).await;
+    wait_for("the claimed catch-up", 10, async || handle.status().await.expect("status").runs_already_claimed == 1)
+        .await;
     stop(handle, task).await;
     assert!(queued(&mut conn, &f.token, &f.queue).await.is_empty());
     f.cleanup().await;

@@ -113,10 +113,7 @@ async fn zone_column_wins_then_site_then_config_then_utc() {
     // An unknown zone in the column skips only that schedule.
     db.exec("UPDATE `tabBTU Task Schedule` SET cron_time_zone = ? WHERE name = ?", ("Mars/Base", "TS-000001")).await;
     db.exec("DELETE FROM tabSingles WHERE doctype = ? AND field = ?", ("BTU Configuration", "cron_time_zone")).await;
-    let cfg = config(
-        &token,
-        &format!("[[sites]]\nname = \"{token}.local\"\ndatabase = \"{}\"\n", db.name),
-    );
+    let cfg = config(&token, &format!("[[sites]]\nname = \"{token}.local\"\ndatabase = \"{}\"\n", db.name));
     let mut cfg_zone = cfg.clone();
     cfg_zone.daemon.time_zone = Some("Europe/Dublin".into());
     let source = Source::all_from_config(&cfg_zone).remove(0);
@@ -168,7 +165,8 @@ async fn engine_fires_per_second_runs_once_across_rebuilds_and_follows_edits() {
     let mut conn = redis().await;
 
     // Upcoming state in Redis: TS-000001, TS-000002 and the new schedule; nothing else.
-    let mut members: Vec<String> = redis::AsyncCommands::zrange(&mut conn, format!("btu:{site}:upcoming"), 0, -1).await.expect("zrange");
+    let mut members: Vec<String> =
+        redis::AsyncCommands::zrange(&mut conn, format!("btu:{site}:upcoming"), 0, -1).await.expect("zrange");
     members.sort();
     assert_eq!(members, vec!["TS-000001", "TS-000002", "TS-100000"]);
     let described: std::collections::HashMap<String, String> =
@@ -202,7 +200,8 @@ async fn engine_fires_per_second_runs_once_across_rebuilds_and_follows_edits() {
     db.exec("DELETE FROM `tabBTU Task Schedule` WHERE name = ?", ("TS-000001",)).await;
     let r = handle.rebuild().await.expect("rebuild");
     assert_eq!(r.sites[0].removed, 2, "{r:?}");
-    let members: Vec<String> = redis::AsyncCommands::zrange(&mut conn, format!("btu:{site}:upcoming"), 0, -1).await.expect("zrange");
+    let members: Vec<String> =
+        redis::AsyncCommands::zrange(&mut conn, format!("btu:{site}:upcoming"), 0, -1).await.expect("zrange");
     assert_eq!(members, vec!["TS-100000"]);
     let described: std::collections::HashMap<String, String> =
         redis::AsyncCommands::hgetall(&mut conn, format!("btu:{site}:schedules")).await.expect("hgetall");
@@ -274,7 +273,10 @@ async fn mariadb_down_keeps_last_schedules_and_reports_the_error() {
     assert!(r.sites[0].error.as_deref().is_some_and(|e| e.contains(&name) || e.contains("Unknown database")), "{r:?}");
     let mut conn = redis().await;
     let before = queued(&mut conn, &token, &queue).await.len();
-    wait_for("runs while MariaDB is gone", 15, async || queued(&mut conn.clone(), &token, &queue).await.len() >= before + 2).await;
+    wait_for("runs while MariaDB is gone", 15, async || {
+        queued(&mut conn.clone(), &token, &queue).await.len() >= before + 2
+    })
+    .await;
     let st = handle.status().await.expect("status");
     assert_eq!(st.sites[0].source_ok, Some(false));
     assert_eq!(st.sites[0].planned, 3);

@@ -40,13 +40,13 @@ async fn engine_survives_redis_outages() {
     let queue = format!("{token}q");
     std::fs::write(
         dir.join("schedules.toml"),
-        format!("[[schedule]]\nid = \"tick\"\nfunction = \"demo_tasks.tick\"\ncron = \"* * * * * *\"\nqueue = \"{queue}\"\n"),
+        format!(
+            "[[schedule]]\nid = \"tick\"\nfunction = \"demo_tasks.tick\"\ncron = \"* * * * * *\"\nqueue = \"{queue}\"\n"
+        ),
     )
     .expect("write");
-    let mut cfg = config(
-        &token,
-        &format!("[file]\npath = \"{}\"\nsite = \"{token}-x\"\n", dir.join("schedules.toml").display()),
-    );
+    let mut cfg =
+        config(&token, &format!("[file]\npath = \"{}\"\nsite = \"{token}-x\"\n", dir.join("schedules.toml").display()));
     cfg.redis.url = btu::config::Secret::new(url.clone());
 
     // Redis is down when the daemon starts: it loads the file and waits.
@@ -58,10 +58,8 @@ async fn engine_survives_redis_outages() {
     let conn = private_conn(&url).await;
     ready(&handle).await;
     let qkey = format!("{token}rq:queue:{queue}");
-    wait_for("runs after the late start", 15, async || {
-        conn.clone().llen::<_, usize>(&qkey).await.unwrap_or(0) >= 2
-    })
-    .await;
+    wait_for("runs after the late start", 15, async || conn.clone().llen::<_, usize>(&qkey).await.unwrap_or(0) >= 2)
+        .await;
 
     // Outage: kill Redis (its data goes with it), the engine notices and waits.
     redis_proc.kill().expect("kill redis");

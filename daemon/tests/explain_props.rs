@@ -15,7 +15,12 @@ fn runs_in(s: &LocalSchedule, from: DateTime<Utc>, until: DateTime<Utc>) -> Vec<
 }
 
 /// Check the windows tile the range with constant offsets and are exact. Returns an error text.
-fn check_windows(s: &LocalSchedule, from: DateTime<Utc>, until: DateTime<Utc>, windows: &[Window]) -> Result<(), String> {
+fn check_windows(
+    s: &LocalSchedule,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+    windows: &[Window],
+) -> Result<(), String> {
     let zone = s.tz();
     if windows.first().map(|w| w.from) != Some(from) || windows.last().map(|w| w.until) != Some(until) {
         return Err("windows do not span the range".into());
@@ -43,7 +48,10 @@ fn check_windows(s: &LocalSchedule, from: DateTime<Utc>, until: DateTime<Utc>, w
         }
         let want = runs_in(s, w.from, w.until);
         if let Some(diff) = first_difference(&got, &want) {
-            return Err(format!("window {} .. {} ({}) crons {:?} instants {:?}: {diff}", w.from, w.until, w.utc_offset, w.utc_crons, w.instants));
+            return Err(format!(
+                "window {} .. {} ({}) crons {:?} instants {:?}: {diff}",
+                w.from, w.until, w.utc_offset, w.utc_crons, w.instants
+            ));
         }
     }
     Ok(())
@@ -56,18 +64,18 @@ fn year(y: i32) -> (DateTime<Utc>, DateTime<Utc>) {
 #[test]
 fn whole_years_are_exact_for_hard_cases() {
     let exprs = [
-        "30 2 * * *",          // fixed, inside the spring gap
-        "*/30 1,2 * * *",      // wildcard around both transitions
-        "0,30 0-3 * * *",      // fixed, several gap times collapse, overlap first pass only
-        "15 23 * * 1-5",       // crosses UTC midnight in both directions with weekdays
-        "0 0 1 * *",           // day 1 becomes the previous month's last day west of UTC
-        "30 18 * * *",         // evening: the next UTC day east of UTC
+        "30 2 * * *",     // fixed, inside the spring gap
+        "*/30 1,2 * * *", // wildcard around both transitions
+        "0,30 0-3 * * *", // fixed, several gap times collapse, overlap first pass only
+        "15 23 * * 1-5",  // crosses UTC midnight in both directions with weekdays
+        "0 0 1 * *",      // day 1 becomes the previous month's last day west of UTC
+        "30 18 * * *",    // evening: the next UTC day east of UTC
         "0 9 31 * *",
-        "45 1 13 * 5",         // crontab OR rule: the 13th or a Friday
-        "0 0 */2 * 1",         // AND rule with a restricted, `*`-prefixed day of month
-        "*/20 30 2 * * *",     // seconds
-        "0 0 12 29 2 * 2028",  // year field
-        "*/7 * * * *",         // dense
+        "45 1 13 * 5",        // crontab OR rule: the 13th or a Friday
+        "0 0 */2 * 1",        // AND rule with a restricted, `*`-prefixed day of month
+        "*/20 30 2 * * *",    // seconds
+        "0 0 12 29 2 * 2028", // year field
+        "*/7 * * * *",        // dense
     ];
     let cases = [
         ("America/Los_Angeles", 2027),

@@ -45,8 +45,7 @@ async fn make_writer(prefix: &str) -> (RqWriter, redis::aio::ConnectionManager) 
 /// results, workers named after it) and its members of the shared sets.
 async fn cleanup(conn: &mut redis::aio::ConnectionManager, token: &str) {
     let keys: Vec<String> = {
-        let mut iter: redis::AsyncIter<String> =
-            conn.scan_match(format!("*{token}*")).await.expect("SCAN");
+        let mut iter: redis::AsyncIter<String> = conn.scan_match(format!("*{token}*")).await.expect("SCAN");
         let mut keys = Vec::new();
         while let Some(k) = iter.next_item().await {
             keys.push(k.expect("scan item"));
@@ -92,7 +91,13 @@ const TRICKY: [&str; 4] = [
     "{'none': None, 'yes': True, 'no': False, 'bytes': b'\\x00\\xff', 'order_z': 1, 'order_a': 2}",
 ];
 
-async fn run_worker(release: String, queue: String, token: String, probe_dir: PathBuf, key_prefix: Option<String>) -> String {
+async fn run_worker(
+    release: String,
+    queue: String,
+    token: String,
+    probe_dir: PathBuf,
+    key_prefix: Option<String>,
+) -> String {
     let release = release.as_str();
     let mut cmd = tokio::process::Command::new(rq_bin(release));
     cmd.args(["worker", "--burst", "--url", REDIS_URL, "--name"])
@@ -137,7 +142,8 @@ async fn stock_workers_run_our_jobs() {
         for (n, text) in TRICKY.iter().enumerate() {
             let kwargs = parse_kwargs(Some(text)).expect("tricky literal parses");
             let args = vec![PyValue::Str("pos ✓".into()), PyValue::Tuple(vec![PyValue::Int(1)])];
-            let job = probe_job(job_id(&site, &format!("SCH-{n}"), due(n as u32)), &queue, args.clone(), kwargs.clone());
+            let job =
+                probe_job(job_id(&site, &format!("SCH-{n}"), due(n as u32)), &queue, args.clone(), kwargs.clone());
             cases.push(Case { expect_line: Some(expected_line(&args, &kwargs)), job, expect_status: "finished" });
         }
         // Outlives its 1 s timeout: failed, and the worker goes on to the next job.
@@ -145,8 +151,13 @@ async fn stock_workers_run_our_jobs() {
         slow.func = "btu_rq_probe.sleep_then_record".into();
         slow.timeout_secs = 1;
         cases.push(Case { job: slow, expect_line: None, expect_status: "failed" });
-        let after = probe_job(job_id(&site, "AFTER-SLOW", due(31)), &queue, vec![], vec![("k".into(), PyValue::Int(1))]);
-        cases.push(Case { expect_line: Some(expected_line(&[], &after.kwargs)), job: after, expect_status: "finished" });
+        let after =
+            probe_job(job_id(&site, "AFTER-SLOW", due(31)), &queue, vec![], vec![("k".into(), PyValue::Int(1))]);
+        cases.push(Case {
+            expect_line: Some(expected_line(&[], &after.kwargs)),
+            job: after,
+            expect_status: "finished",
+        });
 
         for (n, case) in cases.iter().enumerate() {
             let claim = Claim { key: format!("btu:{token}:claim:{}", case.job.id), ttl_secs: 600 };
@@ -184,7 +195,12 @@ async fn stock_workers_run_our_jobs() {
             match &case.expect_line {
                 Some(line) => {
                     let got = marker.unwrap_or_else(|| panic!("{release}: job {} did not run\n{log}", case.job.id));
-                    assert_eq!(got, format!("{line}\n"), "{release}: job {} ran once with exactly our arguments", case.job.id);
+                    assert_eq!(
+                        got,
+                        format!("{line}\n"),
+                        "{release}: job {} ran once with exactly our arguments",
+                        case.job.id
+                    );
                 }
                 None => assert!(marker.is_none(), "{release}: timed-out job {} should not have finished", case.job.id),
             }
@@ -198,10 +214,16 @@ async fn stock_workers_run_our_jobs() {
     let prefix = format!("{token}pfx");
     let (pwriter, _) = make_writer(&prefix).await;
     let queue = format!("plain-{token}");
-    let job = probe_job(job_id(&format!("{token}.local"), "PREFIXED", now), &queue, vec![], vec![("x".into(), PyValue::Float(2.5))]);
+    let job = probe_job(
+        job_id(&format!("{token}.local"), "PREFIXED", now),
+        &queue,
+        vec![],
+        vec![("x".into(), PyValue::Float(2.5))],
+    );
     let claim = Claim { key: format!("btu:{token}:claim:prefixed"), ttl_secs: 60 };
     assert_eq!(pwriter.enqueue_once(&job, &claim, None, now).await.expect("enqueue"), EnqueueOutcome::Enqueued);
-    let log = run_worker("rq-3.0.x".into(), queue.clone(), token.clone(), probe_dir.clone(), Some(prefix.clone())).await;
+    let log =
+        run_worker("rq-3.0.x".into(), queue.clone(), token.clone(), probe_dir.clone(), Some(prefix.clone())).await;
     let status: Option<String> = conn.hget(pwriter.job_key(&job.id), "status").await.expect("HGET");
     assert_eq!(status.as_deref(), Some("finished"), "rq 3.0 with RQ_KEY_PREFIX\n{log}");
 

@@ -103,9 +103,15 @@ async fn enqueue_is_atomic_and_once() {
     let bad_claim = Claim { key: String::new(), ttl_secs: 30 };
     assert!(matches!(w.enqueue_once(&bad, &bad_claim, None, now).await, Err(RqError::Invalid { field: "claim", .. })));
     let zero_hist = HistoryAppend { max: 0, ..hist(9) };
-    assert!(matches!(w.enqueue_once(&bad, &c, Some(&zero_hist), now).await, Err(RqError::Invalid { field: "history", .. })));
+    assert!(matches!(
+        w.enqueue_once(&bad, &c, Some(&zero_hist), now).await,
+        Err(RqError::Invalid { field: "history", .. })
+    ));
     let bad_prefix = RqWriter::new(conn.clone(), "rq prefix");
-    assert!(matches!(bad_prefix.enqueue_once(&bad, &c, None, now).await, Err(RqError::Invalid { field: "key_prefix", .. })));
+    assert!(matches!(
+        bad_prefix.enqueue_once(&bad, &c, None, now).await,
+        Err(RqError::Invalid { field: "key_prefix", .. })
+    ));
     assert_eq!(keys(&mut conn, &token).await, before);
 
     delete_all(&mut conn, &token).await;
@@ -234,7 +240,10 @@ async fn invalid_or_wrong_typed_run_in_a_batch_writes_nothing_for_it() {
         other => panic!("expected an invalid timeout, got {other:?}"),
     }
     let zero = Claim { key: format!("{token}:claim:z"), ttl_secs: 0 };
-    assert!(matches!(PreparedRun::new(&job(&token, "z"), zero, Utc::now()), Err(RqError::Invalid { field: "claim", .. })));
+    assert!(matches!(
+        PreparedRun::new(&job(&token, "z"), zero, Utc::now()),
+        Err(RqError::Invalid { field: "claim", .. })
+    ));
     let empty = HistoryAppend { key: String::new(), entry: "e".into(), max: 5 };
     assert!(matches!(w.append_history(&[empty]).await, Err(RqError::Invalid { field: "history", .. })));
 
@@ -336,7 +345,10 @@ async fn failed_history_follow_up_is_logged_and_the_run_stays_enqueued_once() {
     assert_eq!(w.enqueue_once(&j, &claim, Some(&hist), now).await.expect("enqueue"), EnqueueOutcome::Enqueued);
     let text = String::from_utf8_lossy(&logs.lock().expect("log buffer")).into_owned();
     assert!(
-        text.contains("WARN") && text.contains("history entry not written") && text.contains(&j.id) && text.contains(&hist.key),
+        text.contains("WARN")
+            && text.contains("history entry not written")
+            && text.contains(&j.id)
+            && text.contains(&hist.key),
         "{text}"
     );
     // Trying again (a restart, a second daemon) finds it claimed: queued exactly once.

@@ -53,7 +53,10 @@ async fn bad_frames_get_typed_errors_and_the_daemon_keeps_serving() {
     s.write_all(&vector("request_ping_v2")).await.expect("send");
     let r = read_response(&mut s).await.expect("answer");
     assert_eq!((r.v, r.id), (proto::PROTOCOL_VERSION, 11));
-    assert_eq!(error_of(&r), (ErrorCode::UnsupportedVersion, "protocol version mismatch: client speaks 2, daemon speaks 1".into()));
+    assert_eq!(
+        error_of(&r),
+        (ErrorCode::UnsupportedVersion, "protocol version mismatch: client speaks 2, daemon speaks 1".into())
+    );
     assert!(matches!(call_on(&mut s, 12, Request::Ping).await, Response::Pong(_)));
 
     // Unknown request type, a non-map body, garbage msgpack: malformed, connection still usable.
@@ -63,7 +66,8 @@ async fn bad_frames_get_typed_errors_and_the_daemon_keeps_serving() {
         id: u64,
         r#type: &'static str,
     }
-    let odd = proto::frame_body(&proto::encode_body(&Odd { v: 1, id: 5, r#type: "reboot" }).expect("enc"), 1 << 20).expect("frame");
+    let odd = proto::frame_body(&proto::encode_body(&Odd { v: 1, id: 5, r#type: "reboot" }).expect("enc"), 1 << 20)
+        .expect("frame");
     s.write_all(&odd).await.expect("send");
     let r = read_response(&mut s).await.expect("answer");
     assert_eq!(r.id, 5, "the id is echoed even when the type is unknown");
@@ -115,7 +119,9 @@ async fn bad_frames_get_typed_errors_and_the_daemon_keeps_serving() {
         s.write_all(&bytes).await.expect("send");
         s.shutdown().await.expect("half-close");
         let mut sink = Vec::new();
-        let end = tokio::time::timeout(Duration::from_secs(10), tokio::io::AsyncReadExt::read_to_end(&mut s, &mut sink)).await;
+        let end =
+            tokio::time::timeout(Duration::from_secs(10), tokio::io::AsyncReadExt::read_to_end(&mut s, &mut sink))
+                .await;
         assert!(end.is_ok(), "round {round}: the daemon neither answered nor closed for {bytes:02x?}");
     }
 

@@ -29,7 +29,9 @@ async fn every_request_type_round_trips() {
 
     // notify: one running (with next runs in UTC and local time), disabled, invalid, unknown.
     let ids = ["daily", "off", "broken", "nope"].map(String::from).to_vec();
-    let Response::Notified(n) = srv.call(Request::Notify { schedules: ids, site: None }).await else { panic!("notify") };
+    let Response::Notified(n) = srv.call(Request::Notify { schedules: ids, site: None }).await else {
+        panic!("notify")
+    };
     assert_eq!(n.results.len(), 4);
     let daily = &n.results[0];
     assert!(daily.runs);
@@ -60,14 +62,18 @@ async fn every_request_type_round_trips() {
     assert!(u.runs[0].local.ends_with("+01:00") || u.runs[0].local.ends_with("+02:00"), "{}", u.runs[0].local);
 
     let r = srv.call(Request::Upcoming { schedule: Some("off".into()), site: None, count: 2 }).await;
-    assert!(matches!(&r, Response::Error(e) if e.code == ErrorCode::InvalidSchedule && e.message.contains("disabled")), "{r:?}");
+    assert!(
+        matches!(&r, Response::Error(e) if e.code == ErrorCode::InvalidSchedule && e.message.contains("disabled")),
+        "{r:?}"
+    );
 
     let Response::RanNow(ran) = srv.call(Request::RunNow { schedule: "daily".into(), site: None }).await else {
         panic!("run_now")
     };
     assert_eq!(ran.schedule, "daily");
     assert!(!ran.job_id.is_empty());
-    let Response::History(h) = srv.call(Request::History { schedule: "daily".into(), site: None, count: 5 }).await else {
+    let Response::History(h) = srv.call(Request::History { schedule: "daily".into(), site: None, count: 5 }).await
+    else {
         panic!("history")
     };
     assert!(h.runs.iter().any(|r| r.job_id == ran.job_id), "{h:?}");
@@ -99,7 +105,10 @@ async fn every_request_type_round_trips() {
     assert_eq!(rb.sites, vec![srv.site.clone()]);
     assert_eq!((rb.schedules, rb.skipped), (3, 2), "the rebuild plans the cancelled schedule again");
     let r = srv.call(Request::Rebuild { site: Some("elsewhere".into()) }).await;
-    assert!(matches!(&r, Response::Error(e) if e.code == ErrorCode::Malformed && e.message.contains("elsewhere")), "{r:?}");
+    assert!(
+        matches!(&r, Response::Error(e) if e.code == ErrorCode::Malformed && e.message.contains("elsewhere")),
+        "{r:?}"
+    );
 
     srv.stop().await;
 }
@@ -113,7 +122,8 @@ async fn notify_rereads_the_source_and_replans_at_once() {
 
     let edited = server_support::SCHEDULES.replace("cron = \"30 1 * * *\"", "cron = \"15 23 * * *\"");
     std::fs::write(&srv.schedules_path, edited).expect("edit schedules file");
-    let Response::Notified(after) = srv.call(Request::Notify { schedules: vec!["daily".into()], site: None }).await else {
+    let Response::Notified(after) = srv.call(Request::Notify { schedules: vec!["daily".into()], site: None }).await
+    else {
         panic!("notify")
     };
     assert!(after.results[0].next_runs[0].local.contains("T23:15:00"), "{:?}", after.results[0]);
@@ -131,7 +141,8 @@ async fn several_requests_on_one_connection() {
     let srv = TestServer::start(|_| {}).await;
     let mut stream = UnixStream::connect(&srv.socket).await.expect("connect");
     for id in 1..=20u64 {
-        let r = server_support::call_on(&mut stream, id, if id % 2 == 0 { Request::Ping } else { Request::Status }).await;
+        let r =
+            server_support::call_on(&mut stream, id, if id % 2 == 0 { Request::Ping } else { Request::Status }).await;
         assert!(matches!(r, Response::Pong(_) | Response::Status(_)));
     }
     srv.stop().await;
@@ -142,7 +153,10 @@ async fn legacy(socket: &std::path::Path, json: &str) -> String {
     // Like the BTU app: send without terminator or half-close, then read the answer.
     s.write_all(json.as_bytes()).await.expect("send");
     let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await.expect("answer in time").expect("read");
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .expect("answer in time")
+        .expect("read");
     String::from_utf8(out).expect("utf-8 answer")
 }
 
@@ -159,9 +173,7 @@ async fn legacy_json_requests_are_answered_in_text() {
         legacy(sock, r#"{"request_type": "cancel_task_schedule", "request_content": "daily"}"#).await,
         "Successfully cancelled BTU Task Schedule daily in Python RQ."
     );
-    let Response::Upcoming(u) =
-        srv.call(Request::Upcoming { schedule: None, site: None, count: 100 }).await
-    else {
+    let Response::Upcoming(u) = srv.call(Request::Upcoming { schedule: None, site: None, count: 100 }).await else {
         panic!("upcoming")
     };
     assert!(u.runs.iter().all(|r| r.schedule != "daily"), "the legacy cancel dropped the plan");

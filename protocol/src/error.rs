@@ -41,9 +41,9 @@ impl ProtocolError {
         match self {
             ProtocolError::FrameTooLarge { .. } => ErrorCode::FrameTooLarge,
             ProtocolError::UnsupportedVersion { .. } => ErrorCode::UnsupportedVersion,
-            ProtocolError::Truncated { .. }
-            | ProtocolError::Malformed(_)
-            | ProtocolError::IdMismatch { .. } => ErrorCode::Malformed,
+            ProtocolError::Truncated { .. } | ProtocolError::Malformed(_) | ProtocolError::IdMismatch { .. } => {
+                ErrorCode::Malformed
+            }
             ProtocolError::Closed | ProtocolError::Io(_) => ErrorCode::Internal,
         }
     }

@@ -36,7 +36,8 @@ pub fn encode_frame_header(body_len: usize, max: usize) -> Result<[u8; FRAME_HEA
         return Err(ProtocolError::FrameTooLarge { len: body_len, max });
     }
     // max ≤ u32::MAX is not guaranteed by the type, so convert checked.
-    let len = u32::try_from(body_len).map_err(|_| ProtocolError::FrameTooLarge { len: body_len, max: u32::MAX as usize })?;
+    let len =
+        u32::try_from(body_len).map_err(|_| ProtocolError::FrameTooLarge { len: body_len, max: u32::MAX as usize })?;
     Ok(len.to_be_bytes())
 }
 
@@ -81,7 +82,10 @@ pub fn read_frame<R: Read + ?Sized>(r: &mut R, max: usize) -> Result<Vec<u8>, Pr
     let mut body = vec![0u8; len];
     let got = read_full(r, &mut body)?;
     if got < len {
-        return Err(ProtocolError::Truncated { received: FRAME_HEADER_LEN + got, expected: Some(FRAME_HEADER_LEN + len) });
+        return Err(ProtocolError::Truncated {
+            received: FRAME_HEADER_LEN + got,
+            expected: Some(FRAME_HEADER_LEN + len),
+        });
     }
     Ok(body)
 }
@@ -165,7 +169,10 @@ mod tests {
         let mut empty: &[u8] = &[];
         assert!(matches!(read_frame(&mut empty, 100), Err(ProtocolError::Closed)));
         let mut short: &[u8] = &[0, 0];
-        assert!(matches!(read_frame(&mut short, 100), Err(ProtocolError::Truncated { received: 2, expected: Some(4) })));
+        assert!(matches!(
+            read_frame(&mut short, 100),
+            Err(ProtocolError::Truncated { received: 2, expected: Some(4) })
+        ));
         let mut half: &[u8] = &[0, 0, 0, 3, 1];
         assert!(matches!(read_frame(&mut half, 100), Err(ProtocolError::Truncated { received: 5, expected: Some(7) })));
         let mut two: &[u8] = &[0, 0, 0, 1, 9, 0, 0, 0, 2, 7, 8];

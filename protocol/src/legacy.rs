@@ -100,7 +100,10 @@ mod tests {
 
     #[test]
     fn parses_the_three_original_requests() {
-        assert_eq!(parse_legacy(br#"{"request_type": "ping", "request_content": null}"#).ok(), Some(LegacyRequest::Ping));
+        assert_eq!(
+            parse_legacy(br#"{"request_type": "ping", "request_content": null}"#).ok(),
+            Some(LegacyRequest::Ping)
+        );
         assert_eq!(
             parse_legacy(br#"{"request_type": "create_task_schedule", "request_content": "TS-0001"}"#).ok(),
             Some(LegacyRequest::CreateTaskSchedule { schedule: "TS-0001".into() })

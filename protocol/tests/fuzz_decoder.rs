@@ -110,7 +110,11 @@ fn exercise(input: &[u8], stats: &mut [usize; 3]) {
             Ok(envelope) => {
                 stats[0] += 1;
                 let again = encode_request(&envelope).map(|f| decode_request(&f[4..]).ok());
-                assert_eq!(again.ok().flatten().as_ref(), Some(&envelope), "request re-decode differs for {input:02x?}");
+                assert_eq!(
+                    again.ok().flatten().as_ref(),
+                    Some(&envelope),
+                    "request re-decode differs for {input:02x?}"
+                );
             }
             Err(_) => stats[2] += 1,
         }
@@ -118,7 +122,11 @@ fn exercise(input: &[u8], stats: &mut [usize; 3]) {
             Ok(envelope) => {
                 stats[1] += 1;
                 let again = encode_response(&envelope).map(|f| decode_response(&f[4..]).ok());
-                assert_eq!(again.ok().flatten().as_ref(), Some(&envelope), "response re-decode differs for {input:02x?}");
+                assert_eq!(
+                    again.ok().flatten().as_ref(),
+                    Some(&envelope),
+                    "response re-decode differs for {input:02x?}"
+                );
             }
             Err(_) => stats[2] += 1,
         }
@@ -128,7 +136,8 @@ fn exercise(input: &[u8], stats: &mut [usize; 3]) {
 #[test]
 fn fuzz_decoders_with_mutated_golden_vectors() {
     let iterations: usize = std::env::var("BTU_FUZZ_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
-    let seed: u64 = std::env::var("BTU_FUZZ_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x00B7_u64 << 32 | 0x5EED);
+    let seed: u64 =
+        std::env::var("BTU_FUZZ_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x00B7_u64 << 32 | 0x5EED);
     let mut seeds: Vec<Vec<u8>> =
         common::golden_cases().iter().map(|(name, g)| g.encode().unwrap_or_else(|e| panic!("{name}: {e}"))).collect();
     seeds.push(br#"{"request_type": "create_task_schedule", "request_content": "TS-0001"}"#.to_vec());

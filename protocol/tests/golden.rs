@@ -23,7 +23,8 @@ fn golden_vectors_encode_and_decode_exactly() {
         let encoded = golden.encode().unwrap_or_else(|e| panic!("{name}: encode failed: {e}"));
         if bless {
             let path = vectors_dir().join(format!("{name}.hex"));
-            std::fs::write(&path, format!("{}\n", to_hex(&encoded))).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            std::fs::write(&path, format!("{}\n", to_hex(&encoded)))
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             continue;
         }
         let vector = read_vector(name);
@@ -75,7 +76,10 @@ fn version_mismatch_is_reported_with_both_versions() {
     let future = RequestEnvelope { v: 7, id: 99, request: Request::Status };
     let body = encode_body(&future).expect("encode");
     let err = decode_request(&body).expect_err("v7 must be refused");
-    assert_eq!(err.to_string(), format!("protocol version mismatch: client speaks 7, daemon speaks {PROTOCOL_VERSION}"));
+    assert_eq!(
+        err.to_string(),
+        format!("protocol version mismatch: client speaks 7, daemon speaks {PROTOCOL_VERSION}")
+    );
     assert_eq!(err.code(), ErrorCode::UnsupportedVersion);
     // The daemon can still answer with the request's id.
     let answer = ResponseEnvelope::from_protocol_error(peek_request_id(&body).unwrap_or(0), &err);
@@ -93,10 +97,17 @@ fn version_mismatch_is_reported_with_both_versions() {
     let alien = encode_body(&AlienRequest { v: 3, id: 5, op: 1, args: vec![vec![1, 2]] }).expect("encode");
     assert!(matches!(decode_request(&alien), Err(ProtocolError::UnsupportedVersion { client: 3, daemon: 1 })));
 
-    let old_daemon = ResponseEnvelope { v: 0, id: 1, response: Response::Pong(Pong { daemon_version: "x".into(), protocol_version: 0 }) };
+    let old_daemon = ResponseEnvelope {
+        v: 0,
+        id: 1,
+        response: Response::Pong(Pong { daemon_version: "x".into(), protocol_version: 0 }),
+    };
     let body = encode_body(&old_daemon).expect("encode");
     let err = decode_response(&body).expect_err("v0 must be refused");
-    assert_eq!(err.to_string(), format!("protocol version mismatch: client speaks {PROTOCOL_VERSION}, daemon speaks 0"));
+    assert_eq!(
+        err.to_string(),
+        format!("protocol version mismatch: client speaks {PROTOCOL_VERSION}, daemon speaks 0")
+    );
 }
 
 #[test]

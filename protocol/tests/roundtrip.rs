@@ -18,9 +18,16 @@ fn request() -> impl Strategy<Value = Request> {
         (text(), option::of(text())).prop_map(|(schedule, site)| Request::Cancel { schedule, site }),
         option::of(text()).prop_map(|site| Request::Rebuild { site }),
         Just(Request::Status),
-        (option::of(text()), option::of(text()), any::<u32>())
-            .prop_map(|(schedule, site, count)| Request::Upcoming { schedule, site, count }),
-        (text(), option::of(text()), any::<u32>()).prop_map(|(schedule, site, count)| Request::History { schedule, site, count }),
+        (option::of(text()), option::of(text()), any::<u32>()).prop_map(|(schedule, site, count)| Request::Upcoming {
+            schedule,
+            site,
+            count
+        }),
+        (text(), option::of(text()), any::<u32>()).prop_map(|(schedule, site, count)| Request::History {
+            schedule,
+            site,
+            count
+        }),
         (text(), option::of(text())).prop_map(|(schedule, site)| Request::RunNow { schedule, site }),
     ]
 }
@@ -31,7 +38,14 @@ fn next_run() -> impl Strategy<Value = NextRun> {
 
 fn schedule_state() -> impl Strategy<Value = ScheduleState> {
     (text(), text(), any::<bool>(), option::of(text()), option::of(text()), vec(next_run(), 0..4)).prop_map(
-        |(site, schedule, runs, reason, time_zone, next_runs)| ScheduleState { site, schedule, runs, reason, time_zone, next_runs },
+        |(site, schedule, runs, reason, time_zone, next_runs)| ScheduleState {
+            site,
+            schedule,
+            runs,
+            reason,
+            time_zone,
+            next_runs,
+        },
     )
 }
 
@@ -48,11 +62,22 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
 
 fn response() -> impl Strategy<Value = Response> {
     prop_oneof![
-        (text(), any::<u32>()).prop_map(|(daemon_version, protocol_version)| Response::Pong(Pong { daemon_version, protocol_version })),
+        (text(), any::<u32>())
+            .prop_map(|(daemon_version, protocol_version)| Response::Pong(Pong { daemon_version, protocol_version })),
         vec(schedule_state(), 0..4).prop_map(|results| Response::Notified(Notified { results })),
-        (text(), text(), any::<bool>()).prop_map(|(site, schedule, removed)| Response::Cancelled(Cancelled { site, schedule, removed })),
-        (vec(text(), 0..4), any::<u32>(), any::<u32>(), any::<u64>())
-            .prop_map(|(sites, schedules, skipped, duration_ms)| Response::Rebuilt(Rebuilt { sites, schedules, skipped, duration_ms })),
+        (text(), text(), any::<bool>()).prop_map(|(site, schedule, removed)| Response::Cancelled(Cancelled {
+            site,
+            schedule,
+            removed
+        })),
+        (vec(text(), 0..4), any::<u32>(), any::<u32>(), any::<u64>()).prop_map(
+            |(sites, schedules, skipped, duration_ms)| Response::Rebuilt(Rebuilt {
+                sites,
+                schedules,
+                skipped,
+                duration_ms
+            })
+        ),
         (
             text(),
             any::<u32>(),
@@ -81,16 +106,32 @@ fn response() -> impl Strategy<Value = Response> {
                 })
             }),
         vec((text(), text(), option::of(text()), text(), text()), 0..4).prop_map(|runs| Response::Upcoming(Upcoming {
-            runs: runs.into_iter().map(|(site, schedule, task, utc, local)| UpcomingRun { site, schedule, task, utc, local }).collect()
+            runs: runs
+                .into_iter()
+                .map(|(site, schedule, task, utc, local)| UpcomingRun { site, schedule, task, utc, local })
+                .collect()
         })),
-        (text(), text(), vec((text(), text(), text()), 0..4)).prop_map(|(site, schedule, runs)| Response::History(History {
+        (text(), text(), vec((text(), text(), text()), 0..4)).prop_map(|(site, schedule, runs)| Response::History(
+            History {
+                site,
+                schedule,
+                runs: runs
+                    .into_iter()
+                    .map(|(job_id, due, enqueued_at)| HistoryRun { job_id, due, enqueued_at })
+                    .collect()
+            }
+        )),
+        (text(), text(), text(), text()).prop_map(|(site, schedule, job_id, queue)| Response::RanNow(RanNow {
             site,
             schedule,
-            runs: runs.into_iter().map(|(job_id, due, enqueued_at)| HistoryRun { job_id, due, enqueued_at }).collect()
+            job_id,
+            queue
         })),
-        (text(), text(), text(), text()).prop_map(|(site, schedule, job_id, queue)| Response::RanNow(RanNow { site, schedule, job_id, queue })),
-        (error_code(), text(), option::of(text()))
-            .prop_map(|(code, message, schedule)| Response::Error(ErrorReply { code, message, schedule })),
+        (error_code(), text(), option::of(text())).prop_map(|(code, message, schedule)| Response::Error(ErrorReply {
+            code,
+            message,
+            schedule
+        })),
     ]
 }
 

@@ -14,7 +14,10 @@ static TIMEDELTA: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 /// (`Z` → `timezone.utc`, `+02:00` → `timezone(timedelta(hours=2))`).
 pub fn datetime<'py>(py: Python<'py>, field: &str, text: &str) -> PyResult<Bound<'py, PyAny>> {
     let parsed = DateTime::parse_from_rfc3339(text).map_err(|e| {
-        crate::errors::protocol_error(py, format!("btu-daemon sent '{text}' as {field}, which is not an RFC 3339 timestamp: {e}"))
+        crate::errors::protocol_error(
+            py,
+            format!("btu-daemon sent '{text}' as {field}, which is not an RFC 3339 timestamp: {e}"),
+        )
     })?;
     let offset = parsed.offset().local_minus_utc();
     let timezone = TIMEZONE.import(py, "datetime", "timezone")?;

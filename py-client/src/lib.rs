@@ -175,7 +175,12 @@ fn cancel<'py>(
 /// Re-read every schedule (of one site, or all) from the source.
 #[pyfunction]
 #[pyo3(signature = (*, site=None, socket_path=None, timeout=2.0))]
-fn rebuild(py: Python<'_>, site: Option<String>, socket_path: Option<PathBuf>, timeout: f64) -> PyResult<Bound<'_, PyAny>> {
+fn rebuild(
+    py: Python<'_>,
+    site: Option<String>,
+    socket_path: Option<PathBuf>,
+    timeout: f64,
+) -> PyResult<Bound<'_, PyAny>> {
     answer(py, socket_path, timeout, Request::Rebuild { site }, None)
 }
 
@@ -259,9 +264,11 @@ fn _encode_request<'py>(
         "rebuild" => Request::Rebuild { site },
         "status" => Request::Status,
         "upcoming" => Request::Upcoming { schedule, site, count: count.ok_or_else(|| need("count"))? },
-        "history" => {
-            Request::History { schedule: schedule.ok_or_else(|| need("schedule"))?, site, count: count.ok_or_else(|| need("count"))? }
-        }
+        "history" => Request::History {
+            schedule: schedule.ok_or_else(|| need("schedule"))?,
+            site,
+            count: count.ok_or_else(|| need("count"))?,
+        },
         "run_now" => Request::RunNow { schedule: schedule.ok_or_else(|| need("schedule"))?, site },
         other => return Err(PyValueError::new_err(format!("unknown request kind '{other}'"))),
     };
@@ -270,14 +277,16 @@ fn _encode_request<'py>(
 }
 
 fn body_of<'a>(py: Python<'_>, frame: &'a [u8]) -> PyResult<&'a [u8]> {
-    let header = frame.first_chunk::<{ proto::FRAME_HEADER_LEN }>().ok_or_else(|| {
-        errors::protocol_error(py, "frame shorter than its 4-byte header".to_owned())
-    })?;
+    let header = frame
+        .first_chunk::<{ proto::FRAME_HEADER_LEN }>()
+        .ok_or_else(|| errors::protocol_error(py, "frame shorter than its 4-byte header".to_owned()))?;
     let len = proto::decode_frame_len(*header, proto::MAX_FRAME_LEN).map_err(|e| wire_error(py, e))?;
     frame
         .get(proto::FRAME_HEADER_LEN..proto::FRAME_HEADER_LEN + len)
         .filter(|_| frame.len() == proto::FRAME_HEADER_LEN + len)
-        .ok_or_else(|| errors::protocol_error(py, format!("frame length prefix says {len}, frame has {} bytes", frame.len() - 4)))
+        .ok_or_else(|| {
+            errors::protocol_error(py, format!("frame length prefix says {len}, frame has {} bytes", frame.len() - 4))
+        })
 }
 
 /// Decodes a response frame to `(id, value)`, `value` being what the public API returns for

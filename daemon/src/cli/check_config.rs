@@ -66,9 +66,17 @@ pub async fn check(path: &std::path::Path) -> Vec<CheckLine> {
         .map(|s| format!("site {} ({})", s.name, s.mode))
         .chain(config.file.iter().map(|f| format!("file {} ({})", f.path.display(), f.mode)))
         .collect();
-    out.push(line(CheckStatus::Ok, format!("config {}", path.display()), format!("valid; sources: {}", sources.join(", "))));
+    out.push(line(
+        CheckStatus::Ok,
+        format!("config {}", path.display()),
+        format!("valid; sources: {}", sources.join(", ")),
+    ));
     if !config.unused_keys.is_empty() {
-        out.push(line(CheckStatus::Warn, "config", format!("keys not used by this daemon: {}", config.unused_keys.join(", "))));
+        out.push(line(
+            CheckStatus::Warn,
+            "config",
+            format!("keys not used by this daemon: {}", config.unused_keys.join(", ")),
+        ));
     }
     if let Some(zone) = &config.daemon.time_zone {
         out.push(line(CheckStatus::Ok, "time zone", zone.clone()));
@@ -107,7 +115,11 @@ pub async fn check(path: &std::path::Path) -> Vec<CheckLine> {
         match source.load_all().await {
             Ok(rows) => {
                 let runnable = rows.iter().filter(|r| matches!(r, RowOutcome::Loaded(_))).count();
-                out.push(line(CheckStatus::Ok, what.clone(), format!("{runnable} runnable, {} not running", rows.len() - runnable)));
+                out.push(line(
+                    CheckStatus::Ok,
+                    what.clone(),
+                    format!("{runnable} runnable, {} not running", rows.len() - runnable),
+                ));
                 for r in &rows {
                     if let RowOutcome::Skipped { schedule, reason, .. } = r {
                         out.push(line(CheckStatus::Warn, format!("{what}: {schedule}"), reason.to_string()));

@@ -82,7 +82,9 @@ impl Client {
     fn unavailable(&self, e: std::io::Error) -> ClientError {
         let reason = match e.kind() {
             ErrorKind::NotFound => "No such file".to_string(),
-            ErrorKind::ConnectionRefused => "connection refused (a stale socket file: the daemon is not running)".to_string(),
+            ErrorKind::ConnectionRefused => {
+                "connection refused (a stale socket file: the daemon is not running)".to_string()
+            }
             ErrorKind::PermissionDenied => {
                 "permission denied (is your user in the socket's group, socket_file_group_owner?)".to_string()
             }

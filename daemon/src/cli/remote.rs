@@ -225,15 +225,23 @@ fn render(client: &Client, response: &Response) -> Option<String> {
                     .runs
                     .iter()
                     .map(|r| {
-                        let mut row = vec![r.schedule.clone(), r.task.clone().unwrap_or_else(|| "-".into()), r.local.clone(), r.utc.clone()];
+                        let mut row = vec![
+                            r.schedule.clone(),
+                            r.task.clone().unwrap_or_else(|| "-".into()),
+                            r.local.clone(),
+                            r.utc.clone(),
+                        ];
                         if several_sites {
                             row.insert(0, r.site.clone());
                         }
                         row
                     })
                     .collect();
-                let header: &[&str] =
-                    if several_sites { &["SITE", "SCHEDULE", "TASK", "LOCAL", "UTC"] } else { &["SCHEDULE", "TASK", "LOCAL", "UTC"] };
+                let header: &[&str] = if several_sites {
+                    &["SITE", "SCHEDULE", "TASK", "LOCAL", "UTC"]
+                } else {
+                    &["SCHEDULE", "TASK", "LOCAL", "UTC"]
+                };
                 out.push_str(&table(header, &rows));
             }
         }
@@ -288,7 +296,8 @@ fn render(client: &Client, response: &Response) -> Option<String> {
             );
         }
         Response::RanNow(r) => {
-            let _ = writeln!(out, "enqueued {} (site {}) now: job {} on queue {}", r.schedule, r.site, r.job_id, r.queue);
+            let _ =
+                writeln!(out, "enqueued {} (site {}) now: job {} on queue {}", r.schedule, r.site, r.job_id, r.queue);
         }
         Response::Error(_) => return None,
     }
@@ -301,7 +310,13 @@ fn ok(b: bool) -> String {
 
 fn uptime(secs: u64) -> String {
     let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    if d > 0 { format!("{d}d {h}h {m}m") } else if h > 0 { format!("{h}h {m}m") } else { format!("{m}m {s}s") }
+    if d > 0 {
+        format!("{d}d {h}h {m}m")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else {
+        format!("{m}m {s}s")
+    }
 }
 
 #[cfg(test)]

@@ -70,8 +70,7 @@ impl Civil {
     }
 
     pub(crate) fn to_secs(self) -> i64 {
-        days_from_civil(self.y, self.mo, self.d) * DAY
-            + i64::from(self.h * 3600 + self.mi * 60 + self.s)
+        days_from_civil(self.y, self.mo, self.d) * DAY + i64::from(self.h * 3600 + self.mi * 60 + self.s)
     }
 }
 

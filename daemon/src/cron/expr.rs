@@ -36,8 +36,7 @@ impl Field {
     }
 
     fn names(self) -> &'static [&'static str] {
-        const MONTHS: [&str; 12] =
-            ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
+        const MONTHS: [&str; 12] = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
         const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
         match self {
             Field::Month => &MONTHS,
@@ -124,9 +123,8 @@ impl CronExpr {
             found => return Err(CronError::FieldCount { found }),
         };
         // 5 fields: only minute and hour decide the DST class; 6/7 fields: second too.
-        let wildcard = rest[0].starts_with('*')
-            || rest[1].starts_with('*')
-            || (parts.len() > 5 && sec.starts_with('*'));
+        let wildcard =
+            rest[0].starts_with('*') || rest[1].starts_with('*') || (parts.len() > 5 && sec.starts_with('*'));
         let seconds = small_set(sec, Field::Second)?;
         let minutes = small_set(rest[0], Field::Minute)?;
         let hours = small_set(rest[1], Field::Hour)?;
@@ -198,9 +196,7 @@ impl CronExpr {
             }),
             Some(_) => (MIN_YEAR..=MAX_YEAR).any(|y| {
                 self.year_ok(i64::from(y))
-                    && (1..=12u32).any(|m| {
-                        self.months & (1 << m) != 0 && self.day_mask(i64::from(y), m) != 0
-                    })
+                    && (1..=12u32).any(|m| self.months & (1 << m) != 0 && self.day_mask(i64::from(y), m) != 0)
             }),
         }
     }
@@ -380,7 +376,6 @@ impl CronExpr {
         let (h, mi, s) = self.last_time();
         Some(Civil { y, mo, d, h, mi, s }.to_secs())
     }
-
 }
 
 /// Bits 1..=n set.

@@ -28,9 +28,7 @@ pub enum CronError {
     Empty,
     #[error("expected 5, 6 or 7 fields (or a macro such as @daily), found {found}")]
     FieldCount { found: usize },
-    #[error(
-        "unknown macro '{name}': expected @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly"
-    )]
+    #[error("unknown macro '{name}': expected @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly")]
     UnknownMacro { name: String },
     #[error("{field} field: empty list element")]
     EmptyElement { field: Field },
@@ -42,9 +40,7 @@ pub enum CronError {
     InvalidStep { field: Field, step: String, max: u32 },
     #[error("{field} field: range {start}-{end} is reversed (start is after end)")]
     ReversedRange { field: Field, start: u32, end: u32 },
-    #[error(
-        "'{expr}' never matches: no date satisfies its day-of-month, month, day-of-week and year fields together"
-    )]
+    #[error("'{expr}' never matches: no date satisfies its day-of-month, month, day-of-week and year fields together")]
     NeverMatches { expr: String },
     #[error("unknown time zone '{zone}'")]
     UnknownZone { zone: String },
@@ -70,9 +66,14 @@ pub struct LocalSchedule {
 enum Resolved {
     Single(i64),
     /// Wall time occurs twice: `early` in the first pass, `late` in the second.
-    Ambiguous { early: i64, late: i64 },
+    Ambiguous {
+        early: i64,
+        late: i64,
+    },
     /// Wall time does not exist; `end` is the first real instant after the gap.
-    Gap { end: Option<i64> },
+    Gap {
+        end: Option<i64>,
+    },
 }
 
 /// A fall-back overlap: the instant `at` where the clock goes back, and the naive wall times
@@ -229,9 +230,9 @@ impl LocalSchedule {
                 let (a, b) = (a.timestamp(), b.timestamp());
                 if a == b { Resolved::Single(a) } else { Resolved::Ambiguous { early: a.min(b), late: a.max(b) } }
             }
-            LocalResult::None => Resolved::Gap {
-                end: GapInfo::new(&n, &self.tz).and_then(|g| g.end).map(|e| e.timestamp()),
-            },
+            LocalResult::None => {
+                Resolved::Gap { end: GapInfo::new(&n, &self.tz).and_then(|g| g.end).map(|e| e.timestamp()) }
+            }
         })
     }
 

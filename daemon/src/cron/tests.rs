@@ -152,10 +152,7 @@ fn spring_forward_los_angeles_2027() {
         ["2027-03-14T10:00:00Z", "2027-03-14T10:30:00Z", "2027-03-15T09:00:00Z"]
     );
     // Wildcard jobs have no runs in the gap.
-    assert_eq!(
-        next_n("*/30 2 * * *", la, "2027-03-13T11:00:00Z", 2),
-        ["2027-03-15T09:00:00Z", "2027-03-15T09:30:00Z"]
-    );
+    assert_eq!(next_n("*/30 2 * * *", la, "2027-03-13T11:00:00Z", 2), ["2027-03-15T09:00:00Z", "2027-03-15T09:30:00Z"]);
     // Start one second before, exactly on, and after the collapsed run.
     assert_eq!(next_n("30 2 * * *", la, "2027-03-14T09:59:59Z", 1), ["2027-03-14T10:00:00Z"]);
     assert_eq!(next_n("30 2 * * *", la, "2027-03-14T10:00:00Z", 1), ["2027-03-15T09:30:00Z"]);
@@ -171,13 +168,16 @@ fn spring_forward_los_angeles_2027() {
 fn fall_back_los_angeles_2027() {
     // 2027-11-07 02:00 PDT -> 01:00 PST, i.e. at 09:00Z; 01:xx happens at 08:xxZ and 09:xxZ.
     let la = "America/Los_Angeles";
-    assert_eq!(
-        next_n("30 1 * * *", la, "2027-11-07T00:00:00Z", 2),
-        ["2027-11-07T08:30:00Z", "2027-11-08T09:30:00Z"]
-    );
+    assert_eq!(next_n("30 1 * * *", la, "2027-11-07T00:00:00Z", 2), ["2027-11-07T08:30:00Z", "2027-11-08T09:30:00Z"]);
     assert_eq!(
         next_n("*/30 1 * * *", la, "2027-11-07T00:00:00Z", 5),
-        ["2027-11-07T08:00:00Z", "2027-11-07T08:30:00Z", "2027-11-07T09:00:00Z", "2027-11-07T09:30:00Z", "2027-11-08T09:00:00Z"]
+        [
+            "2027-11-07T08:00:00Z",
+            "2027-11-07T08:30:00Z",
+            "2027-11-07T09:00:00Z",
+            "2027-11-07T09:30:00Z",
+            "2027-11-08T09:00:00Z"
+        ]
     );
     // Starting inside the first pass, exactly on a run, and inside the second pass.
     assert_eq!(next_n("*/30 1 * * *", la, "2027-11-07T08:45:00Z", 2), ["2027-11-07T09:00:00Z", "2027-11-07T09:30:00Z"]);
@@ -188,7 +188,10 @@ fn fall_back_los_angeles_2027() {
     assert_eq!(next_n("45 1 * * *", la, "2027-11-07T08:30:00Z", 1), ["2027-11-07T08:45:00Z"]);
     assert_eq!(next_n("30 1 * * *", la, "2027-11-07T09:15:00Z", 1), ["2027-11-08T09:30:00Z"]);
     // A wildcard job started in the first pass after its last first-pass run gets the second pass.
-    assert_eq!(next_n("0 * * * *", la, "2027-11-07T08:10:00Z", 3), ["2027-11-07T09:00:00Z", "2027-11-07T10:00:00Z", "2027-11-07T11:00:00Z"]);
+    assert_eq!(
+        next_n("0 * * * *", la, "2027-11-07T08:10:00Z", 3),
+        ["2027-11-07T09:00:00Z", "2027-11-07T10:00:00Z", "2027-11-07T11:00:00Z"]
+    );
 
     let w = LocalSchedule::parse("*/30 1 * * *", la).unwrap();
     assert_eq!(w.last_at_or_before(t("2027-11-07T09:15:00Z")), Some(t("2027-11-07T09:00:00Z")));

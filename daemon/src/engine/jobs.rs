@@ -46,10 +46,7 @@ pub fn build_job(spec: &ScheduleSpec, due: DateTime<Utc>, job_id: String, settin
             let inner = vec![
                 (str_("task"), spec.task.as_deref().map_or(PyValue::None, str_)),
                 (str_("schedule"), str_(&spec.id)),
-                (
-                    str_("arguments"),
-                    PyValue::Dict(spec.kwargs.iter().map(|(k, v)| (str_(k), v.clone())).collect()),
-                ),
+                (str_("arguments"), PyValue::Dict(spec.kwargs.iter().map(|(k, v)| (str_(k), v.clone())).collect())),
                 (str_("due"), str_(&due.to_rfc3339_opts(SecondsFormat::Secs, true))),
                 (str_("job_id"), str_(&job_id)),
             ];
@@ -68,8 +65,19 @@ pub fn build_job(spec: &ScheduleSpec, due: DateTime<Utc>, job_id: String, settin
         }
     };
     let description = match (&spec.task, &spec.task_description) {
-        (Some(task), Some(d)) => format!("btu {} {} ({task}: {d}) due {}", spec.site, spec.id, due.to_rfc3339_opts(SecondsFormat::Secs, true)),
-        _ => format!("btu {} {} {} due {}", spec.site, spec.id, spec.function, due.to_rfc3339_opts(SecondsFormat::Secs, true)),
+        (Some(task), Some(d)) => format!(
+            "btu {} {} ({task}: {d}) due {}",
+            spec.site,
+            spec.id,
+            due.to_rfc3339_opts(SecondsFormat::Secs, true)
+        ),
+        _ => format!(
+            "btu {} {} {} due {}",
+            spec.site,
+            spec.id,
+            spec.function,
+            due.to_rfc3339_opts(SecondsFormat::Secs, true)
+        ),
     };
     RqJob {
         id: job_id,

@@ -136,10 +136,21 @@ pub enum EngineError {
 }
 
 pub(crate) enum Command {
-    Apply { rows: Vec<RowOutcome>, reply: oneshot::Sender<Vec<ScheduleState>> },
-    Cancel { site: Option<String>, schedule: String, reply: oneshot::Sender<Result<bool, EngineError>> },
-    Rebuild { reply: Option<oneshot::Sender<RebuildReport>> },
-    Status { reply: oneshot::Sender<StatusReport> },
+    Apply {
+        rows: Vec<RowOutcome>,
+        reply: oneshot::Sender<Vec<ScheduleState>>,
+    },
+    Cancel {
+        site: Option<String>,
+        schedule: String,
+        reply: oneshot::Sender<Result<bool, EngineError>>,
+    },
+    Rebuild {
+        reply: Option<oneshot::Sender<RebuildReport>>,
+    },
+    Status {
+        reply: oneshot::Sender<StatusReport>,
+    },
     Upcoming {
         site: Option<String>,
         schedule: Option<String>,
@@ -152,8 +163,14 @@ pub(crate) enum Command {
         count: usize,
         reply: oneshot::Sender<Result<Vec<HistoryEntry>, EngineError>>,
     },
-    RunNow { site: Option<String>, schedule: String, reply: oneshot::Sender<Result<RunNowResult, EngineError>> },
-    TakeLateness { reply: oneshot::Sender<Vec<Duration>> },
+    RunNow {
+        site: Option<String>,
+        schedule: String,
+        reply: oneshot::Sender<Result<RunNowResult, EngineError>>,
+    },
+    TakeLateness {
+        reply: oneshot::Sender<Vec<Duration>>,
+    },
     Shutdown,
 }
 
@@ -254,7 +271,12 @@ impl EngineHandle {
     }
 
     /// The newest `count` enqueued runs of a schedule.
-    pub async fn history(&self, site: Option<&str>, schedule: &str, count: usize) -> Result<Vec<HistoryEntry>, EngineError> {
+    pub async fn history(
+        &self,
+        site: Option<&str>,
+        schedule: &str,
+        count: usize,
+    ) -> Result<Vec<HistoryEntry>, EngineError> {
         let site = site.map(str::to_string);
         self.ask(|reply| Command::History { site, schedule: schedule.to_string(), count, reply }).await?
     }

@@ -61,10 +61,7 @@ pub fn resume(
 
 /// The last run strictly before `latest`, at or after `first` (for log text only).
 fn previous_run(schedule: &LocalSchedule, first: DateTime<Utc>, latest: DateTime<Utc>) -> DateTime<Utc> {
-    schedule
-        .last_at_or_before(latest - TimeDelta::seconds(1))
-        .filter(|p| *p >= first)
-        .unwrap_or(first)
+    schedule.last_at_or_before(latest - TimeDelta::seconds(1)).filter(|p| *p >= first).unwrap_or(first)
 }
 
 /// Where a run's next run is planned after it was handed to the writer at `now`: the first
@@ -112,14 +109,20 @@ mod tests {
     #[test]
     fn on_time_fire() {
         let r = resume(&sched("* * * * * *"), Some(at("2030-01-01T00:00:05Z")), at("2030-01-01T00:00:05.003Z"), GRACE);
-        assert_eq!(r, Resume { fire: Some(at("2030-01-01T00:00:05Z")), skipped: None, next: Some(at("2030-01-01T00:00:06Z")) });
+        assert_eq!(
+            r,
+            Resume { fire: Some(at("2030-01-01T00:00:05Z")), skipped: None, next: Some(at("2030-01-01T00:00:06Z")) }
+        );
     }
 
     #[test]
     fn missed_within_grace_fires_once_latest() {
         // Hourly at :00, recorded 00:00, now 00:04 → catch up 00:00.
         let r = resume(&sched("0 * * * *"), Some(at("2030-01-01T00:00:00Z")), at("2030-01-01T00:04:00Z"), GRACE);
-        assert_eq!(r, Resume { fire: Some(at("2030-01-01T00:00:00Z")), skipped: None, next: Some(at("2030-01-01T01:00:00Z")) });
+        assert_eq!(
+            r,
+            Resume { fire: Some(at("2030-01-01T00:00:00Z")), skipped: None, next: Some(at("2030-01-01T01:00:00Z")) }
+        );
         // Every minute, recorded 00:00, now 00:03:30 → catch up only 00:03, skip 00:00–00:02.
         let r = resume(&sched("* * * * *"), Some(at("2030-01-01T00:00:00Z")), at("2030-01-01T00:03:30Z"), GRACE);
         assert_eq!(r.fire, Some(at("2030-01-01T00:03:00Z")));
@@ -130,11 +133,14 @@ mod tests {
     #[test]
     fn missed_beyond_grace_is_skipped() {
         let r = resume(&sched("0 * * * *"), Some(at("2030-01-01T00:00:00Z")), at("2030-01-01T00:06:00Z"), GRACE);
-        assert_eq!(r, Resume {
-            fire: None,
-            skipped: Some((at("2030-01-01T00:00:00Z"), at("2030-01-01T00:00:00Z"))),
-            next: Some(at("2030-01-01T01:00:00Z"))
-        });
+        assert_eq!(
+            r,
+            Resume {
+                fire: None,
+                skipped: Some((at("2030-01-01T00:00:00Z"), at("2030-01-01T00:00:00Z"))),
+                next: Some(at("2030-01-01T01:00:00Z"))
+            }
+        );
     }
 
     #[test]

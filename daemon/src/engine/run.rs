@@ -18,8 +18,8 @@ use super::backoff::Backoff;
 use super::jobs::{JobSettings, build_job, prepare_run};
 use super::store::{self, HistoryEntry, PlanWrite};
 use super::{
-    Command, EngineError, EngineHandle, NOTIFY_NEXT_RUNS, RebuildReport, RunNowResult, ScheduleState,
-    ScheduleStatus, SiteRebuild, SiteStatus, StatusReport, UpcomingRun, planner,
+    Command, EngineError, EngineHandle, NOTIFY_NEXT_RUNS, RebuildReport, RunNowResult, ScheduleState, ScheduleStatus,
+    SiteRebuild, SiteStatus, StatusReport, UpcomingRun, planner,
 };
 use crate::config::{Config, Secret};
 use crate::rq::{self, Claim, EnqueueOutcome, HistoryAppend, PreparedRun, RqError, RqWriter};
@@ -246,10 +246,8 @@ impl Engine {
         info!(sites = ?self.sites.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), "engine starting");
         self.start_connect();
         self.start_load();
-        let mut rebuild_tick = tokio::time::interval_at(
-            Instant::now() + self.opts.rebuild_interval,
-            self.opts.rebuild_interval,
-        );
+        let mut rebuild_tick =
+            tokio::time::interval_at(Instant::now() + self.opts.rebuild_interval, self.opts.rebuild_interval);
         rebuild_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
         while !self.stopping {
@@ -607,7 +605,8 @@ impl Engine {
             match row {
                 RebuildRow::Skipped(s) => {
                     let SkippedRow { schedule, reason } = *s;
-                    if self.sites[idx].skipped.get(&schedule) != Some(&reason) && !load.skipped.contains_key(&schedule) {
+                    if self.sites[idx].skipped.get(&schedule) != Some(&reason) && !load.skipped.contains_key(&schedule)
+                    {
                         log_skip(&site_name, &schedule, &reason);
                     }
                     load.skipped.insert(schedule, reason);
@@ -941,17 +940,18 @@ impl Engine {
             self.prepared = None; // used up; leftovers belong to schedules changed since
         }
         if !replanned.is_empty()
-            && let Some(mut conn) = self.conn.clone() {
-                replanned.sort_by_key(|(idx, _, _)| *idx);
-                for group in replanned.chunk_by(|a, b| a.0 == b.0) {
-                    let plans: Vec<PlanWrite> =
-                        group.iter().map(|(_, spec, next)| PlanWrite { spec, next: *next, describe: false }).collect();
-                    if let Err(e) = store::write_plans(&mut conn, &self.sites[group[0].0].name, &plans).await {
-                        self.redis_failed(&e.to_string());
-                        break;
-                    }
+            && let Some(mut conn) = self.conn.clone()
+        {
+            replanned.sort_by_key(|(idx, _, _)| *idx);
+            for group in replanned.chunk_by(|a, b| a.0 == b.0) {
+                let plans: Vec<PlanWrite> =
+                    group.iter().map(|(_, spec, next)| PlanWrite { spec, next: *next, describe: false }).collect();
+                if let Err(e) = store::write_plans(&mut conn, &self.sites[group[0].0].name, &plans).await {
+                    self.redis_failed(&e.to_string());
+                    break;
                 }
             }
+        }
     }
 
     async fn on_fired(&mut self, results: Vec<FireResult>) {
@@ -975,19 +975,21 @@ impl Engine {
                         self.lateness.push((done_at - item.due).to_std().unwrap_or(Duration::ZERO));
                     }
                     if let Some(e) = self.sites[item.site].entries.get(&item.id)
-                        && e.next == item.planned_next {
-                            confirmed.entry(item.site).or_default().push((e.spec.clone(), e.next));
-                        }
+                        && e.next == item.planned_next
+                    {
+                        confirmed.entry(item.site).or_default().push((e.spec.clone(), e.next));
+                    }
                 }
                 Err(RqError::Redis(e)) => {
                     // Not written: put the run back as the schedule's next one, so recovery
                     // applies the missed-run rule to it.
                     let due = item.due;
                     if let Some(e) = self.sites[item.site].entries.get(&item.id)
-                        && e.next == item.planned_next {
-                            let spec = e.spec.clone();
-                            self.set_entry(item.site, item.id.clone(), spec, Some(due));
-                        }
+                        && e.next == item.planned_next
+                    {
+                        let spec = e.spec.clone();
+                        self.set_entry(item.site, item.id.clone(), spec, Some(due));
+                    }
                     redis_error.get_or_insert_with(|| e.to_string());
                 }
                 Err(e) => {
@@ -1110,7 +1112,8 @@ impl Engine {
                 RowOutcome::Loaded(spec) => {
                     let id: Arc<str> = spec.id.clone();
                     self.sites[idx].skipped.remove(&*spec.id);
-                    let unchanged = self.sites[idx].entries.get(&id).is_some_and(|e| e.spec.fingerprint == spec.fingerprint);
+                    let unchanged =
+                        self.sites[idx].entries.get(&id).is_some_and(|e| e.spec.fingerprint == spec.fingerprint);
                     if !unchanged {
                         let spec = Arc::new(spec);
                         let next = spec.schedule.next_after(now);
@@ -1134,27 +1137,28 @@ impl Engine {
             }
         }
         if self.redis_up
-            && let Some(mut conn) = self.conn.clone() {
-                let mut res = Ok(());
-                for (idx, spec, next) in &writes {
-                    let plan = [PlanWrite { spec, next: *next, describe: true }];
-                    res = store::write_plans(&mut conn, &self.sites[*idx].name, &plan).await;
+            && let Some(mut conn) = self.conn.clone()
+        {
+            let mut res = Ok(());
+            for (idx, spec, next) in &writes {
+                let plan = [PlanWrite { spec, next: *next, describe: true }];
+                res = store::write_plans(&mut conn, &self.sites[*idx].name, &plan).await;
+                if res.is_err() {
+                    break;
+                }
+            }
+            if res.is_ok() {
+                for (idx, id) in &removals {
+                    res = store::remove(&mut conn, &self.sites[*idx].name, std::slice::from_ref(id)).await;
                     if res.is_err() {
                         break;
                     }
                 }
-                if res.is_ok() {
-                    for (idx, id) in &removals {
-                        res = store::remove(&mut conn, &self.sites[*idx].name, std::slice::from_ref(id)).await;
-                        if res.is_err() {
-                            break;
-                        }
-                    }
-                }
-                if let Err(e) = res {
-                    self.redis_failed(&e.to_string());
-                }
             }
+            if let Err(e) = res {
+                self.redis_failed(&e.to_string());
+            }
+        }
         states
     }
 
@@ -1191,9 +1195,10 @@ impl Engine {
             info!(site = %self.sites[idx].name, schedule, "schedule cancelled");
         }
         if let (true, Some(mut conn)) = (self.redis_up, self.conn.clone())
-            && let Err(e) = store::remove(&mut conn, &self.sites[idx].name, &[schedule.to_string()]).await {
-                self.redis_failed(&e.to_string());
-            }
+            && let Err(e) = store::remove(&mut conn, &self.sites[idx].name, &[schedule.to_string()]).await
+        {
+            self.redis_failed(&e.to_string());
+        }
         Ok(existed)
     }
 
@@ -1221,7 +1226,12 @@ impl Engine {
         }
     }
 
-    fn upcoming(&self, site: Option<&str>, schedule: Option<&str>, count: usize) -> Result<Vec<UpcomingRun>, EngineError> {
+    fn upcoming(
+        &self,
+        site: Option<&str>,
+        schedule: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<UpcomingRun>, EngineError> {
         let site_filter = match site {
             Some(name) => Some(self.site_index(Some(name))?),
             None => None,
@@ -1244,7 +1254,10 @@ impl Engine {
                         schedule: schedule.to_string(),
                         reason: reason.clone(),
                     },
-                    None => EngineError::UnknownSchedule { site: self.sites[idx].name.clone(), schedule: schedule.to_string() },
+                    None => EngineError::UnknownSchedule {
+                        site: self.sites[idx].name.clone(),
+                        schedule: schedule.to_string(),
+                    },
                 }
             })?;
             push_runs(idx, id, e);
@@ -1276,7 +1289,12 @@ impl Engine {
             .collect())
     }
 
-    fn run_now(&mut self, site: Option<&str>, schedule: String, reply: oneshot::Sender<Result<RunNowResult, EngineError>>) {
+    fn run_now(
+        &mut self,
+        site: Option<&str>,
+        schedule: String,
+        reply: oneshot::Sender<Result<RunNowResult, EngineError>>,
+    ) {
         let idx = match self.find_site(site, &schedule) {
             Ok(i) => i,
             Err(e) => {
@@ -1304,7 +1322,10 @@ impl Engine {
         }
         let job_id = rq::job_id(&s.name, &schedule, now);
         let job = build_job(&e.spec, now, job_id.clone(), &self.opts.jobs);
-        let claim = Claim { key: store::claim_key(&s.name, &job_id), ttl_secs: planner::claim_ttl_secs(grace_delta(self.opts.grace)) };
+        let claim = Claim {
+            key: store::claim_key(&s.name, &job_id),
+            ttl_secs: planner::claim_ttl_secs(grace_delta(self.opts.grace)),
+        };
         let history = history_append(self.opts.history_max, &s.name, &schedule, &job_id, now, now);
         let result = RunNowResult { site: s.name.clone(), schedule, job_id, queue: job.queue.clone() };
         tokio::spawn(async move {
@@ -1360,7 +1381,9 @@ async fn join_opt<T>(h: &mut Option<JoinHandle<T>>) -> Result<T, tokio::task::Jo
     }
 }
 
-async fn join_preparing(p: &mut Option<(DateTime<Utc>, JoinHandle<Prepared>)>) -> Result<Prepared, tokio::task::JoinError> {
+async fn join_preparing(
+    p: &mut Option<(DateTime<Utc>, JoinHandle<Prepared>)>,
+) -> Result<Prepared, tokio::task::JoinError> {
     match p.as_mut() {
         Some((_, h)) => h.await,
         None => std::future::pending().await,
@@ -1387,9 +1410,9 @@ async fn enqueue_batch(writer: RqWriter, batch: Vec<(FireItem, Payload)>) -> Vec
     let outcomes = writer.enqueue_many(&runs, Utc::now()).await;
     let done_at = Utc::now();
     match outcomes {
-        Ok(outcomes) => results.extend(
-            items.into_iter().zip(outcomes).map(|(item, outcome)| FireResult { item, outcome, done_at }),
-        ),
+        Ok(outcomes) => {
+            results.extend(items.into_iter().zip(outcomes).map(|(item, outcome)| FireResult { item, outcome, done_at }))
+        }
         Err(e) => results.extend(items.into_iter().map(|item| FireResult { item, outcome: Err(e.clone()), done_at })),
     }
     let (written, history): (Vec<&FireItem>, Vec<HistoryAppend>) = results
@@ -1413,7 +1436,14 @@ async fn enqueue_batch(writer: RqWriter, batch: Vec<(FireItem, Payload)>) -> Vec
     results
 }
 
-fn history_append(max: usize, site: &str, id: &str, job_id: &str, due: DateTime<Utc>, now: DateTime<Utc>) -> Option<HistoryAppend> {
+fn history_append(
+    max: usize,
+    site: &str,
+    id: &str,
+    job_id: &str,
+    due: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<HistoryAppend> {
     let entry = HistoryEntry {
         job_id: job_id.to_string(),
         due: rfc3339(due),

@@ -141,10 +141,7 @@ pub fn validate(job: &RqJob) -> Result<(), RqError> {
         return Err(invalid("id", "is empty"));
     }
     if let Some(c) = job.id.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
-        return Err(invalid(
-            "id",
-            format!("{:?} contains {c:?}; rq >= 2.8 accepts only [A-Za-z0-9_-]", job.id),
-        ));
+        return Err(invalid("id", format!("{:?} contains {c:?}; rq >= 2.8 accepts only [A-Za-z0-9_-]", job.id)));
     }
     if job.queue.is_empty() {
         return Err(invalid("queue", "is empty"));
@@ -171,10 +168,7 @@ pub fn validate(job: &RqJob) -> Result<(), RqError> {
         ));
     }
     if job.failure_ttl_secs <= 0 {
-        return Err(invalid(
-            "failure_ttl",
-            format!("{} is not a positive number of seconds", job.failure_ttl_secs),
-        ));
+        return Err(invalid("failure_ttl", format!("{} is not a positive number of seconds", job.failure_ttl_secs)));
     }
     for (n, a) in job.args.iter().enumerate() {
         check_value(a, 0).map_err(|r| invalid("args", format!("argument {n}: {r}")))?;
@@ -210,9 +204,7 @@ fn check_value(v: &PyValue, depth: usize) -> Result<(), String> {
         return Err(format!("nested deeper than {MAX_DEPTH} levels"));
     }
     match v {
-        PyValue::List(items) | PyValue::Tuple(items) => {
-            items.iter().try_for_each(|i| check_value(i, depth + 1))
-        }
+        PyValue::List(items) | PyValue::Tuple(items) => items.iter().try_for_each(|i| check_value(i, depth + 1)),
         PyValue::Dict(items) => items.iter().try_for_each(|(k, v)| {
             if !k.is_hashable() {
                 return Err(format!("unhashable dict key of type {}", k.type_name()));
@@ -288,10 +280,7 @@ mod tests {
 
     #[test]
     fn job_id_is_readable_and_safe() {
-        assert_eq!(
-            job_id("site1.local", "SCH-0001", due()),
-            "btu-site1_2elocal-SCH_2d0001-20270314T100000Z"
-        );
+        assert_eq!(job_id("site1.local", "SCH-0001", due()), "btu-site1_2elocal-SCH_2d0001-20270314T100000Z");
         assert_eq!(job_id("é", "a_b", due()), "btu-_c3_a9-a_5fb-20270314T100000Z");
         let sub = due() + chrono::Duration::nanoseconds(1_500);
         assert_eq!(job_id("s", "t", sub), "btu-s-t-20270314T100000_000001500Z");
@@ -320,7 +309,17 @@ mod tests {
         let names: Vec<&str> = f.iter().map(|(n, _)| *n).collect();
         assert_eq!(
             names,
-            ["data", "status", "origin", "created_at", "enqueued_at", "timeout", "result_ttl", "failure_ttl", "description"]
+            [
+                "data",
+                "status",
+                "origin",
+                "created_at",
+                "enqueued_at",
+                "timeout",
+                "result_ttl",
+                "failure_ttl",
+                "description"
+            ]
         );
         let get = |n: &str| f.iter().find(|(k, _)| *k == n).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
         assert_eq!(get("created_at").as_deref(), Some("2024-01-02T03:04:05.123456Z"));
@@ -359,7 +358,10 @@ mod tests {
             ("result_ttl", Box::new(|j| j.result_ttl_secs = 0)),
             ("failure_ttl", Box::new(|j| j.failure_ttl_secs = -1)),
             ("kwargs", Box::new(|j| j.kwargs.push(("a".into(), PyValue::None)))),
-            ("kwargs", Box::new(|j| j.kwargs.push(("d".into(), PyValue::Dict(vec![(PyValue::List(vec![]), PyValue::None)]))))),
+            (
+                "kwargs",
+                Box::new(|j| j.kwargs.push(("d".into(), PyValue::Dict(vec![(PyValue::List(vec![]), PyValue::None)])))),
+            ),
         ];
         for (want, mutate) in cases {
             let mut j = job();

@@ -316,7 +316,12 @@ mod tests {
             "{'keys': {1: 'a', (1, 2): 'd', None: 'e', b'k': 'f', 2.5: 'g', 'z': 0, 'a': 1}}",
             "{'bytes': b'\\x00\\xff', 'quotes': ['\\'', '\"', b'\\'']}",
         ];
-        let huge = format!("{{'huge': {}, 'blob': b'{}', 'text': '{}'}}", "9".repeat(700), "\\x01".repeat(300), "é".repeat(70_000));
+        let huge = format!(
+            "{{'huge': {}, 'blob': b'{}', 'text': '{}'}}",
+            "9".repeat(700),
+            "\\x01".repeat(300),
+            "é".repeat(70_000)
+        );
         let mut payloads = Vec::new();
         let mut expected = Vec::new();
         for text in cases.iter().copied().chain([huge.as_str()]) {
@@ -324,10 +329,7 @@ mod tests {
             let args = vec![PyValue::Str("pos".into()), PyValue::Tuple(vec![])];
             let data = job_data("mod.func", &args, &kwargs).expect("data");
             payloads.push(data.iter().map(|b| format!("{b:02x}")).collect::<String>());
-            expected.push(format!(
-                "('mod.func', None, ('pos', ()), {})",
-                crate::pyliteral::kwargs_repr(&kwargs)
-            ));
+            expected.push(format!("('mod.func', None, ('pos', ()), {})", crate::pyliteral::kwargs_repr(&kwargs)));
         }
         let prog = "import pickle, sys, zlib\nfor line in sys.stdin:\n    print(repr(pickle.loads(zlib.decompress(bytes.fromhex(line.strip())))))\n";
         let mut child = std::process::Command::new("python3")

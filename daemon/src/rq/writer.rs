@@ -204,8 +204,7 @@ pub const DEFAULT_KEY_PREFIX: &str = "rq";
 
 /// Checks a key prefix the way rq 3.0 does (`[A-Za-z0-9_.:{}-]+`).
 pub fn validate_key_prefix(prefix: &str) -> Result<(), RqError> {
-    let ok = !prefix.is_empty()
-        && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:{}-".contains(&b));
+    let ok = !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:{}-".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -305,7 +304,11 @@ impl RqWriter {
         let mut conn = self.conn.clone();
         let replies: Vec<redis::RedisResult<Value>> = pipe.query_async(&mut conn).await?;
         if replies.len() != entries.len() * 2 {
-            return Err(unexpected_reply(format!("{} answers for {} history commands", replies.len(), entries.len() * 2)));
+            return Err(unexpected_reply(format!(
+                "{} answers for {} history commands",
+                replies.len(),
+                entries.len() * 2
+            )));
         }
         Ok(entries
             .iter()

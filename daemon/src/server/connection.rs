@@ -8,9 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use btu_protocol::{
-    self as proto, ErrorCode, FRAME_HEADER_LEN, ProtocolError, RequestEnvelope, ResponseEnvelope,
-};
+use btu_protocol::{self as proto, ErrorCode, FRAME_HEADER_LEN, ProtocolError, RequestEnvelope, ResponseEnvelope};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::time::{Instant, timeout, timeout_at};
@@ -147,7 +145,11 @@ impl Connection {
     }
 
     /// Reads the rest of a frame whose first header byte is in `header[0]`.
-    async fn read_frame(&mut self, header: &mut [u8; FRAME_HEADER_LEN], deadline: Instant) -> Result<Vec<u8>, ConnectionError> {
+    async fn read_frame(
+        &mut self,
+        header: &mut [u8; FRAME_HEADER_LEN],
+        deadline: Instant,
+    ) -> Result<Vec<u8>, ConnectionError> {
         let frame_timeout = self.opts.frame_timeout;
         let got = match timeout_at(deadline, read_full(&mut self.io, &mut header[1..])).await {
             Err(_) => return Err(ConnectionError::SlowFrame { timeout: frame_timeout, received: 1 }),
@@ -166,12 +168,18 @@ impl Connection {
         };
         let got = match timeout_at(deadline, read).await {
             Err(_) => {
-                return Err(ConnectionError::SlowFrame { timeout: frame_timeout, received: FRAME_HEADER_LEN + body.len() });
+                return Err(ConnectionError::SlowFrame {
+                    timeout: frame_timeout,
+                    received: FRAME_HEADER_LEN + body.len(),
+                });
             }
             Ok(n) => n?,
         };
         if got < len {
-            return Err(ConnectionError::Truncated { received: FRAME_HEADER_LEN + got, expected: FRAME_HEADER_LEN + len });
+            return Err(ConnectionError::Truncated {
+                received: FRAME_HEADER_LEN + got,
+                expected: FRAME_HEADER_LEN + len,
+            });
         }
         Ok(body)
     }
@@ -182,7 +190,11 @@ impl Connection {
         let framed = match proto::encode_response_with_limit(reply, self.opts.max_frame_len) {
             Ok(f) => f,
             Err(e) => {
-                let fallback = ResponseEnvelope::error(reply.id, ErrorCode::Internal, format!("the answer is too large to send: {e}"));
+                let fallback = ResponseEnvelope::error(
+                    reply.id,
+                    ErrorCode::Internal,
+                    format!("the answer is too large to send: {e}"),
+                );
                 proto::encode_response_with_limit(&fallback, self.opts.max_frame_len).map_err(ConnectionError::Frame)?
             }
         };

@@ -67,11 +67,13 @@ impl Context {
                     return Ok(Response::Notified(Notified { results: Vec::new() }));
                 }
                 let one = (schedules.len() == 1).then(|| schedules[0].clone());
-                let states = e.notify(site.as_deref(), &schedules).await.map_err(|err| error_reply(err, one.as_deref()))?;
+                let states =
+                    e.notify(site.as_deref(), &schedules).await.map_err(|err| error_reply(err, one.as_deref()))?;
                 Response::Notified(Notified { results: states.iter().map(schedule_state).collect() })
             }
             Request::Cancel { schedule, site } => {
-                let removed = e.cancel(site.as_deref(), &schedule).await.map_err(|err| error_reply(err, Some(&schedule)))?;
+                let removed =
+                    e.cancel(site.as_deref(), &schedule).await.map_err(|err| error_reply(err, Some(&schedule)))?;
                 Response::Cancelled(Cancelled { site: self.site_label(site), schedule, removed })
             }
             Request::Rebuild { site } => {
@@ -84,7 +86,8 @@ impl Context {
                 e.rebuild().await.map_err(|err| error_reply(err, None))?;
                 let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 let status = e.status().await.map_err(|err| error_reply(err, None))?;
-                let chosen: Vec<_> = status.sites.iter().filter(|s| site.as_ref().is_none_or(|n| *n == s.name)).collect();
+                let chosen: Vec<_> =
+                    status.sites.iter().filter(|s| site.as_ref().is_none_or(|n| *n == s.name)).collect();
                 Response::Rebuilt(Rebuilt {
                     sites: chosen.iter().map(|s| s.name.clone()).collect(),
                     schedules: saturating_u32(chosen.iter().map(|s| s.planned).sum()),
@@ -135,8 +138,10 @@ impl Context {
             }
             Request::History { schedule, site, count } => {
                 let count = count.clamp(1, MAX_LISTED_RUNS) as usize;
-                let runs =
-                    e.history(site.as_deref(), &schedule, count).await.map_err(|err| error_reply(err, Some(&schedule)))?;
+                let runs = e
+                    .history(site.as_deref(), &schedule, count)
+                    .await
+                    .map_err(|err| error_reply(err, Some(&schedule)))?;
                 Response::History(History {
                     site: self.site_label(site),
                     schedule,
@@ -216,12 +221,16 @@ pub fn error_reply(err: EngineError, schedule: Option<&str>) -> ErrorReply {
         None => ErrorReply::new(code, message),
     };
     match err {
-        EngineError::UnknownSchedule { site, schedule: id } if site == "*" => {
-            ErrorReply::for_schedule(ErrorCode::UnknownSchedule, id.clone(), format!("unknown schedule '{id}' on every site"))
-        }
-        EngineError::UnknownSchedule { site, schedule: id } => {
-            ErrorReply::for_schedule(ErrorCode::UnknownSchedule, id.clone(), format!("unknown schedule '{id}' on site '{site}'"))
-        }
+        EngineError::UnknownSchedule { site, schedule: id } if site == "*" => ErrorReply::for_schedule(
+            ErrorCode::UnknownSchedule,
+            id.clone(),
+            format!("unknown schedule '{id}' on every site"),
+        ),
+        EngineError::UnknownSchedule { site, schedule: id } => ErrorReply::for_schedule(
+            ErrorCode::UnknownSchedule,
+            id.clone(),
+            format!("unknown schedule '{id}' on site '{site}'"),
+        ),
         EngineError::NotRunnable { site, schedule: id, reason } => ErrorReply::for_schedule(
             ErrorCode::InvalidSchedule,
             id.clone(),

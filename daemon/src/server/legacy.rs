@@ -33,7 +33,10 @@ pub(super) async fn serve(conn: &mut Connection, first: u8, deadline: Instant) -
             Ok(n) => n?,
         };
         if n == 0 {
-            return Err(ConnectionError::Legacy(format!("connection closed after {} bytes of an incomplete JSON request", buf.len())));
+            return Err(ConnectionError::Legacy(format!(
+                "connection closed after {} bytes of an incomplete JSON request",
+                buf.len()
+            )));
         }
         buf.extend_from_slice(&chunk[..n]);
     };
@@ -64,7 +67,10 @@ pub async fn answer(ctx: &Context, request: &LegacyRequest) -> String {
                 Ok(states) => match states.first().map(|s| &s.status) {
                     Some(ScheduleStatus::Planned { .. }) => request.success_reply(),
                     Some(ScheduleStatus::NotRunning(reason)) => {
-                        format!("BTU Scheduler will not run Task Schedule {schedule}: {}.", super::handler::reason_text(reason))
+                        format!(
+                            "BTU Scheduler will not run Task Schedule {schedule}: {}.",
+                            super::handler::reason_text(reason)
+                        )
                     }
                     None => format!("BTU Scheduler found no Task Schedule {schedule}."),
                 },

@@ -18,9 +18,7 @@ use super::{Context, ServerOptions};
 /// Why the server could not start. Each message names the socket path or the config key.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error(
-        "another btu-daemon is already listening on {path}: stop it first, or give this one another socket_path"
-    )]
+    #[error("another btu-daemon is already listening on {path}: stop it first, or give this one another socket_path")]
     AlreadyRunning { path: PathBuf },
     #[error("{path} exists and is not a socket; refusing to replace it (remove it or choose another socket_path)")]
     NotASocket { path: PathBuf },
@@ -90,12 +88,15 @@ async fn probe_existing(path: &Path) -> Result<(), ServerError> {
     match tokio::time::timeout(PROBE_TIMEOUT, UnixStream::connect(path)).await {
         Ok(Ok(_)) => Err(ServerError::AlreadyRunning { path: path.to_path_buf() }),
         Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
-            std::fs::remove_file(path).map_err(|source| ServerError::RemoveStale { path: path.to_path_buf(), source })?;
+            std::fs::remove_file(path)
+                .map_err(|source| ServerError::RemoveStale { path: path.to_path_buf(), source })?;
             info!(socket = %path.display(), "replaced a stale socket file (nothing was listening)");
             Ok(())
         }
         // WouldBlock: a listener exists but its backlog is full — very much alive.
-        Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => Err(ServerError::AlreadyRunning { path: path.to_path_buf() }),
+        Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+            Err(ServerError::AlreadyRunning { path: path.to_path_buf() })
+        }
         Ok(Err(source)) => Err(ServerError::Inspect { path: path.to_path_buf(), source }),
         Err(_) => Err(ServerError::AlreadyRunning { path: path.to_path_buf() }),
     }

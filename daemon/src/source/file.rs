@@ -221,9 +221,7 @@ fn to_py(v: &toml::Value) -> PyValue {
         // Python has no TOML date type in plain kwargs; pass the RFC 3339 text.
         toml::Value::Datetime(d) => PyValue::Str(d.to_string()),
         toml::Value::Array(items) => PyValue::List(items.iter().map(to_py).collect()),
-        toml::Value::Table(t) => {
-            PyValue::Dict(t.iter().map(|(k, v)| (PyValue::Str(k.clone()), to_py(v))).collect())
-        }
+        toml::Value::Table(t) => PyValue::Dict(t.iter().map(|(k, v)| (PyValue::Str(k.clone()), to_py(v))).collect()),
     }
 }
 

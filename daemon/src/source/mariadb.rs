@@ -108,10 +108,7 @@ impl MariaDbSource {
         SourceError::Database { site: self.ctx.site.to_string(), target: self.target.clone(), message: e.to_string() }
     }
 
-    async fn with_timeout<T>(
-        &self,
-        fut: impl Future<Output = Result<T, SourceError>>,
-    ) -> Result<T, SourceError> {
+    async fn with_timeout<T>(&self, fut: impl Future<Output = Result<T, SourceError>>) -> Result<T, SourceError> {
         match tokio::time::timeout(LOAD_TIMEOUT, fut).await {
             Ok(r) => r,
             Err(_) => Err(SourceError::Timeout {
@@ -336,7 +333,10 @@ impl RowReader {
         let base = match base {
             Ok(k) => k,
             Err(error) => {
-                return Ok(Err(SkipReason::BadArguments { field: format!("task {task} arguments"), error: error.clone() }));
+                return Ok(Err(SkipReason::BadArguments {
+                    field: format!("task {task} arguments"),
+                    error: error.clone(),
+                }));
             }
         };
         let kwargs = match pyliteral::parse_kwargs(overrides.as_deref()) {
@@ -357,10 +357,7 @@ impl RowReader {
             function,
             cron,
             // Row column (custom field) > BTU Configuration > config file > UTC.
-            zone: row_zone
-                .or(site_zone)
-                .or_else(|| self.default_zone.clone())
-                .unwrap_or_else(|| "UTC".to_string()),
+            zone: row_zone.or(site_zone).or_else(|| self.default_zone.clone()).unwrap_or_else(|| "UTC".to_string()),
             queue,
             kwargs,
             timeout_secs,
@@ -372,7 +369,8 @@ impl RowReader {
 fn take<T: mysql_async::prelude::FromValue>(row: &mut Row, i: usize) -> Result<Option<T>, String> {
     // The column name is only looked up for the message: this runs for every column of every
     // row of a rebuild.
-    let name = |row: &Row| row.columns_ref().get(i).map(|c| c.name_str().into_owned()).unwrap_or_else(|| format!("#{i}"));
+    let name =
+        |row: &Row| row.columns_ref().get(i).map(|c| c.name_str().into_owned()).unwrap_or_else(|| format!("#{i}"));
     match row.take_opt::<Option<T>, usize>(i) {
         None => Err(format!("column {} missing from the result", name(row))),
         Some(Ok(v)) => Ok(v),

@@ -153,17 +153,37 @@ pub enum SkipReason {
     Disabled,
     /// The schedule names no task.
     NoTask,
-    TaskMissing { task: String },
-    TaskDraft { task: String },
-    TaskCancelled { task: String },
+    TaskMissing {
+        task: String,
+    },
+    TaskDraft {
+        task: String,
+    },
+    TaskCancelled {
+        task: String,
+    },
     /// A task with a docstatus other than 0/1/2.
-    TaskNotSubmitted { task: String, docstatus: i64 },
+    TaskNotSubmitted {
+        task: String,
+        docstatus: i64,
+    },
     NoCron,
-    InvalidCron { cron: String, error: String },
-    UnknownZone { zone: String, error: String },
-    BadArguments { field: String, error: String },
+    InvalidCron {
+        cron: String,
+        error: String,
+    },
+    UnknownZone {
+        zone: String,
+        error: String,
+    },
+    BadArguments {
+        field: String,
+        error: String,
+    },
     /// Anything else wrong with the row (missing function, bad value type, ...).
-    Invalid { problem: String },
+    Invalid {
+        problem: String,
+    },
     /// `load_one` found no such schedule.
     NotFound,
 }
@@ -246,7 +266,10 @@ pub enum SourceError {
 pub enum RebuildRow {
     /// Runnable, and its fingerprint is the one the caller listed for this id (`id` is the
     /// caller's own `Arc`): nothing was parsed or allocated for it.
-    Unchanged { id: Arc<str>, fingerprint: Fingerprint },
+    Unchanged {
+        id: Arc<str>,
+        fingerprint: Fingerprint,
+    },
     Loaded(Arc<ScheduleSpec>),
     /// Boxed: skipped rows are few, and the other variants stay two words.
     Skipped(Box<SkippedRow>),
@@ -481,11 +504,8 @@ pub enum Source {
 impl Source {
     /// One source per `[[sites]]` entry plus the `[file]` source, as configured.
     pub fn all_from_config(config: &Config) -> Vec<Source> {
-        let mut out: Vec<Source> = config
-            .sites
-            .iter()
-            .map(|site| Source::MariaDb(mariadb::MariaDbSource::new(site, config)))
-            .collect();
+        let mut out: Vec<Source> =
+            config.sites.iter().map(|site| Source::MariaDb(mariadb::MariaDbSource::new(site, config))).collect();
         if let Some(f) = &config.file {
             out.push(Source::File(file::FileSource::new(f, config)));
         }

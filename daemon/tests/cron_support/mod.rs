@@ -227,8 +227,7 @@ impl TestExpr {
         let dom = self.doms.contains(&n.day());
         let dow = self.dows.contains(&n.weekday().num_days_from_sunday());
         let day = if !self.dom_star && !self.dow_star { dom || dow } else { dom && dow };
-        day && self.months.contains(&n.month())
-            && self.years.as_ref().is_none_or(|ys| ys.contains(&(n.year() as u32)))
+        day && self.months.contains(&n.month()) && self.years.as_ref().is_none_or(|ys| ys.contains(&(n.year() as u32)))
     }
 
     /// Whether any date in years `y0..=y1` matches the day, month and year fields.

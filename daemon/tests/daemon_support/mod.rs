@@ -49,7 +49,11 @@ pub async fn queued(conn: &mut ConnectionManager, token: &str, queue: &str) -> V
     conn.lrange(format!("{token}rq:queue:{queue}"), 0, -1).await.expect("LRANGE")
 }
 
-pub async fn job_hash(conn: &mut ConnectionManager, token: &str, id: &str) -> std::collections::HashMap<String, Vec<u8>> {
+pub async fn job_hash(
+    conn: &mut ConnectionManager,
+    token: &str,
+    id: &str,
+) -> std::collections::HashMap<String, Vec<u8>> {
     conn.hgetall(format!("{token}rq:job:{id}")).await.expect("HGETALL")
 }
 

@@ -122,7 +122,12 @@ pub fn golden_cases() -> Vec<(&'static str, Golden)> {
             "response_rebuilt",
             resp(
                 5,
-                Response::Rebuilt(Rebuilt { sites: vec![s("site1.local")], schedules: 42, skipped: 3, duration_ms: 187 }),
+                Response::Rebuilt(Rebuilt {
+                    sites: vec![s("site1.local")],
+                    schedules: 42,
+                    skipped: 3,
+                    duration_ms: 187,
+                }),
             ),
         ),
         (
@@ -230,11 +235,17 @@ pub fn golden_cases() -> Vec<(&'static str, Golden)> {
         ),
         (
             "response_error_malformed",
-            resp(0, Response::Error(ErrorReply::new(ErrorCode::Malformed, "malformed message: body is not a msgpack map"))),
+            resp(
+                0,
+                Response::Error(ErrorReply::new(ErrorCode::Malformed, "malformed message: body is not a msgpack map")),
+            ),
         ),
         (
             "response_error_internal",
-            resp(6, Response::Error(ErrorReply::new(ErrorCode::Internal, "redis at 127.0.0.1:6379: connection refused"))),
+            resp(
+                6,
+                Response::Error(ErrorReply::new(ErrorCode::Internal, "redis at 127.0.0.1:6379: connection refused")),
+            ),
         ),
         // A daemon of a future protocol version: the client must report the mismatch.
         (
@@ -258,8 +269,5 @@ pub fn from_hex(text: &str) -> Option<Vec<u8>> {
     if !digits.len().is_multiple_of(2) {
         return None;
     }
-    digits
-        .chunks(2)
-        .map(|pair| std::str::from_utf8(pair).ok().and_then(|p| u8::from_str_radix(p, 16).ok()))
-        .collect()
+    digits.chunks(2).map(|pair| std::str::from_utf8(pair).ok().and_then(|p| u8::from_str_radix(p, 16).ok())).collect()
 }
