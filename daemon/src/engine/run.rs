@@ -144,6 +144,9 @@ struct SiteLoad {
 
 type LoadResults = Vec<(usize, Result<(), SourceError>)>;
 
+/// A schedule and its next run after a fired run was confirmed, per site index.
+type PlannedNext = (Arc<ScheduleSpec>, Option<DateTime<Utc>>);
+
 pub struct Engine {
     opts: EngineOptions,
     sources: Arc<Vec<Source>>,
@@ -955,7 +958,7 @@ impl Engine {
     }
 
     async fn on_fired(&mut self, results: Vec<FireResult>) {
-        let mut confirmed: HashMap<usize, Vec<(Arc<ScheduleSpec>, Option<DateTime<Utc>>)>> = HashMap::new();
+        let mut confirmed: HashMap<usize, Vec<PlannedNext>> = HashMap::new();
         let mut redis_error: Option<String> = None;
         for r in results {
             let FireResult { item, outcome, done_at } = r;
