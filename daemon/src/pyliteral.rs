@@ -1168,25 +1168,10 @@ pub(crate) mod tests {
             "{'s': '\\\\', 't': '\\'', 'u': \"\\\"\", 'v': '\\a\\b\\f\\v\\0\\101'}",
             "{'nbsp': 'a\\xa0b', 'zw': 'a\\u200bb', 'shy': '\\xad', 'del': '\\x7f'}",
         ];
-        let prog =
-            "import ast, json, sys\nfor line in sys.stdin:\n    print(repr(ast.literal_eval(json.loads(line))))\n";
-        let mut child = std::process::Command::new("python3")
-            .args(["-c", prog])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3 must be installed to run this test");
-        {
-            use std::io::Write;
-            let mut stdin = child.stdin.take().expect("piped stdin");
-            for i in inputs {
-                writeln!(stdin, "{}", serde_json::to_string(i).expect("json")).expect("write");
-            }
-        }
-        let out = child.wait_with_output().expect("python3 output");
-        assert!(out.status.success(), "python3 failed");
-        let text = String::from_utf8(out.stdout).expect("utf8");
-        let lines: Vec<&str> = text.lines().collect();
+        let lines = python3_lines(
+            "import ast, json, sys\nfor line in sys.stdin:\n    print(repr(ast.literal_eval(json.loads(line))))\n",
+            inputs.iter().map(|i| serde_json::to_string(i).expect("json")),
+        );
         assert_eq!(lines.len(), inputs.len());
         for (input, py) in inputs.iter().zip(lines) {
             assert_eq!(p(input).to_python_repr(), py, "input {input}");
@@ -1202,6 +1187,27 @@ pub(crate) mod tests {
             proptest::collection::vec(any::<u8>(), 0..6).prop_map(PyValue::Bytes),
         ];
         leaf.prop_recursive(2, 8, 3, |inner| proptest::collection::vec(inner, 0..3).prop_map(PyValue::Tuple))
+    }
+
+    /// Runs `python3 -c prog`, feeding it one input per line, and returns its output lines:
+    /// the real CPython is the reference for literal reading and for unpickling.
+    pub(crate) fn python3_lines(prog: &str, inputs: impl IntoIterator<Item = String>) -> Vec<String> {
+        use std::io::Write;
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", prog])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 must be installed to run this test");
+        {
+            let mut stdin = child.stdin.take().expect("piped stdin");
+            for line in inputs {
+                writeln!(stdin, "{line}").expect("write");
+            }
+        }
+        let out = child.wait_with_output().expect("python3 output");
+        assert!(out.status.success(), "python3 failed");
+        String::from_utf8(out.stdout).expect("utf8").lines().map(str::to_string).collect()
     }
 
     /// Any value a literal can denote (dict keys hashable and distinct).

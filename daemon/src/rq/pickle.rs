@@ -331,26 +331,13 @@ mod tests {
             payloads.push(data.iter().map(|b| format!("{b:02x}")).collect::<String>());
             expected.push(format!("('mod.func', None, ('pos', ()), {})", crate::pyliteral::kwargs_repr(&kwargs)));
         }
-        let prog = "import pickle, sys, zlib\nfor line in sys.stdin:\n    print(repr(pickle.loads(zlib.decompress(bytes.fromhex(line.strip())))))\n";
-        let mut child = std::process::Command::new("python3")
-            .args(["-c", prog])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3 must be installed to run this test");
-        {
-            let mut stdin = child.stdin.take().expect("piped stdin");
-            for p in &payloads {
-                writeln!(stdin, "{p}").expect("write");
-            }
-        }
-        let out = child.wait_with_output().expect("python3 output");
-        assert!(out.status.success(), "python3 failed to unpickle");
-        let text = String::from_utf8(out.stdout).expect("utf8");
-        let lines: Vec<&str> = text.lines().collect();
+        let lines = crate::pyliteral::tests::python3_lines(
+            "import pickle, sys, zlib\nfor line in sys.stdin:\n    print(repr(pickle.loads(zlib.decompress(bytes.fromhex(line.strip())))))\n",
+            payloads,
+        );
         assert_eq!(lines.len(), expected.len());
         for (got, want) in lines.iter().zip(&expected) {
-            assert_eq!(*got, want.as_str());
+            assert_eq!(got, want);
         }
     }
 }
