@@ -1,4 +1,4 @@
-"""Test databases built from the shared BTU schema (and sample data), plus a Frappe site
+"""Test databases built from the BTU schema in tests/sql (and sample data), plus a Frappe site
 directory pointing at them, for tests that use the stand-in `frappe` package.
 
     from btu_testdb import TestDatabase
@@ -8,9 +8,9 @@ directory pointing at them, for tests that use the stand-in `frappe` package.
     db.drop()
 
 Server: 127.0.0.1:3306 as root with an empty password unless BTU_TEST_DB_HOST/_PORT/_USER/
-_PASSWORD say otherwise. SQL files (schema.sql, sample-data.sql): $BTU_SQL_DIR, else
-$BTU_SHARED_DIR/btu, else tests/sql/ in the repository, else ../shared/btu next to the repository
-(where the shared copies live on the development machine, as tests/e2e expects too).
+_PASSWORD say otherwise; `$BTU_TEST_DB_TAG` is appended to every database name (so that two checkouts
+can run the suites side by side). SQL files (schema.sql, sample-data.sql): tests/sql/ in the
+repository (the project's own copy of the BTU tables).
 """
 
 from __future__ import annotations
@@ -42,20 +42,14 @@ def server_params() -> dict[str, Any]:
 
 
 def sql_dir() -> Path:
-    shared = os.environ.get("BTU_SHARED_DIR")
-    candidates = [
-        os.environ.get("BTU_SQL_DIR"),
-        Path(shared) / "btu" if shared else None,
-        _REPO / "tests" / "sql",
-        _REPO.parent / "shared" / "btu",
-    ]
-    for c in candidates:
-        if c and (Path(c) / "schema.sql").is_file():
-            return Path(c)
-    raise TestDatabaseError(
-        "schema.sql not found in " + ", ".join(str(c) for c in candidates if c)
-        + ": set BTU_SQL_DIR or BTU_SHARED_DIR"
-    )
+    d = _REPO / "tests" / "sql"
+    if not (d / "schema.sql").is_file():
+        raise TestDatabaseError(f"{d / 'schema.sql'} is missing")
+    return d
+
+
+def db_tag() -> str:
+    return "".join(c for c in os.environ.get("BTU_TEST_DB_TAG", "") if c.isalnum() or c == "_")
 
 
 def server_available() -> bool:
@@ -72,7 +66,7 @@ class TestDatabase:
     def __init__(self, name: str, *, sample_data: bool = True) -> None:
         if not _NAME.match(name):
             raise TestDatabaseError(f"database name {name!r}: only letters, digits and _ are allowed")
-        self.name = name
+        self.name = name + db_tag()
         self.sample_data = sample_data
         self.reset()
 

@@ -159,7 +159,7 @@ async fn rebuild(n: usize) {
     conn.query_drop(format!("DROP DATABASE IF EXISTS `{db}`")).await.expect("drop");
     conn.query_drop(format!("CREATE DATABASE `{db}`")).await.expect("create");
     conn.query_drop(format!("USE `{db}`")).await.expect("use");
-    let schema = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/btu/schema.sql"))
+    let schema = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/sql/schema.sql"))
         .expect("schema.sql");
     conn.query_drop(schema).await.expect("schema");
     conn.exec_drop(

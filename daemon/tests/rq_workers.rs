@@ -12,7 +12,12 @@ use redis::AsyncCommands;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-const REDIS_URL: &str = "redis://127.0.0.1:6379/9";
+/// Redis db 9 on 127.0.0.1, port `$BTU_TEST_REDIS_PORT` (default 6379), so that two
+/// checkouts can run the suites side by side.
+fn redis_url() -> String {
+    let port: u16 = std::env::var("BTU_TEST_REDIS_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(6379);
+    format!("redis://127.0.0.1:{port}/9")
+}
 const RELEASES: [&str; 3] = ["rq-1.15.1", "rq-2.6.1", "rq-3.0.x"];
 
 fn repo() -> PathBuf {
@@ -35,7 +40,7 @@ fn rq_bin(release: &str) -> PathBuf {
 }
 
 async fn make_writer(prefix: &str) -> (RqWriter, redis::aio::ConnectionManager) {
-    let conn = connect(REDIS_URL).await.unwrap_or_else(|e| {
+    let conn = connect(&redis_url()).await.unwrap_or_else(|e| {
         panic!("Redis must run on 127.0.0.1:6379 for this test (scripts/bootstrap.sh starts it): {e}")
     });
     (RqWriter::new(conn.clone(), prefix), conn)
@@ -100,7 +105,7 @@ async fn run_worker(
 ) -> String {
     let release = release.as_str();
     let mut cmd = tokio::process::Command::new(rq_bin(release));
-    cmd.args(["worker", "--burst", "--url", REDIS_URL, "--name"])
+    cmd.args(["worker", "--burst", "--url", &redis_url(), "--name"])
         .arg(format!("w-{token}-{release}-{}", key_prefix.as_deref().unwrap_or("rq")))
         .arg(&queue)
         .env("PYTHONPATH", repo().join("tests/rq"))
@@ -255,7 +260,7 @@ impl Drop for CleanupOnPanic {
         if !std::thread::panicking() {
             return;
         }
-        let Ok(client) = redis::Client::open(REDIS_URL) else { return };
+        let Ok(client) = redis::Client::open(redis_url()) else { return };
         let Ok(mut c) = client.get_connection() else { return };
         let keys: Vec<String> = redis::cmd("KEYS").arg(format!("*{}*", self.0)).query(&mut c).unwrap_or_default();
         if !keys.is_empty() {

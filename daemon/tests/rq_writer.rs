@@ -11,7 +11,12 @@ use redis::AsyncCommands;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-const REDIS_URL: &str = "redis://127.0.0.1:6379/9";
+/// Redis db 9 on 127.0.0.1, port `$BTU_TEST_REDIS_PORT` (default 6379), so that two
+/// checkouts can run the suites side by side.
+fn redis_url() -> String {
+    let port: u16 = std::env::var("BTU_TEST_REDIS_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(6379);
+    format!("redis://127.0.0.1:{port}/9")
+}
 
 fn token() -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
@@ -19,7 +24,7 @@ fn token() -> String {
 }
 
 async fn setup(prefix: &str) -> (RqWriter, redis::aio::ConnectionManager) {
-    let conn = connect(REDIS_URL).await.unwrap_or_else(|e| {
+    let conn = connect(&redis_url()).await.unwrap_or_else(|e| {
         panic!("Redis must run on 127.0.0.1:6379 for this test (scripts/bootstrap.sh starts it): {e}")
     });
     (RqWriter::new(conn.clone(), prefix), conn)
@@ -378,7 +383,7 @@ async fn failed_history_follow_up_is_logged_and_the_run_stays_enqueued_once() {
 async fn connection_errors_hide_the_password() {
     // This Redis has no password: AUTH is refused, and the error must not echo it.
     let secret = "hunter2-do-not-log";
-    match connect(&format!("redis://someone:{secret}@127.0.0.1:6379/9")).await {
+    match connect(&format!("redis://someone:{secret}@{}", redis_url().trim_start_matches("redis://"))).await {
         Ok(_) => panic!("AUTH with a password should fail on the passwordless test Redis"),
         Err(e) => {
             let text = format!("{e} {e:?}");

@@ -1,5 +1,5 @@
 """Fixtures for btu_hooks tests: the stand-in `frappe` (tests/frappe_stub) on sys.path, a MariaDB
-database `btu_test_hooks` built from the shared schema + sample data, a site directory pointing
+database `btu_test_hooks` built from tests/sql (schema + sample data), a site directory pointing
 at it, and a fake btu_client.
 
 Without MariaDB the tests are skipped, unless BTU_TEST_STRICT=1 (CI) makes that a failure.

@@ -21,7 +21,7 @@ import pytest
 import redis
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("BTU_SHARED_DIR", REPO.parent / "shared"))
+SQL_DIR = REPO / "tests" / "sql"  # the project's own copy of the BTU schema and sample data
 VENVS = REPO / "tests" / ".venvs"
 DAEMON_BIN = Path(os.environ.get("BTU_DAEMON_BIN", REPO / "target" / "debug" / "btu-daemon"))
 BTU_BIN = Path(os.environ.get("BTU_BIN", REPO / "target" / "debug" / "btu"))
@@ -30,7 +30,9 @@ FRAPPE_STUB = REPO / "tests" / "frappe_stub"
 HOOKS_DIR = REPO / "frappe-hooks"
 
 MYSQL = dict(host="127.0.0.1", port=3306, user="root", password="")
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+# BTU_TEST_REDIS_PORT / BTU_TEST_DB_TAG let two checkouts run the suites side by side.
+REDIS_HOST, REDIS_PORT = "127.0.0.1", int(os.environ.get("BTU_TEST_REDIS_PORT", "6379"))
+DB_TAG = "".join(c for c in os.environ.get("BTU_TEST_DB_TAG", "") if c.isalnum() or c == "_")
 REDIS_DB = 13  # the e2e suite's own database: it may be flushed between tests
 
 RQ_RELEASES = ["1.15.1", "2.6.1", "3.0"]
@@ -44,11 +46,11 @@ def rq_bin(release: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_sql() -> tuple[str, str]:
-    schema = SHARED / "btu" / "schema.sql"
-    sample = SHARED / "btu" / "sample-data.sql"
+def btu_sql() -> tuple[str, str]:
+    schema = SQL_DIR / "schema.sql"
+    sample = SQL_DIR / "sample-data.sql"
     if not schema.exists():
-        pytest.fail(f"{schema} is missing (set BTU_SHARED_DIR)")
+        pytest.fail(f"{schema} is missing")
     return schema.read_text(), sample.read_text()
 
 
@@ -72,7 +74,7 @@ def redis_conn() -> Iterator[redis.Redis]:
 
 
 def _run_sql(conn: pymysql.connections.Connection, script: str) -> None:
-    # The shared files are plain statements separated by ';' at line ends, with '--' comments.
+    # The SQL files are plain statements separated by ';' at line ends, with '--' comments.
     lines = [ln for ln in script.splitlines() if not ln.strip().startswith("--")]
     with conn.cursor() as cur:
         for stmt in "\n".join(lines).split(";\n"):
@@ -96,7 +98,7 @@ class Site:
 
 
 @pytest.fixture()
-def make_site(shared_sql: tuple[str, str]) -> Iterator:
+def make_site(btu_sql: tuple[str, str]) -> Iterator:
     """Factory: a fresh MariaDB database with the BTU tables (and by default the sample rows)."""
     created: list[Site] = []
 
@@ -105,11 +107,11 @@ def make_site(shared_sql: tuple[str, str]) -> Iterator:
             conn = pymysql.connect(**MYSQL, autocommit=False)
         except pymysql.err.OperationalError as e:
             pytest.fail(f"MariaDB is not reachable as root@127.0.0.1:3306 ({e}); run scripts/bootstrap.sh")
-        db = f"btu_e2e_{uuid.uuid4().hex[:8]}"
+        db = f"btu_e2e_{uuid.uuid4().hex[:8]}{DB_TAG}"
         with conn.cursor() as cur:
             cur.execute(f"CREATE DATABASE `{db}`")  # name made here, never from input
         conn.select_db(db)
-        schema, sample_sql = shared_sql
+        schema, sample_sql = btu_sql
         _run_sql(conn, schema)
         if sample:
             _run_sql(conn, sample_sql)
@@ -320,7 +322,7 @@ class PrivateMariaDb:
 
 
 @pytest.fixture()
-def private_mariadb(tmp_path: Path, shared_sql: tuple[str, str]) -> Iterator[PrivateMariaDb]:
+def private_mariadb(tmp_path: Path, btu_sql: tuple[str, str]) -> Iterator[PrivateMariaDb]:
     import shutil
     import tempfile
 

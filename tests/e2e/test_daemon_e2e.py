@@ -267,7 +267,7 @@ def test_redis_outage_keeps_running_and_catches_up_once(make_site, start_daemon,
 
 
 def test_mariadb_outage_keeps_firing_and_rebuilds_when_back(start_daemon, private_mariadb, redis_conn,
-                                                           shared_sql, tmp_path):
+                                                           btu_sql, tmp_path):
     import pymysql
 
     conn = private_mariadb.connect()
@@ -275,7 +275,7 @@ def test_mariadb_outage_keeps_firing_and_rebuilds_when_back(start_daemon, privat
         cur.execute("CREATE DATABASE btu_e2e_outage")
     conn.select_db("btu_e2e_outage")
     from conftest import _run_sql
-    _run_sql(conn, shared_sql[0])
+    _run_sql(conn, btu_sql[0])
     site = Site(name="outage.local", db_name="btu_e2e_outage", conn=conn)
     add_task(site, "BTU-E2E06", "e2e_tasks.record", f"{{'marker_dir': {str(tmp_path)!r}}}")
     add_schedule(site, "TS-E2E06", "BTU-E2E06", "* * * * * *")

@@ -1,9 +1,9 @@
 //! One RQ job: its id, its validation, and the job-hash fields a stock worker
-//! reads (`shared/rq/wire-format.md` §2.2, §5). Pure: no I/O.
+//! reads (`docs/rq.md` W2, W3). Pure: no I/O.
 //!
 //! Every field is validated before anything reaches Redis because a single
 //! malformed field makes rq workers quit, and on rq ≥ 1.15 the poisoned id
-//! then crash-loops every worker started on that queue (wire-format §7.1).
+//! then crash-loops every worker started on that queue (`docs/rq.md` W8).
 
 use super::RqError;
 use super::pickle::job_data;

@@ -1,6 +1,6 @@
 //! RQ jobs written straight into Redis, readable by stock `rq worker` 1.15 – 3.0.
 //!
-//! What is written follows `shared/rq/wire-format.md` (see `docs/rq.md`):
+//! What is written follows the wire facts of `docs/rq.md` (W1–W8):
 //! - [`job`]: the job id scheme, validation of every field, the hash fields;
 //! - [`pickle`]: `data` = zlib(pickle((func, None, args, kwargs)));
 //! - [`writer`]: the atomic claim + HSET + RPUSH + SADD script, run for a

@@ -8,8 +8,8 @@
 //!   integer wider than 64 bits (no `i128`/`BigInt` in serde's data model),
 //!   while literals may hold arbitrary-size ints.
 //!
-//! So this writes exactly the opcode subset that `shared/rq/wire-format.md`
-//! §2.4 lists as verified on every rq release (protocol 2 header, no memo
+//! So this writes exactly the opcode subset that `docs/rq.md` (W4)
+//! lists as verified on every rq release (protocol 2 header, no memo
 //! opcodes, `BINUNICODE` strings, real tuples, `LONG1`/`LONG4` big ints,
 //! protocol-3 bytes opcodes, which Python accepts after a protocol-2 header).
 //! Tests decode the output with real `python3` and with `serde-pickle`'s

@@ -12,7 +12,7 @@ use tracing::warn;
 
 /// Claim, write and push a batch of runs in one server-side step, so that a
 /// run is enqueued exactly once even with two daemons, a crash between
-/// commands, or a rebuild racing the timer (wire-format §7.3: push before
+/// commands, or a rebuild racing the timer (`docs/rq.md` W1: push before
 /// hash loses the job). One call per batch, not per run: Redis runs scripts
 /// one after another, and the per-call cost (EVALSHA dispatch, Lua set-up)
 /// used to be most of the ~40 µs each run cost.

@@ -1,5 +1,5 @@
 //! Shared set-up for the daemon integration tests: real MariaDB (databases
-//! `btu_test_daemon_*`, created from the shared schema + sample data and dropped at the end)
+//! `btu_test_daemon_*`, created from tests/sql/schema.sql + sample-data.sql and dropped at the end)
 //! and real Redis (db 11, every key under a per-test token). A missing service fails the test.
 
 #![allow(dead_code)] // each test binary uses a different subset
@@ -14,7 +14,20 @@ use mysql_async::prelude::Queryable;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
-pub const REDIS_URL: &str = "redis://127.0.0.1:6379/11";
+/// Redis db 11 on 127.0.0.1, port `$BTU_TEST_REDIS_PORT` (default 6379).
+pub fn redis_url() -> String {
+    format!("redis://127.0.0.1:{}/11", test_redis_port())
+}
+
+/// `$BTU_TEST_REDIS_PORT`, default 6379: lets two checkouts run the suites side by side.
+pub fn test_redis_port() -> u16 {
+    std::env::var("BTU_TEST_REDIS_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(6379)
+}
+
+/// `$BTU_TEST_DB_TAG` (default empty), appended to test database names for the same reason.
+pub fn db_tag() -> String {
+    std::env::var("BTU_TEST_DB_TAG").unwrap_or_default().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect()
+}
 pub const MARIADB_URL: &str = "mysql://root@127.0.0.1:3306";
 
 pub fn token() -> String {
@@ -24,9 +37,8 @@ pub fn token() -> String {
 
 /// A Redis connection to db 11 (panics with a clear message when Redis is down).
 pub async fn redis() -> ConnectionManager {
-    btu::rq::connect(REDIS_URL)
-        .await
-        .unwrap_or_else(|e| panic!("Redis must run on 127.0.0.1:6379 for the daemon tests: {e}"))
+    let url = redis_url();
+    btu::rq::connect(&url).await.unwrap_or_else(|e| panic!("Redis must run at {url} for the daemon tests: {e}"))
 }
 
 pub async fn keys(conn: &mut ConnectionManager, pattern: &str) -> Vec<String> {
@@ -65,7 +77,7 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn create(name: &str) -> TestDb {
-        let db = format!("btu_test_daemon_{name}");
+        let db = format!("btu_test_daemon_{name}{}", db_tag());
         let pool = mysql_async::Pool::new(MARIADB_URL);
         let mut conn = pool
             .get_conn()
@@ -74,9 +86,9 @@ impl TestDb {
         conn.query_drop(format!("DROP DATABASE IF EXISTS `{db}`")).await.expect("drop db");
         conn.query_drop(format!("CREATE DATABASE `{db}` CHARACTER SET utf8mb4")).await.expect("create db");
         conn.query_drop(format!("USE `{db}`")).await.expect("use db");
-        let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/btu");
+        let sql_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/sql");
         for file in ["schema.sql", "sample-data.sql"] {
-            let sql = std::fs::read_to_string(shared.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let sql = std::fs::read_to_string(sql_dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
             conn.query_drop(sql).await.unwrap_or_else(|e| panic!("{file}: {e}"));
         }
         drop(conn);
@@ -101,7 +113,8 @@ impl TestDb {
 /// Configuration text with a private rq key prefix and Redis db 11.
 pub fn config(token: &str, body: &str) -> Config {
     let text = format!(
-        "[daemon]\nmissed_run_grace_secs = 300\n[redis]\nurl = \"{REDIS_URL}\"\nkey_prefix = \"{token}rq\"\n{body}"
+        "[daemon]\nmissed_run_grace_secs = 300\n[redis]\nurl = \"{}\"\nkey_prefix = \"{token}rq\"\n{body}",
+        redis_url()
     );
     Config::parse(&text, Path::new("/tmp/btu-daemon-test.toml")).expect("test config")
 }

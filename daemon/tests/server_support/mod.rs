@@ -19,7 +19,12 @@ use tokio::net::UnixStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub const REDIS_URL: &str = "redis://127.0.0.1:6379/12";
+/// Redis db 12 on 127.0.0.1, port `$BTU_TEST_REDIS_PORT` (default 6379), so that two
+/// checkouts can run the suites side by side.
+pub fn redis_url() -> String {
+    let port: u16 = std::env::var("BTU_TEST_REDIS_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(6379);
+    format!("redis://127.0.0.1:{port}/12")
+}
 
 pub fn token() -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
@@ -84,14 +89,15 @@ pub fn config_text(dir: &Path, token: &str) -> String {
 [daemon]
 socket_path = "{dir}/btu.sock"
 [redis]
-url = "{REDIS_URL}"
+url = "{redis_url}"
 key_prefix = "{token}rq"
 [file]
 path = "{dir}/schedules.toml"
 site = "{token}.site"
 mode = "plain"
 "#,
-        dir = dir.display()
+        dir = dir.display(),
+        redis_url = redis_url()
     )
 }
 
@@ -171,13 +177,13 @@ impl TestServer {
 }
 
 pub async fn check_redis() {
-    if let Err(e) = btu::rq::connect(REDIS_URL).await {
+    if let Err(e) = btu::rq::connect(&redis_url()).await {
         panic!("Redis must run on 127.0.0.1:6379 for the server tests: {e}");
     }
 }
 
 pub async fn cleanup_redis(token: &str) {
-    let mut conn = btu::rq::connect(REDIS_URL).await.expect("redis");
+    let mut conn = btu::rq::connect(&redis_url()).await.expect("redis");
     let keys: Vec<String> = conn.keys(format!("*{token}*")).await.expect("KEYS");
     if !keys.is_empty() {
         let _: () = conn.del(keys).await.expect("DEL");
