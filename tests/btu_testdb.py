@@ -3,14 +3,15 @@ directory pointing at them, for tests that use the stand-in `frappe` package.
 
     from btu_testdb import TestDatabase
     db = TestDatabase("btu_test_hooks")      # drops + creates it, loads schema.sql (+ sample-data.sql)
-    site = db.write_site(tmp_path, "test.localhost")   # <tmp>/test.localhost/site_config.json
+    sites = db.write_site(tmp_path / "sites", "test.localhost")   # a bench's sites/ for the stand-in frappe
     ...
     db.drop()
 
 Server: 127.0.0.1:3306 as root with an empty password unless BTU_TEST_DB_HOST/_PORT/_USER/
 _PASSWORD say otherwise; `$BTU_TEST_DB_TAG` is appended to every database name (so that two checkouts
 can run the suites side by side). SQL files (schema.sql, sample-data.sql): tests/sql/ in the
-repository (the project's own copy of the BTU tables).
+repository (the project's own copy of the BTU tables). The stand-in frappe caches hooks in Redis
+(`redis_cache`): 127.0.0.1:$BTU_TEST_REDIS_PORT (default 6379), database 12.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,14 @@ def server_available() -> bool:
     except pymysql.err.OperationalError:
         return False
     return True
+
+
+BENCH_APPS = ("frappe", "btu", "btu_hooks")
+"""The apps of a test bench (sites/apps.txt): Frappe, the stand-in BTU app, btu_hooks."""
+
+
+def redis_cache_url() -> str:
+    return f"redis://127.0.0.1:{os.environ.get('BTU_TEST_REDIS_PORT', '6379')}/12"
 
 
 class TestDatabase:
@@ -115,18 +125,34 @@ class TestDatabase:
         finally:
             conn.close()
 
-    def write_site(self, sites_path: str | os.PathLike[str], site: str, **extra: Any) -> Path:
-        """Create <sites_path>/<site>/site_config.json for this database; returns sites_path."""
-        p = server_params()
-        config = {
-            "db_name": self.name,
-            "db_password": p["password"],
-            "db_host": p["host"],
-            "db_port": p["port"],
-            "db_user": p["user"],  # real Frappe logs in as db_name; tests use the server's admin
-            **extra,
-        }
-        site_dir = Path(sites_path) / site
-        site_dir.mkdir(parents=True, exist_ok=True)
-        (site_dir / "site_config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
-        return Path(sites_path)
+    def write_site(self, sites_path: str | os.PathLike[str], site: str, *, apps: Sequence[str] = BENCH_APPS,
+                   redis_queue: str | None = None, **extra: Any) -> Path:
+        """A bench's sites/ directory for this database: <site>/site_config.json, plus
+        apps.txt (the apps on the bench) and common_site_config.json (redis_cache, redis_queue)
+        when missing. Returns sites_path."""
+        return write_site_dir(sites_path, site, self.name, apps=apps, redis_queue=redis_queue, **extra)
+
+
+def write_site_dir(sites_path: str | os.PathLike[str], site: str, db_name: str, *, apps: Sequence[str] = BENCH_APPS,
+                   redis_queue: str | None = None, **extra: Any) -> Path:
+    """<sites_path>/<site>/site_config.json for database `db_name` on the test server, and the
+    bench files the stand-in frappe reads (apps.txt, common_site_config.json) when missing."""
+    p = server_params()
+    sites = Path(sites_path)
+    site_dir = sites / site
+    site_dir.mkdir(parents=True, exist_ok=True)
+    config = {
+        "db_name": db_name,
+        "db_password": p["password"],
+        "db_host": p["host"],
+        "db_port": p["port"],
+        "db_user": p["user"],  # real Frappe logs in as db_name; tests use the server's admin
+        **extra,
+    }
+    (site_dir / "site_config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    if not (sites / "apps.txt").exists():
+        (sites / "apps.txt").write_text("".join(f"{a}\n" for a in apps), encoding="utf-8")
+    if not (sites / "common_site_config.json").exists():
+        common = {"redis_cache": redis_cache_url(), "redis_queue": redis_queue or redis_cache_url()}
+        (sites / "common_site_config.json").write_text(json.dumps(common, indent=1), encoding="utf-8")
+    return sites

@@ -1,9 +1,10 @@
 """A minimal stand-in for the Frappe framework, for tests only.
 
 It mirrors the signatures and the observable behaviour of the Frappe v15 functions that
-btu_hooks (and the end-to-end tests of the daemon's Frappe mode) use, backed by the real
-MariaDB tables through PyMySQL. It is NOT Frappe: no DocType metadata, no permissions, no
-caching layers, no Redis. See tests/frappe_stub/README.md for what is faithful and what is not.
+btu_hooks, the stand-in BTU app (tests/btu_standin) and the end-to-end tests of the daemon's
+Frappe mode use, backed by the real MariaDB tables through PyMySQL and a real Redis for the
+cache. It is NOT Frappe: a small DocType metadata table, no permissions. See
+tests/frappe_stub/README.md for what is faithful and what is not.
 """
 
 from __future__ import annotations
@@ -51,6 +52,14 @@ class AppNotInstalledError(ValidationError):
     pass
 
 
+class MandatoryError(ValidationError):
+    pass
+
+
+class AuthenticationError(Exception):
+    http_status_code = 401
+
+
 class RetryBackgroundJobError(Exception):
     pass
 
@@ -92,6 +101,10 @@ flags: Any = _LocalProxy("flags")
 conf: Any = _LocalProxy("conf")
 request: Any = _LocalProxy("request")
 
+cache: Any = None
+"""The site cache (frappe.utils.redis_wrapper.RedisWrapper on `redis_cache`), set by init()."""
+_cache_url: str | None = None
+
 
 # --- site life cycle ---------------------------------------------------------------------------
 def get_site_config(sites_path: str | None = None, site_path: str | None = None) -> _dict:
@@ -117,22 +130,36 @@ class IncorrectSitePath(DoesNotExistError):
 
 
 def init(site: str, sites_path: str = ".", new_site: bool = False, force: bool = False) -> None:
-    """Initialise the thread-local state for `site` (reads its site_config.json)."""
+    """Initialise the thread-local state for `site` (reads its site_config.json, connects the
+    cache, builds the module map from the bench's apps)."""
+    global cache, _cache_url
     if getattr(local, "initialised", None) and not force:
         return
     local.site = site
     local.sites_path = sites_path
     local.site_path = os.path.join(sites_path, site)
     local.conf = get_site_config()
-    local.flags = _dict()
+    local.flags = _dict(currently_saving=[], in_install_db=False, in_install_app=False, in_install=False,
+                        in_uninstall=False, in_test=False, ignore_links=False, new_site=new_site)
     local.session = _dict(user="Guest")
     local.message_log = []
     local.realtime_log = []
     local.error_log = []  # stand-in for the Error Log DocType (see log_error)
     local.request = None
+    local.job = None
     local.db = None
     local.system_settings = None
+    local.cache = {}
+    local.installed_apps = None
+    local.controllers = {}
+    local.doc_events_hooks = None
+    from frappe.utils.redis_wrapper import setup_cache
+
+    if cache is None or _cache_url != local.conf.get("redis_cache"):
+        _cache_url = local.conf.get("redis_cache")
+        cache = setup_cache(_cache_url)
     local.initialised = True
+    setup_module_map()
 
 
 def connect(site: str | None = None, db_name: str | None = None, set_admin_as_user: bool = True) -> None:
@@ -178,20 +205,39 @@ def msgprint(
     is_minimizable: bool | None = None,
     wide: bool | None = None,
 ) -> None:
-    """Queue a message for the HTTP response (local.message_log holds JSON strings, as in v15)."""
+    """Queue a message for the HTTP response (local.message_log holds dicts, as in v15; real
+    Frappe serialises them to JSON only when it builds the response)."""
     out = _dict(message=msg, title=title or "Message")
     if indicator or raise_exception:
         out.indicator = indicator or "red"
     if alert:
         out.alert = 1
-    local.message_log.append(json.dumps(out))
+    if raise_exception:
+        out.raise_exception = 1
+    local.message_log.append(out)
     if raise_exception:
         exc = raise_exception if isinstance(raise_exception, type) else ValidationError
         raise exc(msg)
 
 
 def get_message_log() -> list[dict[str, Any]]:
-    return [json.loads(m) for m in local.message_log]
+    return list(local.message_log)
+
+
+def clear_messages() -> None:
+    local.message_log = []
+
+
+def _(msg: str, lang: str | None = None, context: str | None = None) -> str:
+    """Translation: the stand-in has English only."""
+    return msg
+
+
+def whitelist(allow_guest: bool = False, xss_safe: bool = False, methods: list[str] | None = None) -> Any:
+    """Marks a function callable over HTTP; the stand-in has no HTTP, so it only returns it."""
+    def decorator(fn: Any) -> Any:
+        return fn
+    return decorator
 
 
 def throw(msg: str, exc: type[Exception] = ValidationError, title: str | None = None, **_kw: Any) -> None:
@@ -241,52 +287,24 @@ def logger(module: str | None = None, **_kw: Any) -> logging.Logger:
     return logging.getLogger(module or "frappe")
 
 
-# --- code loading ------------------------------------------------------------------------------
-def get_module(modulename: str) -> Any:
-    return importlib.import_module(modulename)
-
-
-def get_attr(method_string: str) -> Any:
-    """Python object from its dotted path (Frappe also checks the app is installed; not here)."""
-    modulename = ".".join(method_string.split(".")[:-1])
-    methodname = method_string.split(".")[-1]
-    return getattr(get_module(modulename), methodname)
-
-
-def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    if isinstance(fn, str):
-        fn = get_attr(fn)
-    return fn(*args, **kwargs)
-
-
-def get_hooks(hook: str | None = None, default: Any = None, app_name: str | None = None) -> Any:
-    """Hooks of the 'installed apps': the stand-in reads the modules listed in the site config
-    key `stub_hooks_modules` (each a hooks.py-like module) and merges their variables."""
-    merged: dict[str, Any] = {}
-    for modname in local.conf.get("stub_hooks_modules") or []:
-        module = importlib.import_module(modname)
-        for key, value in vars(module).items():
-            if key.startswith("_") or callable(value) or isinstance(value, type(importlib)):
-                continue
-            if isinstance(value, dict):
-                target = merged.setdefault(key, {})
-                for k, v in value.items():
-                    if isinstance(v, dict):
-                        inner = target.setdefault(k, {})
-                        for event, handlers in v.items():
-                            inner.setdefault(event, []).extend([handlers] if isinstance(handlers, str) else handlers)
-                    else:
-                        target[k] = v
-            else:
-                merged.setdefault(key, []).extend(value if isinstance(value, list) else [value])
-    if hook is None:
-        return merged
-    return merged.get(hook, default if default is not None else [])
-
-
-def get_doc_hooks() -> dict[str, Any]:
-    hooks: dict[str, Any] = get_hooks("doc_events", {})
-    return hooks
+# --- apps, hooks, code loading (frappe/_apps.py) ------------------------------------------------
+from frappe._apps import (  # noqa: E402  # needs the names above
+    append_hook,
+    call,
+    clear_cache,
+    get_all_apps,
+    get_app_path,
+    get_attr,
+    get_doc_hooks,
+    get_file_items,
+    get_hooks,
+    get_installed_apps,
+    get_module,
+    get_module_list,
+    get_newargs,
+    scrub,
+    setup_module_map,
+)
 
 
 # --- documents and queries (delegated to frappe.model / frappe.database) -----------------------
@@ -297,14 +315,25 @@ def get_doc(*args: Any, **kwargs: Any) -> Any:
 
 
 def new_doc(doctype: str, *, parent_doc: Any = None, parentfield: str | None = None, as_dict: bool = False, **kwargs: Any) -> Any:
-    from frappe.model.document import Document
-
-    doc = Document({"doctype": doctype, **kwargs})
+    doc = get_doc({"doctype": doctype, **kwargs})
     return doc.as_dict() if as_dict else doc
 
 
+def get_single(doctype: str) -> Any:
+    return get_doc(doctype, doctype)
+
+
 def delete_doc(doctype: str | None = None, name: str | None = None, force: bool = False, ignore_permissions: bool = False, **_kw: Any) -> None:
-    get_doc(doctype, name).delete()
+    from frappe.model.document import delete_doc as _delete_doc
+
+    _delete_doc(doctype, name)
+
+
+def set_value(doctype: str, docname: str, fieldname: str | dict[str, Any], value: Any = None) -> Any:
+    """frappe.client.set_value: load the document, change it, save it (hooks run)."""
+    doc = get_doc(doctype, docname)
+    doc.update(fieldname if isinstance(fieldname, dict) else {fieldname: value})
+    return doc.save()
 
 
 def get_all(doctype: str, *args: Any, **kwargs: Any) -> list[Any]:

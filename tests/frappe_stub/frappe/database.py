@@ -7,6 +7,7 @@ Real Frappe: frappe/database/database.py (+ mariadb/database.py, model/db_query.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,7 +50,7 @@ class Database:
         self.before_rollback = CallbackManager()
         self.after_rollback = CallbackManager()
         self.transaction_writes = 0
-        self._columns: dict[str, list[str]] = {}
+        self._columns: dict[str, dict[str, Any]] = {}
 
     # --- raw SQL ---------------------------------------------------------------------------
     def sql(self, query: str, values: Sequence[Any] | dict[str, Any] = (), as_dict: bool = False,
@@ -104,8 +105,14 @@ class Database:
 
     # --- helpers -------------------------------------------------------------------------------
     def get_table_columns(self, doctype: str) -> list[str]:
+        return list(self.get_not_null_defaults(doctype))
+
+    def get_not_null_defaults(self, doctype: str) -> dict[str, Any]:
+        """Every column of the DocType's table -> the value None becomes when written (the
+        column default of a NOT NULL column, as Frappe writes 0 for an empty Int/Check)."""
         if doctype not in self._columns:
-            self._columns[doctype] = [r[0] for r in self.sql(f"SHOW COLUMNS FROM {_table(doctype)}")]
+            rows = self.sql(f"SHOW COLUMNS FROM {_table(doctype)}", as_dict=True)
+            self._columns[doctype] = {r.Field: (r.Default if r.Null == "NO" else None) for r in rows}
         return self._columns[doctype]
 
     def exists(self, dt: str, dn: str | dict[str, Any] | None = None, cache: bool = False) -> str | None:
@@ -130,10 +137,44 @@ class Database:
             return row
         return row[fields[0]] if isinstance(fieldname, str) else tuple(row[f] for f in fields)
 
+    def get_values(self, doctype: str, filters: Any = None, fieldname: str | Sequence[str] = "name",
+                   as_dict: bool = False, cache: bool = False, order_by: str | None = None, **_kw: Any) -> list[Any]:
+        """Every matching row (a list; get_value returns the first)."""
+        fields = [fieldname] if isinstance(fieldname, str) else list(fieldname)
+        if not isinstance(filters, dict):
+            filters = {"name": filters}
+        rows = query_list(doctype, fields=fields, filters=filters, order_by=order_by, as_list=not as_dict)
+        return [tuple(r) for r in rows] if not as_dict else rows
+
     def get_single_value(self, doctype: str, fieldname: str, cache: bool = True) -> Any:
-        """Raw text from tabSingles (real Frappe converts it with the field's type)."""
+        """A value from tabSingles, converted for the Int/Check fields the stand-in knows."""
+        from frappe.model.meta import cast_single_value
+
         rows = self.sql("SELECT `value` FROM `tabSingles` WHERE `doctype` = %s AND `field` = %s", (doctype, fieldname))
+        return cast_single_value(doctype, fieldname, rows[0][0] if rows else None)
+
+    def get_all(self, *args: Any, **kwargs: Any) -> list[Any]:
+        return frappe.get_all(*args, **kwargs)
+
+    def get_system_setting(self, key: str) -> Any:
+        return frappe.get_system_settings(key)
+
+    # --- global defaults (tabDefaultValue, parent __global), e.g. installed_apps ----------------
+    def get_global(self, key: str, user: str = "__global") -> Any:
+        rows = self.sql("SELECT `defvalue` FROM `tabDefaultValue` WHERE `parent` = %s AND `defkey` = %s"
+                        " ORDER BY `creation`", (user, key))
         return rows[0][0] if rows else None
+
+    def set_global(self, key: str, val: Any, user: str = "__global") -> None:
+        """As frappe.defaults.set_default: replace the row(s) of this key with one new row."""
+        self.sql("DELETE FROM `tabDefaultValue` WHERE `parent` = %s AND `defkey` = %s", (user, key))
+        now = frappe.utils.now_datetime()
+        self.sql(
+            "INSERT INTO `tabDefaultValue` (`name`, `creation`, `modified`, `modified_by`, `owner`, `parent`,"
+            " `parentfield`, `parenttype`, `defkey`, `defvalue`) VALUES (%s, %s, %s, %s, %s, %s, 'system_defaults',"
+            " '__default', %s, %s)",
+            (secrets.token_hex(5), now, now, frappe.session.user, frappe.session.user, user, key, val),
+        )
 
     def set_value(self, dt: str, dn: str | dict[str, Any] | None, field: str | dict[str, Any], val: Any = None,
                   modified: Any = None, modified_by: str | None = None, update_modified: bool = True,

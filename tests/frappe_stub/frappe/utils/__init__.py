@@ -11,12 +11,13 @@ from frappe.utils.data import (
     cint,
     convert_utc_to_system_timezone,
     cstr,
+    get_datetime_str,
     get_system_timezone,
     now,
     now_datetime,
 )
 
-__all__ = ["CallbackManager", "cint", "convert_utc_to_system_timezone", "cstr", "get_system_timezone", "now",
+__all__ = ["CallbackManager", "cint", "convert_utc_to_system_timezone", "cstr", "get_datetime_str", "get_system_timezone", "now",
            "now_datetime"]
 
 

@@ -2,10 +2,12 @@
 
 Faithful in what a job sees: init + connect the site (sites_path is the worker's current
 directory, i.e. the bench's sites/), set the user, resolve a dotted `method` with
-frappe.get_attr, call method(**kwargs), commit on success, on an exception roll back, log the
-error, commit that log and re-raise (RQ then marks the job failed), destroy at the end.
-Not reproduced: the before_job/after_job hooks, frappe.monitor, and the retry of deadlocked
-jobs (InternalError 1213/1205 or RetryBackgroundJobError).
+frappe.get_attr (so the method's app must be installed on the site), run the `before_job`
+hooks, call method(**kwargs), commit on success, on an exception roll back, log the error,
+commit that log and re-raise (RQ then marks the job failed), run the `after_job` hooks and the
+job's after_job callbacks, destroy at the end.
+Not reproduced: frappe.monitor, and the retry of deadlocked jobs (InternalError 1213/1205 or
+RetryBackgroundJobError).
 """
 
 from __future__ import annotations
@@ -15,6 +17,17 @@ from collections.abc import Callable
 from typing import Any
 
 import frappe
+from frappe.utils import CallbackManager
+
+
+def get_redis_conn(username: str | None = None, password: str | None = None) -> Any:
+    """The RQ Redis of the bench: common_site_config's `redis_queue`."""
+    import redis
+
+    url = frappe.local.conf.get("redis_queue")
+    if not url:
+        raise frappe.ValidationError("redis_queue is not set in common_site_config.json")
+    return redis.Redis.from_url(url)
 
 
 def execute_job(
@@ -43,7 +56,10 @@ def execute_job(
     else:
         method_name = f"{method.__module__}.{method.__qualname__}"
 
-    frappe.local.job = frappe._dict(site=site, method=method_name, job_name=job_name, kwargs=kwargs, user=user)
+    frappe.local.job = frappe._dict(site=site, method=method_name, job_name=job_name, kwargs=kwargs, user=user,
+                                    after_job=CallbackManager())
+    for before_job_task in frappe.get_hooks("before_job"):
+        frappe.call(before_job_task, method=method_name, kwargs=kwargs, transaction_type="job")
     try:
         retval = method(**kwargs)
     except Exception:
@@ -55,5 +71,11 @@ def execute_job(
         frappe.db.commit()
         return retval
     finally:
+        if not hasattr(frappe.local, "site"):
+            frappe.init(site)
+            frappe.connect()
+        for after_job_task in frappe.get_hooks("after_job"):
+            frappe.call(after_job_task, method=method_name, kwargs=kwargs, result=retval)
+        frappe.local.job.after_job.run()
         if is_async:
             frappe.destroy()

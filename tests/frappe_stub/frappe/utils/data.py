@@ -30,6 +30,11 @@ def now() -> str:
     return now_datetime().strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def get_datetime_str(datetime_obj: datetime.datetime) -> str:
+    """`YYYY-MM-DD HH:MM:SS.ffffff` (an aware datetime's offset is dropped, as in Frappe)."""
+    return datetime_obj.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
 def cstr(s: Any, encoding: str = "utf-8") -> str:
     if isinstance(s, str):
         return s
