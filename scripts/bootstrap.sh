@@ -85,7 +85,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV"
   python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c 'import pytest, pymysql, redis, maturin, rq' 2>/dev/null; then
+if ! "$VENV/bin/python" -c 'import pytest, pymysql, redis, maturin, rq, aiosmtpd, cron_descriptor' 2>/dev/null; then
   "$VENV/bin/pip" install -q --upgrade pip
   "$VENV/bin/pip" install -q -r tests/requirements.txt
 fi
