@@ -42,7 +42,7 @@ _RUNS_SHOWN = 3
 Action = Literal["notify", "cancel"]
 
 
-# --- the handlers (referenced by hooks_snippet.doc_events) ---------------------------------------
+# --- the handlers (named in btu_hooks.hooks.doc_events) -----------------------------------------
 def schedule_changed(doc: Any, method: str | None = None) -> None:
     """BTU Task Schedule after_insert / on_update (covers enabling and disabling): plan it if
     enabled, remove its planned runs if disabled."""
@@ -102,10 +102,10 @@ class PendingChanges:
             _tell_user(f"Saved, but the BTU scheduler was not told about {what}: {e}. "
                        "The daemon's periodic rebuild will pick the change up.", indicator="orange")
             return
-        socket_path: str | None = None
+        path: str | None = None
         try:
-            socket_path = _socket_path()
-            opts: dict[str, Any] = {"site": self.site, "socket_path": socket_path}
+            path = socket_path()
+            opts: dict[str, Any] = {"site": self.site, "socket_path": path}
             if self.rebuild:
                 client.rebuild(**opts)
                 logger.info("btu_hooks: daemon rebuild requested (site=%s)", self.site)
@@ -116,7 +116,7 @@ class PendingChanges:
         except client.DaemonUnavailable as e:
             logger.warning("btu_hooks: daemon unavailable, %s not told: %s", what, e)
             _tell_user(
-                f"Saved. The BTU scheduler daemon could not be reached at {socket_path or 'its default socket'}, "
+                f"Saved. The BTU scheduler daemon could not be reached at {path or 'its default socket'}, "
                 f"so it was not told about {what}: {e}. The daemon's next periodic rebuild will pick the "
                 "change up.",
                 indicator="orange",
@@ -197,7 +197,7 @@ def _cancel(client: _client.BtuClient, name: str, opts: dict[str, Any]) -> None:
     logger.info("btu_hooks: daemon cancelled %s (site=%s)", name, opts.get("site"))
 
 
-def _socket_path() -> str | None:
+def socket_path() -> str | None:
     """The daemon's socket as configured for this site (BTU Configuration), else the client's default."""
     value = frappe.db.get_single_value(CONFIGURATION_DOCTYPE, "path_to_btu_scheduler_uds")
     return str(value) if value else None

@@ -35,3 +35,15 @@ class InvalidArguments(BtuHooksError):
     def __init__(self, where: str, reason: str) -> None:
         super().__init__(f"{where}: {reason}")
         self.where = where
+
+
+class TaskRunFailed(BtuHooksError):
+    """The BTU app's TaskRunner recorded the run as Failed or Timeout (it never raises itself);
+    raised so that RQ marks the job failed too."""
+
+    def __init__(self, task: str, log: str | None, status: str, message: str | None) -> None:
+        super().__init__(f"BTU Task {task}: run {status} (BTU Task Log {log}): {message}")
+        self.task = task
+        self.log = log
+        self.status = status
+        self.message = message

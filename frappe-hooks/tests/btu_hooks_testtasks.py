@@ -51,3 +51,25 @@ def own_log_status(**kwargs: Any) -> str:
 
 
 not_callable = 17
+
+
+class Greeter:
+    """BTU-aware the way btu_hooks' own runner sees it without the BTU app: a class made with the
+    task's name, then run(**kwargs)."""
+
+    def __init__(self, btu_task_id: str) -> None:
+        self.btu_task_id = btu_task_id
+
+    def run(self, name: str = "world", **kwargs: Any) -> str:
+        print(f"{self.btu_task_id} greets {name}")
+        return f"greeted {name} as {self.btu_task_id}"
+
+
+def return_an_int(**kwargs: Any) -> int:
+    return 7
+
+
+def greet(name: str = "world", **kwargs: Any) -> str:
+    """Returns a str: a result the BTU app's runner accepts (see btu.Result)."""
+    print(f"hello {name}")
+    return f"greeted {name}"

@@ -91,5 +91,23 @@ def add_schedule(db: TestDatabase, name: str, task: str, *, overrides: str | Non
     conn.close()
 
 
+def add_recipient(db: TestDatabase, schedule: str, email: str, *, start: int = 0, success: int = 0, error: int = 1,
+                  timeout: int = 0) -> None:
+    """A row of the schedule's email_recipients child table."""
+    db.query(
+        "INSERT INTO `tabBTU Email Recipient` (name, creation, modified, owner, idx, email_address, email_on_start,"
+        " email_on_success, email_on_error, email_on_timeout, parent, parentfield, parenttype)"
+        " VALUES (%s, NOW(6), NOW(6), 'Administrator', 1, %s, %s, %s, %s, %s, %s, 'email_recipients', 'BTU Task Schedule')",
+        (f"r-{schedule}-{email}"[:140], email, start, success, error, timeout, schedule))
+
+
+def set_installed_apps(db: TestDatabase, apps: list[str]) -> None:
+    """The site's installed apps (the global default frappe.get_installed_apps() reads)."""
+    import json
+
+    db.query("UPDATE tabDefaultValue SET defvalue = %s WHERE parent = '__global' AND defkey = 'installed_apps'",
+             (json.dumps(apps),))
+
+
 def log_rows(db: TestDatabase) -> list[dict[str, Any]]:
     return db.query("SELECT * FROM `tabBTU Task Log` ORDER BY name")

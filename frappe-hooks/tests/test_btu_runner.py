@@ -1,5 +1,6 @@
-"""The task runner, called the way a stock `rq worker` calls it in a bench: through
-frappe.utils.background_jobs.execute_job with the daemon's keyword arguments."""
+"""btu_hooks' own task runner (a site WITHOUT the BTU app), called the way a stock `rq worker`
+calls it in a bench: through frappe.utils.background_jobs.execute_job with the daemon's keyword
+arguments. The task functions live in btu_hooks_testtasks, a module of no installed app."""
 
 from __future__ import annotations
 
@@ -12,14 +13,21 @@ from zoneinfo import ZoneInfo
 
 import frappe
 import pytest
+from btu_hooks.arguments import parse_arguments
+from btu_hooks.capture import OutputCapture
 from btu_hooks.errors import InvalidArguments, TaskCancelled, TaskFunctionNotFound, TaskNotFound
-from btu_hooks.runner import OutputCapture, is_timeout, parse_arguments
+from btu_hooks.own_runner import is_timeout
 from btu_hooks_testutil import SITE, add_schedule, add_task, log_rows
 from btu_testdb import TestDatabase
 from frappe.utils.background_jobs import execute_job
 
 RUNNER = "btu_hooks.runner.run_task"
 T = "btu_hooks_testtasks"
+
+
+@pytest.fixture(autouse=True)
+def _no_btu_app(without_btu_app: Path) -> None:
+    """Every test here runs on a site without the BTU app: btu_hooks' own runner."""
 
 
 def run_job(task: str, schedule: str | None = "TS-000002", arguments: dict[str, Any] | None = None) -> Any:
@@ -40,7 +48,8 @@ def test_success_writes_one_log_row_with_stdout_and_result(sites: Path, testdb: 
     assert re.fullmatch(r"BTLOG-\d{7}", row["name"])
     assert row["success_fail"] == "Success"
     assert row["stdout"] == "hello BTU\n"
-    assert row["result_message"] == "42"
+    assert row["result_message"] == "42"  # str() of the return value
+    assert row["task_component"] == "Main"
     assert row["task"] == "BTU-10001"
     assert row["task_desc_short"] == "Say hello"
     assert row["schedule"] == "TS-000002"
@@ -99,7 +108,7 @@ def test_in_progress_row_is_committed_while_the_task_runs(sites: Path, testdb: T
     assert run_job("BTU-10005", arguments={"task_name": "BTU-10005"}) == "In-Progress"
     [row] = log_rows(testdb)
     assert row["success_fail"] == "Success"
-    assert row["result_message"] == "'In-Progress'"
+    assert row["result_message"] == "In-Progress"
 
 
 def test_arguments_from_the_daemon_are_used_as_given(sites: Path, testdb: TestDatabase) -> None:
@@ -116,7 +125,7 @@ def test_arguments_merged_here_when_absent_schedule_overrides_win(sites: Path, t
     # and the sample data's task BTU-00002 with TS-000002's overrides
     frappe.init(SITE)
     frappe.connect()
-    from btu_hooks.runner import merged_arguments
+    from btu_hooks.arguments import merged_arguments
 
     merged = merged_arguments(frappe.get_doc("BTU Task", "BTU-00002"), "TS-000002")
     assert merged == {"days_overdue": 60, "dry_run": False, "customer_group": "Wholesale"}
@@ -199,3 +208,39 @@ def test_arguments_that_are_not_a_dict_fail_the_run(sites: Path, testdb: TestDat
     with pytest.raises(InvalidArguments, match="expected a dict, got list"):
         run_job("BTU-10011", arguments=[1, 2])  # type: ignore[arg-type]
     assert log_rows(testdb)[0]["success_fail"] == "Failed"
+
+
+def test_a_btu_aware_class_is_made_with_the_task_name_then_run(sites: Path, testdb: TestDatabase) -> None:
+    add_task(testdb, "BTU-10012", f"{T}.Greeter", arguments="{'name': 'Ann'}")
+    assert run_job("BTU-10012", arguments={"name": "Bob"}) == "greeted Bob as BTU-10012"
+    [row] = log_rows(testdb)
+    assert row["success_fail"] == "Success" and row["stdout"] == "BTU-10012 greets Bob\n"
+    assert row["result_message"] == "greeted Bob as BTU-10012"
+
+
+def test_the_job_id_goes_into_redis_job_id_without_touching_modified(sites: Path, testdb: TestDatabase) -> None:
+    add_task(testdb, "BTU-10013", f"{T}.say_hello")
+    add_schedule(testdb, "TS-100013", "BTU-10013")
+    [before] = testdb.query("SELECT modified, modified_by FROM `tabBTU Task Schedule` WHERE name = 'TS-100013'")
+    run_job("BTU-10013", schedule="TS-100013", arguments={})
+    [after] = testdb.query("SELECT redis_job_id, modified, modified_by FROM `tabBTU Task Schedule` WHERE name = 'TS-100013'")
+    assert after["redis_job_id"] == "btu-hooks-test-job"
+    assert (after["modified"], after["modified_by"]) == (before["modified"], before["modified_by"])
+
+
+def test_a_failed_run_keeps_its_job_id_in_the_schedule(sites: Path, testdb: TestDatabase) -> None:
+    add_task(testdb, "BTU-10014", f"{T}.fail_after_write")
+    add_schedule(testdb, "TS-100014", "BTU-10014")
+    with pytest.raises(ValueError):
+        run_job("BTU-10014", schedule="TS-100014", arguments={})
+    assert testdb.query("SELECT redis_job_id FROM `tabBTU Task Schedule` WHERE name = 'TS-100014'") == [
+        {"redis_job_id": "btu-hooks-test-job"}]
+
+
+def test_runs_without_the_btu_app_use_the_own_runner() -> None:
+    from btu_hooks.runner import uses_app_runner
+
+    frappe.init(SITE)
+    frappe.connect()
+    assert frappe.get_installed_apps() == ["frappe", "btu_hooks"]
+    assert not uses_app_runner()
