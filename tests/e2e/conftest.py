@@ -27,7 +27,11 @@ DAEMON_BIN = Path(os.environ.get("BTU_DAEMON_BIN", REPO / "target" / "debug" / "
 BTU_BIN = Path(os.environ.get("BTU_BIN", REPO / "target" / "debug" / "btu"))
 E2E_DIR = Path(__file__).resolve().parent
 FRAPPE_STUB = REPO / "tests" / "frappe_stub"
+BTU_STANDIN = REPO / "tests" / "btu_standin"  # the stand-in BTU app (package `btu`)
 HOOKS_DIR = REPO / "frappe-hooks"
+TESTS_DIR = REPO / "tests"
+if str(TESTS_DIR) not in sys.path:  # shared helpers: legacy_daemon, smtp_sink
+    sys.path.insert(0, str(TESTS_DIR))
 
 MYSQL = dict(host="127.0.0.1", port=3306, user="root", password="")
 # BTU_TEST_REDIS_PORT / BTU_TEST_DB_TAG let two checkouts run the suites side by side.
@@ -131,19 +135,22 @@ def tmp_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def worker_env(extra_paths: list[Path] | None = None) -> dict[str, str]:
+def worker_env(extra_paths: list[Path] | None = None, btu_app: bool = True) -> dict[str, str]:
+    """Environment of an rq worker of the test bench: the stand-in frappe, btu_hooks, the e2e
+    task functions and (btu_app=True) the stand-in BTU app importable."""
     env = dict(os.environ)
-    paths = [str(E2E_DIR), str(FRAPPE_STUB), str(HOOKS_DIR)] + [str(p) for p in (extra_paths or [])]
+    paths = [str(E2E_DIR), str(FRAPPE_STUB), str(HOOKS_DIR)] + ([str(BTU_STANDIN)] if btu_app else [])
+    paths += [str(p) for p in (extra_paths or [])]
     env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     return env
 
 
-def run_burst_worker(release: str, queues: list[str], cwd: Path, timeout: float = 120) -> str:
+def run_burst_worker(release: str, queues: list[str], cwd: Path, timeout: float = 120, btu_app: bool = True) -> str:
     """Run a stock `rq worker --burst` to completion and return its log; fail on a worker crash
     (rq exits 0 even when it died, so the log is checked too)."""
     cmd = [str(rq_bin(release)), "worker", "--burst", "--url",
            f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}", *queues]
-    p = subprocess.run(cmd, cwd=cwd, env=worker_env(), capture_output=True, text=True, timeout=timeout)
+    p = subprocess.run(cmd, cwd=cwd, env=worker_env(btu_app=btu_app), capture_output=True, text=True, timeout=timeout)
     log = p.stdout + p.stderr
     assert p.returncode == 0, f"rq worker exited {p.returncode}:\n{log}"
     assert "unhandled exception" not in log, f"rq worker died:\n{log}"
@@ -211,9 +218,15 @@ def wait_until(cond, timeout: float, what: str, interval: float = 0.1):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def write_sites_dir(sites_dir: Path, site: Site) -> Path:
+BENCH_APPS = ("frappe", "btu", "btu_hooks")
+
+
+def write_sites_dir(sites_dir: Path, site: Site, apps: tuple[str, ...] = BENCH_APPS) -> Path:
     """A Frappe bench's sites/ directory for `site`, as the stand-in frappe reads it (the rq worker
-    runs with this as its working directory, like Frappe's workers)."""
+    runs with this as its working directory, like Frappe's workers): <site>/site_config.json,
+    apps.txt (the apps on the bench; default frappe, the stand-in btu, btu_hooks) and
+    common_site_config.json (redis_cache: db 12, redis_queue: the e2e database, both on the test
+    Redis). Which apps are INSTALLED on the site is in its database (set_installed_apps)."""
     import json
 
     d = sites_dir / site.name
@@ -221,7 +234,30 @@ def write_sites_dir(sites_dir: Path, site: Site) -> Path:
     (d / "site_config.json").write_text(json.dumps({
         "db_name": site.db_name, "db_password": MYSQL["password"], "db_host": MYSQL["host"],
         "db_port": MYSQL["port"], "db_user": MYSQL["user"]}))
+    (sites_dir / "apps.txt").write_text("".join(f"{a}\n" for a in apps))
+    (sites_dir / "common_site_config.json").write_text(json.dumps({
+        "redis_cache": f"redis://{REDIS_HOST}:{REDIS_PORT}/12",
+        "redis_queue": f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"}))
     return sites_dir
+
+
+def set_installed_apps(site: Site, apps: tuple[str, ...] | list[str]) -> None:
+    """What `bench install-app` leaves in the site's database (tabDefaultValue __global
+    installed_apps), e.g. for a make_site(sample=False) site whose jobs a worker runs."""
+    import json
+
+    site.sql("DELETE FROM tabDefaultValue WHERE parent = '__global' AND defkey = 'installed_apps'")
+    site.sql("INSERT INTO tabDefaultValue (name, creation, modified, parent, parentfield, parenttype, defkey, defvalue)"
+             " VALUES (%s, NOW(6), NOW(6), '__global', 'system_defaults', '__default', 'installed_apps', %s)",
+             (uuid.uuid4().hex[:10], json.dumps(list(apps))))
+
+
+def clear_site_cache(site: Site) -> None:
+    """`bench --site SITE clear-cache`: drop the site's keys from the stand-in's Redis cache."""
+    r = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=12)
+    keys = r.keys(f"{site.db_name}|*")
+    if keys:
+        r.delete(*keys)
 
 
 def free_port() -> int:
@@ -344,3 +380,54 @@ def private_mariadb(tmp_path: Path, btu_sql: tuple[str, str]) -> Iterator[Privat
         m.proc.kill()
         m.proc.wait()
     shutil.rmtree(top, ignore_errors=True)
+
+
+# --- Frappe-mode schedules (shared by the e2e test files) ----------------------------------------
+QUEUE_PREFIX = "e2e-bench:"
+
+
+def frappe_config(site: Site, socket: Path, redis_url: str | None = None, rebuild_secs: int = 300,
+                  grace_secs: int = 300, mysql_port: int = 3306, zone: str = "UTC") -> str:
+    return f"""
+[daemon]
+rebuild_interval_secs = {rebuild_secs}
+missed_run_grace_secs = {grace_secs}
+time_zone = "{zone}"
+socket_path = "{socket}"
+
+[redis]
+url = "{redis_url or f'redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}'}"
+
+[frappe]
+runner = "btu_hooks.runner.run_task"
+queue_prefix = "{QUEUE_PREFIX}"
+user = "Administrator"
+
+[[sites]]
+name = "{site.name}"
+host = "127.0.0.1"
+port = {mysql_port}
+user = "root"
+password = ""
+database = "{site.db_name}"
+"""
+
+
+def add_task(site: Site, name: str, function: str, arguments: str | None, docstatus: int = 1,
+             timeout: int = 600) -> None:
+    site.sql("INSERT INTO `tabBTU Task` (name, creation, modified, owner, docstatus, desc_short, "
+             "function_string, arguments, max_task_duration, queue_name) "
+             "VALUES (%s, NOW(6), NOW(6), 'Administrator', %s, %s, %s, %s, %s, 'default')",
+             (name, docstatus, f"e2e task {name}", function, arguments, timeout))
+
+
+def add_schedule(site: Site, name: str, task: str, cron: str, enabled: int = 1,
+                 overrides: str | None = None, queue: str = "default") -> None:
+    site.sql("INSERT INTO `tabBTU Task Schedule` (name, creation, modified, owner, task, enabled, "
+             "queue_name, run_frequency, cron_string, argument_overrides) "
+             "VALUES (%s, NOW(6), NOW(6), 'Administrator', %s, %s, %s, 'Cron Style', %s, %s)",
+             (name, task, enabled, queue, cron, overrides))
+
+
+def queued_ids(r: redis.Redis, queue: str) -> list[str]:
+    return [x.decode() for x in r.lrange(f"rq:queue:{queue}", 0, -1)]

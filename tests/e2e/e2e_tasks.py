@@ -35,3 +35,13 @@ def markers(marker_dir: str) -> list[dict[str, Any]]:
             with open(os.path.join(marker_dir, name), encoding="utf-8") as f:
                 out.append(json.load(f))
     return out
+
+
+class Recorder:
+    """A BTU-aware task class without the BTU app: made with the task's name, then run(**kwargs)."""
+
+    def __init__(self, btu_task_id: str) -> None:
+        self.btu_task_id = btu_task_id
+
+    def run(self, marker_dir: str, **kwargs: Any) -> str:
+        return record(marker_dir, btu_task_id=self.btu_task_id, **kwargs)

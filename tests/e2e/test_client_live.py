@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from conftest import BTU_BIN, MYSQL, RQ_RELEASES, REDIS_DB, REDIS_HOST, REDIS_PORT, Site, run_burst_worker, wait_until
+from conftest import (BTU_BIN, MYSQL, RQ_RELEASES, REDIS_DB, REDIS_HOST, REDIS_PORT, Site, run_burst_worker, wait_until,
+                      write_sites_dir)
 
 try:
     import btu_client
@@ -164,11 +165,7 @@ def test_run_now_is_executed_by_a_real_rq_worker(make_site, start_daemon, redis_
     assert ran["queue"] == QUEUE_PREFIX + "default"
     assert [h["job_id"] for h in btu_client.history("TS-LIVE1", 5, socket_path=str(sock))] == [ran["job_id"]]
 
-    sites_dir = tmp_path / "sites"
-    (sites_dir / site.name).mkdir(parents=True)
-    (sites_dir / site.name / "site_config.json").write_text(json.dumps({
-        "db_name": site.db_name, "db_password": MYSQL["password"], "db_host": MYSQL["host"],
-        "db_port": MYSQL["port"], "db_user": MYSQL["user"]}))
+    sites_dir = write_sites_dir(tmp_path / "sites", site)
     run_burst_worker(RQ_RELEASES[-1], [ran["queue"]], cwd=sites_dir)
 
     runs = markers(str(marker_dir))

@@ -14,59 +14,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from conftest import (REDIS_DB, REDIS_HOST, REDIS_PORT, RQ_RELEASES, Site, run_burst_worker,
-                      wait_until, worker_env, write_sites_dir, rq_bin)
+from conftest import (QUEUE_PREFIX, REDIS_DB, REDIS_HOST, REDIS_PORT, RQ_RELEASES, Site, add_schedule, add_task,
+                      frappe_config, queued_ids, run_burst_worker, wait_until, worker_env, write_sites_dir, rq_bin)
 from e2e_tasks import markers
 
-QUEUE_PREFIX = "e2e-bench:"
 JOB_ID_DUE = re.compile(r"-(\d{8}T\d{6})Z$")
-
-
-def frappe_config(site: Site, socket: Path, redis_url: str | None = None, rebuild_secs: int = 300,
-                  grace_secs: int = 300, mysql_port: int = 3306, zone: str = "UTC") -> str:
-    return f"""
-[daemon]
-rebuild_interval_secs = {rebuild_secs}
-missed_run_grace_secs = {grace_secs}
-time_zone = "{zone}"
-socket_path = "{socket}"
-
-[redis]
-url = "{redis_url or f'redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}'}"
-
-[frappe]
-runner = "btu_hooks.runner.run_task"
-queue_prefix = "{QUEUE_PREFIX}"
-user = "Administrator"
-
-[[sites]]
-name = "{site.name}"
-host = "127.0.0.1"
-port = {mysql_port}
-user = "root"
-password = ""
-database = "{site.db_name}"
-"""
-
-
-def add_task(site: Site, name: str, function: str, arguments: str | None, docstatus: int = 1,
-             timeout: int = 600) -> None:
-    site.sql("INSERT INTO `tabBTU Task` (name, creation, modified, owner, docstatus, desc_short, "
-             "function_string, arguments, max_task_duration, queue_name) "
-             "VALUES (%s, NOW(6), NOW(6), 'Administrator', %s, %s, %s, %s, %s, 'default')",
-             (name, docstatus, f"e2e task {name}", function, arguments, timeout))
-
-
-def add_schedule(site: Site, name: str, task: str, cron: str, enabled: int = 1,
-                 overrides: str | None = None, queue: str = "default") -> None:
-    site.sql("INSERT INTO `tabBTU Task Schedule` (name, creation, modified, owner, task, enabled, "
-             "queue_name, run_frequency, cron_string, argument_overrides) "
-             "VALUES (%s, NOW(6), NOW(6), 'Administrator', %s, %s, %s, 'Cron Style', %s, %s)",
-             (name, task, enabled, queue, cron, overrides))
-
-
-def queued_ids(r: redis.Redis, queue: str) -> list[str]:
-    return [x.decode() for x in r.lrange(f"rq:queue:{queue}", 0, -1)]
 
 
 def dues(ids: list[str]) -> list[str]:
