@@ -167,9 +167,8 @@ def resolve_function(doc: Any) -> Callable[..., Any]:
     return function
 
 
-@functools.cache
 def _btu_aware_base() -> type | None:
-    """The BTU app's BTU_AWARE_FUNCTION, when the app is importable."""
+    """The BTU app's BTU_AWARE_FUNCTION, when the app is importable (looked up per run: cheap)."""
     if importlib.util.find_spec("btu") is None:
         return None
     from btu.btu_core.doctype.btu_task.btu_task import BTU_AWARE_FUNCTION

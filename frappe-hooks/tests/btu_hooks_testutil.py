@@ -14,6 +14,20 @@ _LA = ZoneInfo("America/Los_Angeles")
 
 DB_NAME = "btu_test_hooks"
 SITE = "hooks.test"
+RUNNER = "btu_hooks.runner.run_task"
+JOB_ID = "btu-hooks-test-job"
+
+
+def run_job(task: str, schedule: str | None, arguments: dict[str, Any] | None = None) -> Any:
+    """Exactly the call the daemon's Frappe-mode RQ job makes (in this thread)."""
+    from frappe.utils.background_jobs import execute_job
+
+    return execute_job(
+        site=SITE, method=RUNNER, event=None, job_name=RUNNER,
+        kwargs={"task": task, "schedule": schedule, "arguments": arguments, "due": "2026-12-01T03:00:00Z",
+                "job_id": JOB_ID},
+        user="Administrator", is_async=True,
+    )
 
 
 class FakeClient:

@@ -12,22 +12,16 @@ from typing import Any
 import frappe
 import pytest
 from btu_hooks.errors import TaskNotFound, TaskRunFailed
-from btu_hooks_testutil import SITE, add_recipient, add_schedule, add_task, log_rows, set_installed_apps
+import btu_hooks_testutil as testutil
+from btu_hooks_testutil import JOB_ID, SITE, add_recipient, add_schedule, add_task, log_rows, set_installed_apps
 from btu_testdb import TestDatabase
-from frappe.utils.background_jobs import execute_job
 from smtp_sink import SmtpSink
 
-RUNNER = "btu_hooks.runner.run_task"
 T = "btu_hooks_testtasks"
 
 
 def run_job(task: str, schedule: str | None = "TS-100001", arguments: dict[str, Any] | None = None) -> Any:
-    return execute_job(
-        site=SITE, method=RUNNER, event=None, job_name=RUNNER,
-        kwargs={"task": task, "schedule": schedule, "arguments": arguments,
-                "due": "2026-12-01T03:00:00Z", "job_id": "btu-app-test-job"},
-        user="Administrator", is_async=True,
-    )
+    return testutil.run_job(task, schedule, arguments)
 
 
 def test_a_run_goes_through_the_apps_task_runner(sites: Path, testdb: TestDatabase) -> None:
@@ -50,7 +44,7 @@ def test_the_job_id_goes_into_redis_job_id_without_touching_modified(sites: Path
     [before] = testdb.query("SELECT modified FROM `tabBTU Task Schedule` WHERE name = 'TS-100001'")
     run_job("BTU-20002")
     [after] = testdb.query("SELECT redis_job_id, modified FROM `tabBTU Task Schedule` WHERE name = 'TS-100001'")
-    assert after == {"redis_job_id": "btu-app-test-job", "modified": before["modified"]}
+    assert after == {"redis_job_id": JOB_ID, "modified": before["modified"]}
 
 
 def test_a_failure_recorded_by_the_app_is_raised_for_rq(sites: Path, testdb: TestDatabase) -> None:

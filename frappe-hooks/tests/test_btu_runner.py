@@ -17,11 +17,10 @@ from btu_hooks.arguments import parse_arguments
 from btu_hooks.capture import OutputCapture
 from btu_hooks.errors import InvalidArguments, TaskCancelled, TaskFunctionNotFound, TaskNotFound
 from btu_hooks.own_runner import is_timeout
+import btu_hooks_testutil as testutil
 from btu_hooks_testutil import SITE, add_schedule, add_task, log_rows
 from btu_testdb import TestDatabase
-from frappe.utils.background_jobs import execute_job
 
-RUNNER = "btu_hooks.runner.run_task"
 T = "btu_hooks_testtasks"
 
 
@@ -31,13 +30,7 @@ def _no_btu_app(without_btu_app: Path) -> None:
 
 
 def run_job(task: str, schedule: str | None = "TS-000002", arguments: dict[str, Any] | None = None) -> Any:
-    """Exactly the call the daemon's RQ job makes."""
-    return execute_job(
-        site=SITE, method=RUNNER, event=None, job_name=RUNNER,
-        kwargs={"task": task, "schedule": schedule, "arguments": arguments,
-                "due": "2026-12-01T03:00:00Z", "job_id": "btu-hooks-test-job"},
-        user="Administrator", is_async=True,
-    )
+    return testutil.run_job(task, schedule, arguments)
 
 
 def test_success_writes_one_log_row_with_stdout_and_result(sites: Path, testdb: TestDatabase) -> None:

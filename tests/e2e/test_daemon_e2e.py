@@ -9,10 +9,8 @@ import re
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
-import redis
 
 from conftest import (QUEUE_PREFIX, REDIS_DB, REDIS_HOST, REDIS_PORT, RQ_RELEASES, Site, add_schedule, add_task,
                       frappe_config, queued_ids, run_burst_worker, wait_until, worker_env, write_sites_dir, rq_bin)

@@ -9,7 +9,6 @@ tests/frappe_stub/README.md for what is faithful and what is not.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
