@@ -27,7 +27,7 @@ rm -rf target/wheels
 PYTEST=("$VENV/bin/python" -m pytest -q -p no:cacheprovider)
 step "Python: btu_client against golden vectors and fake sockets"
 run "py-client tests" "${PYTEST[@]}" py-client/tests
-step "Python: btu_hooks (doc_events, task runner) on the Frappe stand-in and MariaDB"
+step "Python: btu_hooks (doc_events, override, both runners, e-mails) on the Frappe and BTU-app stand-ins, MariaDB, Redis"
 run "frappe-hooks tests" "${PYTEST[@]}" frappe-hooks/tests
 step "Python: end to end (daemon, MariaDB, Redis, stock rq 1.15.1 / 2.6.1 / 3.0 workers)"
 run "e2e tests" "${PYTEST[@]}" tests/e2e
