@@ -1,7 +1,8 @@
 """Socket-server benchmarks (numbers go to docs/server.md).
 
 Starts a RELEASE btu-daemon on a MariaDB site (database `btu_bench_server`, the shared schema +
-sample data) and Redis db 12, then measures:
+sample data) and Redis db 12 (on `$BTU_TEST_REDIS_PORT`, default 6379, like the test suites), then
+measures:
 
 1. notify round trip from Python (`btu_client.notify`), including the daemon's MariaDB read of the
    schedule: p50 / p90 / p99 / max over N calls (one connection per call, as btu_client does);
@@ -37,6 +38,8 @@ from btu_testdb import TestDatabase, server_params  # noqa: E402
 
 SITE = "bench-server.local"
 REDIS_DB = 12
+# Like the test suites: lets two checkouts benchmark side by side without sharing keys.
+REDIS_PORT = int(os.environ.get("BTU_TEST_REDIS_PORT", "6379"))
 KEY_PREFIX = "btu_bench_srv_rq"
 SCHEDULE = "TS-000001"
 
@@ -67,7 +70,7 @@ def main() -> int:
 [daemon]
 socket_path = "{sock}"
 [redis]
-url = "redis://127.0.0.1:6379/{REDIS_DB}"
+url = "redis://127.0.0.1:{REDIS_PORT}/{REDIS_DB}"
 key_prefix = "{KEY_PREFIX}"
 [frappe]
 queue_prefix = "bench-server:"
@@ -82,7 +85,7 @@ database = "{db.name}"
     log = open(tmp / "daemon.log", "w")
     daemon = subprocess.Popen([args.daemon, "--config", str(tmp / "btu.toml")], stdout=log, stderr=subprocess.STDOUT,
                               env=dict(os.environ, RUST_LOG="warn"))
-    r = redis.Redis(db=REDIS_DB)
+    r = redis.Redis(port=REDIS_PORT, db=REDIS_DB)
     try:
         deadline = time.monotonic() + 30
         while True:
