@@ -43,14 +43,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use btu_protocol::DEFAULT_SOCKET_PATH;
 use serde::Deserialize;
 
 /// Where the daemon looks when neither `--config` nor `BTU_CONFIG` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/btu_scheduler/btu_scheduler.toml";
 /// Environment variable overriding [`DEFAULT_CONFIG_PATH`] (a `--config` flag wins over it).
 pub const CONFIG_ENV: &str = "BTU_CONFIG";
-/// The socket path the BTU app's configuration expects by default.
-pub const DEFAULT_SOCKET_PATH: &str = "/tmp/btu_scheduler.sock";
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 pub const DEFAULT_RUNNER: &str = "btu_hooks.runner.run_task";
 

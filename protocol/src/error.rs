@@ -23,6 +23,9 @@ pub enum ProtocolError {
     /// A response answers another request than the one sent on this connection.
     #[error("response carries id {got}, but the request sent had id {expected}")]
     IdMismatch { expected: u64, got: u64 },
+    /// A response of another kind than the request asks for (e.g. `rebuilt` to a `ping`).
+    #[error("a '{got}' answer does not answer a '{sent}' request")]
+    UnexpectedAnswer { sent: &'static str, got: &'static str },
     /// Reading or writing the stream failed (including read/write timeouts).
     #[error("socket I/O failed: {0}")]
     Io(#[from] std::io::Error),
@@ -41,9 +44,10 @@ impl ProtocolError {
         match self {
             ProtocolError::FrameTooLarge { .. } => ErrorCode::FrameTooLarge,
             ProtocolError::UnsupportedVersion { .. } => ErrorCode::UnsupportedVersion,
-            ProtocolError::Truncated { .. } | ProtocolError::Malformed(_) | ProtocolError::IdMismatch { .. } => {
-                ErrorCode::Malformed
-            }
+            ProtocolError::Truncated { .. }
+            | ProtocolError::Malformed(_)
+            | ProtocolError::IdMismatch { .. }
+            | ProtocolError::UnexpectedAnswer { .. } => ErrorCode::Malformed,
             ProtocolError::Closed | ProtocolError::Io(_) => ErrorCode::Internal,
         }
     }

@@ -9,10 +9,16 @@
 //! * The original BTU app's unframed JSON requests are recognised by their first byte and parsed
 //!   by [`parse_legacy`].
 //!
-//! The crate does no I/O of its own beyond blocking helpers over std `Read`/`Write`
-//! ([`read_frame`], [`write_frame`], [`call`]); an async server reads a header, calls
-//! [`decode_frame_len`], reads the body and calls [`decode_request`] (or uses [`FrameReader`]).
+//! The codec does no I/O of its own beyond blocking helpers over std `Read`/`Write`
+//! ([`read_frame`], [`write_frame`], [`call`]); an async server pushes the bytes it reads into a
+//! [`FrameReader`] and pops whole frame bodies for [`decode_request`].
+//!
+//! With the cargo feature `client`, [`client`] adds THE blocking socket client
+//! ([`Client`]: connect timeout, one deadline per call, answer checks), shared by the `btu` CLI
+//! and the `btu_client` wheel.
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod error;
 pub mod frame;
 pub mod legacy;
@@ -23,6 +29,8 @@ use std::io::{Read, Write};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+#[cfg(feature = "client")]
+pub use client::{Client, ClientError};
 pub use error::ProtocolError;
 pub use frame::{
     FRAME_HEADER_LEN, FrameReader, MAX_FRAME_LEN, decode_frame_len, encode_frame_header, frame_body, read_frame,
@@ -33,6 +41,13 @@ pub use message::{
     Cancelled, ErrorCode, ErrorReply, History, HistoryRun, NextRun, Notified, PROTOCOL_VERSION, Pong, RanNow, Rebuilt,
     Request, RequestEnvelope, Response, ResponseEnvelope, ScheduleState, SiteStatus, Status, Upcoming, UpcomingRun,
 };
+
+/// Where btu-daemon listens unless configured otherwise (`socket_path`), and where clients look
+/// unless told otherwise: the path the original BTU app's configuration expects.
+pub const DEFAULT_SOCKET_PATH: &str = "/tmp/btu_scheduler.sock";
+
+/// Environment variable a client reads the socket path from when none is given.
+pub const SOCKET_PATH_ENV: &str = "BTU_SOCKET_PATH";
 
 /// Encodes a request as a complete frame (header + body), ready for one `write_all`.
 pub fn encode_request(envelope: &RequestEnvelope) -> Result<Vec<u8>, ProtocolError> {
@@ -128,8 +143,10 @@ pub fn peek_request_id(body: &[u8]) -> Option<u64> {
 }
 
 /// One blocking request/response exchange on a connected stream: writes the request frame,
-/// reads one response frame of at most `max` bytes, checks its version and that it answers
-/// this request's id. A daemon error answer is returned as `Ok(Response::Error(..))`.
+/// reads one response frame of at most `max` bytes, checks its version, that it answers this
+/// request's id and that its kind answers the request ([`Response::answers`]). A daemon error
+/// answer is returned as `Ok(Response::Error(..))`. [`Client::call`] (feature `client`) wraps
+/// this with the connection and the timeout.
 pub fn call<S: Read + Write + ?Sized>(
     stream: &mut S,
     request: &RequestEnvelope,
@@ -142,6 +159,9 @@ pub fn call<S: Read + Write + ?Sized>(
     let response = decode_response(&body)?;
     if response.id != request.id {
         return Err(ProtocolError::IdMismatch { expected: request.id, got: response.id });
+    }
+    if !response.response.answers(&request.request) {
+        return Err(ProtocolError::UnexpectedAnswer { sent: request.request.kind(), got: response.response.kind() });
     }
     Ok(response.response)
 }

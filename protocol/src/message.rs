@@ -151,6 +151,23 @@ impl Response {
             Response::Error(_) => "error",
         }
     }
+
+    /// Whether this response may answer `request`: its own kind (`pong` to `ping`, `notified`
+    /// to `notify` …) or an error, which may answer anything.
+    pub fn answers(&self, request: &Request) -> bool {
+        matches!(
+            (request, self),
+            (_, Response::Error(_))
+                | (Request::Ping, Response::Pong(_))
+                | (Request::Notify { .. }, Response::Notified(_))
+                | (Request::Cancel { .. }, Response::Cancelled(_))
+                | (Request::Rebuild { .. }, Response::Rebuilt(_))
+                | (Request::Status, Response::Status(_))
+                | (Request::Upcoming { .. }, Response::Upcoming(_))
+                | (Request::History { .. }, Response::History(_))
+                | (Request::RunNow { .. }, Response::RanNow(_))
+        )
+    }
 }
 
 /// Answer to [`Request::Ping`].

@@ -1,12 +1,16 @@
-//! The Python exception classes live in `btu_client/_errors.py` (real classes with docstrings
-//! and attributes); this module raises them. Imports are cached and fallible — no panics.
+//! `btu_protocol::ClientError` → the `btu_client` exception a Python caller catches, worded
+//! with what to check. The classes live in `btu_client/_errors.py` (real classes with
+//! docstrings and attributes); this module raises them. Imports are cached and fallible — no
+//! panics.
 
-use btu_protocol::{ErrorCode, ErrorReply};
+use std::io::ErrorKind;
+use std::path::Path;
+use std::time::Duration;
+
+use btu_protocol::{ClientError, ErrorCode, ErrorReply, ProtocolError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
-
-use crate::transport::TransportError;
 
 const MODULE: &str = "btu_client._errors";
 
@@ -34,10 +38,63 @@ pub fn protocol_error(py: Python<'_>, message: String) -> PyErr {
     raise(py, &PROTOCOL_ERROR, "ProtocolError", (message,))
 }
 
-pub fn transport(py: Python<'_>, e: TransportError) -> PyErr {
+fn timed_out(path: &Path, timeout: Duration) -> String {
+    format!(
+        "btu-daemon at '{}' did not answer within {:.3} s: it may be hung or overloaded; check its log \
+         (journalctl -u btu-daemon) or pass a longer timeout=",
+        path.display(),
+        timeout.as_secs_f64()
+    )
+}
+
+fn connect_failed(path: &Path, e: &std::io::Error) -> String {
+    let p = path.display();
+    match e.kind() {
+        ErrorKind::NotFound => format!(
+            "no btu-daemon socket at '{p}': is btu-daemon running (systemctl status btu-daemon)? \
+             Check socket_path in its configuration against BTU_SOCKET_PATH or the socket_path= argument"
+        ),
+        ErrorKind::ConnectionRefused => format!(
+            "nothing is listening on '{p}' (connection refused): the socket file is stale and btu-daemon is \
+             not running; start it (systemctl start btu-daemon) and check its log"
+        ),
+        ErrorKind::PermissionDenied => format!(
+            "permission denied on '{p}': the user running this Python process must be in the socket's group \
+             (socket_file_group_owner in the btu-daemon configuration) and allowed by its peer allowlist"
+        ),
+        ErrorKind::InvalidInput => format!("cannot reach btu-daemon at '{p}': invalid socket path: {e}"),
+        _ => format!("cannot connect to btu-daemon at '{p}': {e}"),
+    }
+}
+
+/// The exception for a failed call. `schedule` is the request's schedule, named by a
+/// `ScheduleError` when the daemon's answer does not name one.
+pub fn client(py: Python<'_>, e: ClientError, schedule: Option<&str>) -> PyErr {
     match e {
-        TransportError::Unavailable(m) => daemon_unavailable(py, m),
-        TransportError::Protocol(m) => protocol_error(py, m),
+        ClientError::Connect { path, source } => daemon_unavailable(py, connect_failed(&path, &source)),
+        ClientError::Timeout { path, timeout } => daemon_unavailable(py, timed_out(&path, timeout)),
+        ClientError::Closed { path } => daemon_unavailable(
+            py,
+            format!(
+                "btu-daemon at '{}' closed the connection without answering: check its log; a daemon that only \
+                 speaks the original JSON protocol does this too",
+                path.display()
+            ),
+        ),
+        ClientError::Io { path, source } => {
+            daemon_unavailable(py, format!("connection to btu-daemon at '{}' failed: {source}", path.display()))
+        }
+        ClientError::Protocol { source: ProtocolError::UnexpectedAnswer { sent, got }, .. } => {
+            protocol_error(py, format!("btu-daemon answered '{got}' to a '{sent}' request"))
+        }
+        ClientError::Protocol { source: source @ ProtocolError::UnsupportedVersion { .. }, .. } => protocol_error(
+            py,
+            format!("{source}: install a btu_client and a btu-daemon of matching protocol versions"),
+        ),
+        ClientError::Protocol { path, source } => {
+            protocol_error(py, format!("btu-daemon at '{}' sent an unusable answer: {source}", path.display()))
+        }
+        ClientError::Daemon { reply } => daemon_error(py, &reply, schedule),
     }
 }
 

@@ -1,37 +1,21 @@
 //! `btu_client._core`: the native half of the `btu_client` Python package.
 //!
-//! Thin PyO3 layer over `btu-protocol` (the only implementation of the wire format): turns
-//! Python arguments into a `Request`, does the blocking socket exchange with the GIL released,
-//! and turns the `Response` into plain Python objects or a `btu_client` exception. The public
-//! Python API is re-exported by `btu_client/__init__.py`; the types are in `_core.pyi`.
+//! Only converts types, around `btu_protocol::Client` (the one socket client, shared with the
+//! `btu` CLI): Python arguments → a `Request`; the call runs with the GIL released; the
+//! `Response` → plain Python objects ([`convert`]), a `ClientError` → a `btu_client` exception
+//! ([`errors`]). The public Python API is re-exported by `btu_client/__init__.py`; the types are
+//! in `_core.pyi`.
 
 mod convert;
 mod errors;
-mod transport;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use btu_protocol::{self as proto, Request, Response};
+use btu_protocol::{self as proto, Client, Request, Response};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
-
-/// Where btu-daemon listens unless told otherwise (the BTU app's configured default too).
-const DEFAULT_SOCKET_PATH: &str = "/tmp/btu_scheduler.sock";
-/// Environment variable naming the socket when no `socket_path=` is given.
-const SOCKET_ENV: &str = "BTU_SOCKET_PATH";
-
-/// Request ids only pair a response with its request on one connection; a process-wide counter
-/// keeps them distinct in daemon logs too.
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-fn socket_path(explicit: Option<PathBuf>) -> PathBuf {
-    explicit
-        .or_else(|| std::env::var_os(SOCKET_ENV).filter(|v| !v.is_empty()).map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET_PATH))
-}
 
 fn timeout(seconds: f64) -> PyResult<Duration> {
     if !seconds.is_finite() || seconds <= 0.0 {
@@ -82,7 +66,7 @@ fn schedule_ids(obj: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
     }
 }
 
-/// Sends `request` (GIL released during I/O) and returns the typed answer, or raises.
+/// Sends `request` (GIL released during I/O) and returns the answer to it, or raises.
 /// `schedule` names the schedule a ScheduleError is about when the daemon does not.
 fn exchange(
     py: Python<'_>,
@@ -91,34 +75,8 @@ fn exchange(
     request: Request,
     schedule: Option<&str>,
 ) -> PyResult<Response> {
-    let limit = timeout(timeout_s)?;
-    let path = socket_path(path);
-    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let kind = request.kind();
-    let result = py.detach(|| transport::call(&path, limit, id, request));
-    match result {
-        Ok(Response::Error(e)) => Err(errors::daemon_error(py, &e, schedule)),
-        Ok(response) => {
-            let expected = match kind {
-                "ping" => "pong",
-                "notify" => "notified",
-                "cancel" => "cancelled",
-                "rebuild" => "rebuilt",
-                "status" => "status",
-                "upcoming" => "upcoming",
-                "history" => "history",
-                _ => "ran_now",
-            };
-            if response.kind() != expected {
-                return Err(errors::protocol_error(
-                    py,
-                    format!("btu-daemon answered '{}' to a '{kind}' request", response.kind()),
-                ));
-            }
-            Ok(response)
-        }
-        Err(e) => Err(errors::transport(py, e)),
-    }
+    let client = Client::new(proto::client::socket_path(path), timeout(timeout_s)?);
+    py.detach(|| client.call(request)).map_err(|e| errors::client(py, e, schedule))
 }
 
 fn answer<'py>(
@@ -326,8 +284,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.py().import("btu_client._errors")?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("PROTOCOL_VERSION", proto::PROTOCOL_VERSION)?;
-    m.add("DEFAULT_SOCKET_PATH", DEFAULT_SOCKET_PATH)?;
-    m.add("SOCKET_PATH_ENV", SOCKET_ENV)?;
+    m.add("DEFAULT_SOCKET_PATH", proto::DEFAULT_SOCKET_PATH)?;
+    m.add("SOCKET_PATH_ENV", proto::SOCKET_PATH_ENV)?;
     m.add("MAX_FRAME_LEN", proto::MAX_FRAME_LEN)?;
     m.add_function(wrap_pyfunction!(ping, m)?)?;
     m.add_function(wrap_pyfunction!(notify, m)?)?;

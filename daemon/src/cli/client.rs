@@ -1,20 +1,15 @@
-//! The `btu` side of the daemon's socket: where the socket is, one blocking request/response
-//! exchange over `btu-protocol`'s helpers, and errors that tell the user what to check.
+//! The `btu` side of the daemon's socket: which socket to ask, and what to tell the user when
+//! asking failed. The exchange itself is `btu_protocol::Client` (the same client the
+//! `btu_client` wheel uses); this module only words its errors for a command line.
 
 use std::io::ErrorKind;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-use btu_protocol::{self as proto, ErrorCode, ProtocolError, Request, RequestEnvelope, Response};
+use btu_protocol::{self as proto, ErrorCode, ProtocolError};
 
-use crate::config::{Config, ConfigError, DEFAULT_SOCKET_PATH};
+use crate::config::{Config, ConfigError};
 
-/// Environment variable naming the socket (the `btu_client` wheel reads the same one).
-pub const SOCKET_ENV: &str = "BTU_SOCKET_PATH";
-
-/// Why a request to the daemon failed.
+/// Why a `btu` subcommand could not get the daemon's answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot connect to btu-daemon at {path}: {reason} — is btu-daemon running? check socket_path", path = .path.display())]
@@ -32,8 +27,38 @@ pub enum ClientError {
     Config(#[from] ConfigError),
 }
 
+impl From<proto::ClientError> for ClientError {
+    fn from(e: proto::ClientError) -> Self {
+        match e {
+            proto::ClientError::Connect { path, source } => {
+                let reason = match source.kind() {
+                    ErrorKind::NotFound => "No such file".to_string(),
+                    ErrorKind::ConnectionRefused => {
+                        "connection refused (a stale socket file: the daemon is not running)".to_string()
+                    }
+                    ErrorKind::PermissionDenied => {
+                        "permission denied (is your user in the socket's group, socket_file_group_owner?)".to_string()
+                    }
+                    _ => source.to_string(),
+                };
+                ClientError::Unavailable { path, reason }
+            }
+            proto::ClientError::Timeout { path, timeout } => ClientError::Timeout { path, secs: timeout.as_secs_f64() },
+            proto::ClientError::Closed { path } => {
+                ClientError::Unavailable { path, reason: "the daemon closed the connection without answering".into() }
+            }
+            proto::ClientError::Io { path, source } => ClientError::Protocol { path, source: ProtocolError::Io(source) },
+            proto::ClientError::Protocol { source: ProtocolError::UnexpectedAnswer { sent, got }, .. } => {
+                ClientError::UnexpectedAnswer { sent, got }
+            }
+            proto::ClientError::Protocol { path, source } => ClientError::Protocol { path, source },
+            proto::ClientError::Daemon { reply } => ClientError::Daemon { code: reply.code, message: reply.message },
+        }
+    }
+}
+
 /// The socket to use: `--socket` (or `$BTU_SOCKET_PATH`, which clap folds into it), else the
-/// `socket_path` of the `--config` file, else the default `/tmp/btu_scheduler.sock`.
+/// `socket_path` of the `--config` file, else [`proto::DEFAULT_SOCKET_PATH`].
 pub fn resolve_socket(explicit: Option<&Path>, config: Option<&Path>) -> Result<PathBuf, ClientError> {
     if let Some(p) = explicit {
         return Ok(p.to_path_buf());
@@ -41,56 +66,5 @@ pub fn resolve_socket(explicit: Option<&Path>, config: Option<&Path>) -> Result<
     if let Some(c) = config {
         return Ok(Config::load(c)?.daemon.socket_path);
     }
-    Ok(PathBuf::from(DEFAULT_SOCKET_PATH))
-}
-
-/// A connection-per-call client of the daemon.
-#[derive(Debug, Clone)]
-pub struct Client {
-    pub socket: PathBuf,
-    pub timeout: Duration,
-}
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-impl Client {
-    pub fn new(socket: impl Into<PathBuf>, timeout: Duration) -> Self {
-        Client { socket: socket.into(), timeout }
-    }
-
-    /// Sends `request`, returns the daemon's non-error answer.
-    pub fn call(&self, request: Request) -> Result<Response, ClientError> {
-        let mut stream = UnixStream::connect(&self.socket).map_err(|e| self.unavailable(e))?;
-        // Both timeouts bound a blocked call: a daemon that accepted but never answers.
-        stream.set_read_timeout(Some(self.timeout)).map_err(|e| self.unavailable(e))?;
-        stream.set_write_timeout(Some(self.timeout)).map_err(|e| self.unavailable(e))?;
-        let envelope = RequestEnvelope::new(NEXT_ID.fetch_add(1, Ordering::Relaxed), request);
-        match proto::call(&mut stream, &envelope, proto::MAX_FRAME_LEN) {
-            Ok(Response::Error(e)) => Err(ClientError::Daemon { code: e.code, message: e.message }),
-            Ok(response) => Ok(response),
-            Err(ProtocolError::Io(e)) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                Err(ClientError::Timeout { path: self.socket.clone(), secs: self.timeout.as_secs_f64() })
-            }
-            Err(ProtocolError::Closed) => Err(ClientError::Unavailable {
-                path: self.socket.clone(),
-                reason: "the daemon closed the connection without answering".into(),
-            }),
-            Err(source) => Err(ClientError::Protocol { path: self.socket.clone(), source }),
-        }
-    }
-
-    fn unavailable(&self, e: std::io::Error) -> ClientError {
-        let reason = match e.kind() {
-            ErrorKind::NotFound => "No such file".to_string(),
-            ErrorKind::ConnectionRefused => {
-                "connection refused (a stale socket file: the daemon is not running)".to_string()
-            }
-            ErrorKind::PermissionDenied => {
-                "permission denied (is your user in the socket's group, socket_file_group_owner?)".to_string()
-            }
-            ErrorKind::WouldBlock => "the daemon's connection queue is full".to_string(),
-            _ => e.to_string(),
-        };
-        ClientError::Unavailable { path: self.socket.clone(), reason }
-    }
+    Ok(PathBuf::from(proto::DEFAULT_SOCKET_PATH))
 }

@@ -6,17 +6,17 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use btu_protocol::{Request, Response};
+use btu_protocol::{Client, Request, Response, SOCKET_PATH_ENV};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use super::client::{Client, ClientError, resolve_socket};
+use super::client::{ClientError, resolve_socket};
 
 /// Options every daemon subcommand takes.
 #[derive(Args, Debug, Clone)]
 pub struct ConnArgs {
     /// Daemon socket [env: BTU_SOCKET_PATH] [default: socket_path of --config, else /tmp/btu_scheduler.sock]
-    #[arg(long, value_name = "PATH", env = "BTU_SOCKET_PATH", hide_env = true)]
+    #[arg(long, value_name = "PATH", env = SOCKET_PATH_ENV, hide_env = true)]
     pub socket: Option<PathBuf>,
     /// Read socket_path from this daemon configuration file.
     #[arg(long, short = 'c', value_name = "PATH")]
@@ -27,7 +27,7 @@ pub struct ConnArgs {
     /// Print only the daemon's answer as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Seconds to wait for the daemon's answer.
+    /// Seconds the whole exchange may take (connecting included).
     #[arg(long, default_value_t = 10.0, value_parser = parse_timeout)]
     pub timeout: f64,
 }
@@ -124,13 +124,12 @@ impl RemoteCommand {
         let conn = self.conn();
         let socket = resolve_socket(conn.socket.as_deref(), conn.config.as_deref())?;
         let client = Client::new(socket, Duration::from_secs_f64(conn.timeout));
-        let request = self.request();
-        let sent = request.kind();
-        let response = client.call(request)?;
+        // The client checks that the answer is the one asked for; an error answer is an Err.
+        let response = client.call(self.request())?;
         if conn.json {
             return json(&response);
         }
-        render(&client, &response).ok_or(ClientError::UnexpectedAnswer { sent, got: response.kind() })
+        render(&client, &response)
     }
 }
 
@@ -183,8 +182,8 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// Human text for an answer; `None` if the answer is not one this tool knows how to show.
-fn render(client: &Client, response: &Response) -> Option<String> {
+/// Human text for an answer.
+fn render(client: &Client, response: &Response) -> Result<String, ClientError> {
     let mut out = String::new();
     // Writing to a String cannot fail; the results of write! are ignored below.
     match response {
@@ -194,7 +193,7 @@ fn render(client: &Client, response: &Response) -> Option<String> {
                 "btu-daemon {} (protocol {}) is answering at {}",
                 p.daemon_version,
                 p.protocol_version,
-                client.socket.display()
+                client.socket().display()
             );
         }
         Response::Status(s) => {
@@ -299,9 +298,10 @@ fn render(client: &Client, response: &Response) -> Option<String> {
             let _ =
                 writeln!(out, "enqueued {} (site {}) now: job {} on queue {}", r.schedule, r.site, r.job_id, r.queue);
         }
-        Response::Error(_) => return None,
+        // `Client::call` returns error answers as errors; kept total rather than trusted.
+        Response::Error(e) => return Err(ClientError::Daemon { code: e.code, message: e.message.clone() }),
     }
-    Some(out)
+    Ok(out)
 }
 
 fn ok(b: bool) -> String {
