@@ -133,6 +133,19 @@ impl FrameReader {
         std::mem::take(&mut self.buf)
     }
 
+    /// How far the frame being received got: `(bytes buffered, bytes the frame has in all)`,
+    /// header included; the total is [`FRAME_HEADER_LEN`] until the header is complete. What a
+    /// server reports when the peer closes inside a frame.
+    pub fn progress(&self) -> (usize, usize) {
+        let total = match self.buf.first_chunk::<FRAME_HEADER_LEN>() {
+            Some(header) => {
+                FRAME_HEADER_LEN.saturating_add(usize::try_from(u32::from_be_bytes(*header)).unwrap_or(usize::MAX))
+            }
+            None => FRAME_HEADER_LEN,
+        };
+        (self.buf.len(), total)
+    }
+
     /// The next complete frame body, `Ok(None)` if more bytes are needed. An error (oversize or
     /// empty frame) leaves the stream unusable: answer it and close the connection.
     pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, ProtocolError> {
@@ -143,6 +156,13 @@ impl FrameReader {
         let end = FRAME_HEADER_LEN + len;
         if self.buf.len() < end {
             return Ok(None);
+        }
+        if end == self.buf.len() {
+            // The usual case, one frame per read: hand the buffer over instead of copying, so
+            // an idle connection keeps no buffer sized for its biggest request.
+            let mut body = std::mem::take(&mut self.buf);
+            body.drain(..FRAME_HEADER_LEN);
+            return Ok(Some(body));
         }
         let body = self.buf[FRAME_HEADER_LEN..end].to_vec();
         self.buf.drain(..end);
@@ -196,5 +216,20 @@ mod tests {
         }
         assert_eq!(frames, vec![b"abc".to_vec(), b"de".to_vec()]);
         assert_eq!(reader.buffered(), 0);
+    }
+
+    #[test]
+    fn frame_reader_pops_pipelined_frames_and_reports_progress() {
+        let mut reader = FrameReader::new(100);
+        assert_eq!(reader.progress(), (0, FRAME_HEADER_LEN));
+        reader.push(&[0, 0, 0, 1, 9, 0, 0, 0, 3, 7]);
+        assert_eq!(reader.next_frame().ok(), Some(Some(vec![9])));
+        assert_eq!(reader.first_byte(), Some(0));
+        assert_eq!(reader.next_frame().ok(), Some(None));
+        assert_eq!(reader.progress(), (5, 7));
+        reader.push(&[8, 6]);
+        assert_eq!(reader.next_frame().ok(), Some(Some(vec![7, 8, 6])));
+        reader.push(&[0, 0]);
+        assert_eq!(reader.progress(), (2, FRAME_HEADER_LEN));
     }
 }

@@ -1,5 +1,7 @@
-//! One client connection: reads length-prefixed frames with a per-frame and an idle timeout,
-//! answers each request, and hands a connection whose first byte is `{` to [`super::legacy`].
+//! One client connection, and all of its socket I/O: reads bytes under an idle and a frame
+//! timeout, splits them into frames with `btu_protocol::FrameReader` — or, when the first byte
+//! is `{`, reads one legacy JSON request whole — gets the answer from [`super::handler`] (a
+//! frame) or [`super::legacy`] (a legacy request) and writes it back.
 //!
 //! Every way a connection can go wrong ends in one log line (fields: peer, requests served,
 //! error) and, when the stream still allows it, a typed error answer — never a panic, and never
@@ -8,25 +10,29 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use btu_protocol::{self as proto, ErrorCode, FRAME_HEADER_LEN, ProtocolError, RequestEnvelope, ResponseEnvelope};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use btu_protocol::{
+    self as proto, ErrorCode, FrameReader, LegacyRequest, ProtocolError, RequestEnvelope, ResponseEnvelope,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::time::{Instant, timeout, timeout_at};
 use tracing::{debug, info, warn};
 
-use super::{Context, ServerOptions, legacy};
+use super::ServerOptions;
+use super::handler::Context;
+use super::legacy;
 
 /// The connecting process, from SO_PEERCRED.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Peer {
-    pub uid: u32,
-    pub gid: u32,
-    pub pid: Option<i32>,
+pub(super) struct Peer {
+    pub(super) uid: u32,
+    pub(super) gid: u32,
+    pub(super) pid: Option<i32>,
 }
 
 /// Why a connection ended other than by the client closing it between requests.
 #[derive(Debug, thiserror::Error)]
-pub enum ConnectionError {
+enum ConnectionError {
     #[error("no request within the idle timeout of {0:?}")]
     Idle(Duration),
     #[error("frame not complete within {timeout:?} ({received} bytes received)")]
@@ -39,6 +45,7 @@ pub enum ConnectionError {
     WriteTimeout(Duration),
     #[error("peer uid {uid} gid {gid} is not in allowed_uids/allowed_gids")]
     Denied { uid: u32, gid: u32 },
+    /// A legacy request that cannot be read: it gets no answer, as from the original daemon.
     #[error("legacy request: {0}")]
     Legacy(String),
     #[error("socket I/O failed: {0}")]
@@ -50,11 +57,49 @@ impl ConnectionError {
     fn is_routine(&self) -> bool {
         matches!(self, ConnectionError::Idle(_))
     }
+
+    /// The error answer a framed client gets before the connection closes, when there is one:
+    /// the stream is out of step after a bad frame, so the answer cannot name a request id.
+    fn answer(&self) -> Option<ResponseEnvelope> {
+        let (code, message) = match self {
+            ConnectionError::Frame(p) => (p.code(), p.to_string()),
+            ConnectionError::SlowFrame { .. } | ConnectionError::Truncated { .. } => {
+                (ErrorCode::Malformed, self.to_string())
+            }
+            _ => return None,
+        };
+        Some(ResponseEnvelope::error(0, code, message))
+    }
 }
 
+/// What arrived on a connection: a whole frame body, or (first thing on a connection only) a
+/// whole legacy JSON request.
+enum Incoming {
+    Frame(Vec<u8>),
+    Legacy(LegacyRequest),
+}
+
+/// Bytes asked of the socket per read: a request is ~100 bytes, a big notify a few KiB.
+const READ_CHUNK: usize = 8 * 1024;
+
 /// Serves one connection to its end and logs how it ended.
-pub async fn serve(stream: UnixStream, ctx: Arc<Context>, opts: Arc<ServerOptions>, peer: Peer, permitted: bool) {
-    let mut conn = Connection { io: BufReader::with_capacity(8 * 1024, stream), opts, ctx, peer, permitted, served: 0 };
+pub(super) async fn serve(
+    stream: UnixStream,
+    ctx: Arc<Context>,
+    opts: Arc<ServerOptions>,
+    peer: Peer,
+    permitted: bool,
+) {
+    let mut conn = Connection {
+        frames: FrameReader::new(opts.max_frame_len),
+        chunk: vec![0; READ_CHUNK].into_boxed_slice(),
+        stream,
+        opts,
+        ctx,
+        peer,
+        permitted,
+        served: 0,
+    };
     match conn.run().await {
         Ok(()) => debug!(peer_uid = peer.uid, peer_pid = ?peer.pid, requests = conn.served, "connection closed"),
         Err(e) if e.is_routine() => {
@@ -66,122 +111,151 @@ pub async fn serve(stream: UnixStream, ctx: Arc<Context>, opts: Arc<ServerOption
     }
 }
 
-pub(super) struct Connection {
-    pub(super) io: BufReader<UnixStream>,
-    pub(super) opts: Arc<ServerOptions>,
-    pub(super) ctx: Arc<Context>,
-    pub(super) peer: Peer,
+struct Connection {
+    stream: UnixStream,
+    /// Bytes received but not yet taken as a frame (a pipelining client may send ahead).
+    frames: FrameReader,
+    /// Read buffer, reused for every read of this connection.
+    chunk: Box<[u8]>,
+    opts: Arc<ServerOptions>,
+    ctx: Arc<Context>,
+    peer: Peer,
     permitted: bool,
     served: u64,
-}
-
-/// Reads until `buf` is full or the stream ends; returns the bytes read.
-async fn read_full<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]).await? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
 }
 
 impl Connection {
     async fn run(&mut self) -> Result<(), ConnectionError> {
         loop {
-            let mut header = [0u8; FRAME_HEADER_LEN];
-            let first = match timeout(self.opts.idle_timeout, self.io.read(&mut header[..1])).await {
-                Err(_) => return Err(ConnectionError::Idle(self.opts.idle_timeout)),
-                Ok(n) => n?,
-            };
-            if first == 0 {
-                return Ok(()); // the client hung up between requests: the normal end
-            }
-            let deadline = Instant::now() + self.opts.frame_timeout;
-            if self.served == 0 && proto::is_legacy_start(header[0]) {
-                return legacy::serve(self, header[0], deadline).await;
-            }
-            let body = match self.read_frame(&mut header, deadline).await {
-                Ok(body) => body,
+            let incoming = match self.next_incoming().await {
+                Ok(Some(incoming)) => incoming,
+                Ok(None) => return Ok(()), // the client hung up between requests: the normal end
                 Err(e) => {
-                    // Answer what can be answered; the stream is out of step now, so close.
-                    let code = match &e {
-                        ConnectionError::Frame(p) => Some((p.code(), p.to_string())),
-                        ConnectionError::SlowFrame { .. } | ConnectionError::Truncated { .. } => {
-                            Some((ErrorCode::Malformed, e.to_string()))
-                        }
-                        _ => None,
-                    };
-                    if let Some((code, message)) = code {
+                    if let Some(answer) = e.answer() {
                         // The client may be gone already; the original error is what we report.
-                        let _ = self.write(&ResponseEnvelope::error(0, code, message)).await;
+                        let _ = self.write(&answer).await;
                     }
                     return Err(e);
                 }
             };
-            self.served += 1;
-            let reply = match proto::decode_request(&body) {
-                Ok(env) if !self.permitted => {
-                    let e = ConnectionError::Denied { uid: self.peer.uid, gid: self.peer.gid };
-                    let _ = self
-                        .write(&ResponseEnvelope::error(env.id, ErrorCode::Internal, format!("permission denied: {e}")))
-                        .await;
-                    return Err(e);
-                }
-                Ok(RequestEnvelope { id, request, .. }) => {
-                    debug!(peer_uid = self.peer.uid, request = request.kind(), id, "request");
-                    ResponseEnvelope::new(id, self.ctx.handle(request).await)
-                }
-                // The frame was read whole, so the stream is still in step: answer and go on.
-                Err(e) => {
-                    let id = proto::peek_request_id(&body).unwrap_or(0);
-                    info!(peer_uid = self.peer.uid, peer_pid = ?self.peer.pid, id, error = %e, "undecodable request answered with an error");
-                    ResponseEnvelope::from_protocol_error(id, &e)
-                }
-            };
-            self.write(&reply).await?;
+            match incoming {
+                Incoming::Frame(body) => self.answer_frame(&body).await?,
+                Incoming::Legacy(request) => return self.answer_legacy(&request).await,
+            }
         }
     }
 
-    /// Reads the rest of a frame whose first header byte is in `header[0]`.
-    async fn read_frame(
-        &mut self,
-        header: &mut [u8; FRAME_HEADER_LEN],
-        deadline: Instant,
-    ) -> Result<Vec<u8>, ConnectionError> {
-        let frame_timeout = self.opts.frame_timeout;
-        let got = match timeout_at(deadline, read_full(&mut self.io, &mut header[1..])).await {
-            Err(_) => return Err(ConnectionError::SlowFrame { timeout: frame_timeout, received: 1 }),
-            Ok(n) => n?,
-        };
-        if got < FRAME_HEADER_LEN - 1 {
-            return Err(ConnectionError::Truncated { received: 1 + got, expected: FRAME_HEADER_LEN });
-        }
-        let len = proto::decode_frame_len(*header, self.opts.max_frame_len).map_err(ConnectionError::Frame)?;
-        // Grow the buffer as bytes arrive instead of allocating what the prefix announces:
-        // many clients announcing 1 MiB and sending nothing must not cost 1 MiB each.
-        let mut body = Vec::with_capacity(len.min(64 * 1024));
-        let read = async {
-            let mut limited = (&mut self.io).take(len as u64);
-            limited.read_to_end(&mut body).await
-        };
-        let got = match timeout_at(deadline, read).await {
-            Err(_) => {
-                return Err(ConnectionError::SlowFrame {
-                    timeout: frame_timeout,
-                    received: FRAME_HEADER_LEN + body.len(),
-                });
+    /// The next request: `None` when the client closed the connection between requests.
+    async fn next_incoming(&mut self) -> Result<Option<Incoming>, ConnectionError> {
+        // Between requests only the idle timeout applies; a request sent ahead is already here.
+        if self.frames.buffered() == 0 {
+            let read = match timeout(self.opts.idle_timeout, self.fill()).await {
+                Err(_) => return Err(ConnectionError::Idle(self.opts.idle_timeout)),
+                Ok(n) => n?,
+            };
+            if read == 0 {
+                return Ok(None);
             }
-            Ok(n) => n?,
-        };
-        if got < len {
-            return Err(ConnectionError::Truncated {
-                received: FRAME_HEADER_LEN + got,
-                expected: FRAME_HEADER_LEN + len,
-            });
         }
-        Ok(body)
+        // From a request's first byte on, the whole of it must arrive within the frame timeout.
+        let deadline = Instant::now() + self.opts.frame_timeout;
+        if self.served == 0 && self.frames.first_byte().is_some_and(proto::is_legacy_start) {
+            return Ok(Some(Incoming::Legacy(self.read_legacy(deadline).await?)));
+        }
+        loop {
+            if let Some(body) = self.frames.next_frame().map_err(ConnectionError::Frame)? {
+                return Ok(Some(Incoming::Frame(body)));
+            }
+            let read = match timeout_at(deadline, self.fill()).await {
+                Err(_) => {
+                    let received = self.frames.buffered();
+                    return Err(ConnectionError::SlowFrame { timeout: self.opts.frame_timeout, received });
+                }
+                Ok(n) => n?,
+            };
+            if read == 0 {
+                let (received, expected) = self.frames.progress();
+                return Err(ConnectionError::Truncated { received, expected });
+            }
+        }
+    }
+
+    /// Reads once from the socket into the frame reader; 0 at the end of the stream.
+    async fn fill(&mut self) -> std::io::Result<usize> {
+        let n = self.stream.read(&mut self.chunk).await?;
+        self.frames.push(&self.chunk[..n]);
+        Ok(n)
+    }
+
+    /// Reads a legacy request whose first bytes are buffered. The BTU app neither terminates
+    /// nor half-closes it, so it is parsed as soon as the JSON object is complete.
+    async fn read_legacy(&mut self, deadline: Instant) -> Result<LegacyRequest, ConnectionError> {
+        let mut bytes = self.frames.take_buffered();
+        loop {
+            match proto::parse_legacy(&bytes) {
+                Ok(request) => return Ok(request),
+                Err(ProtocolError::Truncated { .. }) => {}
+                // Bad JSON, a missing schedule id, too long: the original closed without a word.
+                Err(e) => return Err(ConnectionError::Legacy(e.to_string())),
+            }
+            let n = match timeout_at(deadline, self.stream.read(&mut self.chunk)).await {
+                Err(_) => {
+                    return Err(ConnectionError::Legacy(format!(
+                        "not complete within {:?} ({} bytes received)",
+                        self.opts.frame_timeout,
+                        bytes.len()
+                    )));
+                }
+                Ok(n) => n?,
+            };
+            if n == 0 {
+                return Err(ConnectionError::Legacy(format!(
+                    "connection closed after {} bytes of an incomplete JSON request",
+                    bytes.len()
+                )));
+            }
+            bytes.extend_from_slice(&self.chunk[..n]);
+        }
+    }
+
+    /// Decodes one frame, answers it. A frame read whole keeps the stream in step, so an
+    /// undecodable one is answered with an error and the connection goes on.
+    async fn answer_frame(&mut self, body: &[u8]) -> Result<(), ConnectionError> {
+        self.served += 1;
+        let reply = match proto::decode_request(body) {
+            Ok(env) if !self.permitted => {
+                let e = ConnectionError::Denied { uid: self.peer.uid, gid: self.peer.gid };
+                let _ = self
+                    .write(&ResponseEnvelope::error(env.id, ErrorCode::Internal, format!("permission denied: {e}")))
+                    .await;
+                return Err(e);
+            }
+            Ok(RequestEnvelope { id, request, .. }) => {
+                debug!(peer_uid = self.peer.uid, request = request.kind(), id, "request");
+                ResponseEnvelope::new(id, self.ctx.handle(request).await)
+            }
+            Err(e) => {
+                let id = proto::peek_request_id(body).unwrap_or(0);
+                info!(peer_uid = self.peer.uid, peer_pid = ?self.peer.pid, id, error = %e, "undecodable request answered with an error");
+                ResponseEnvelope::from_protocol_error(id, &e)
+            }
+        };
+        self.write(&reply).await
+    }
+
+    /// Answers a legacy request in plain text and ends the connection, as the original did.
+    async fn answer_legacy(&mut self, request: &LegacyRequest) -> Result<(), ConnectionError> {
+        let text = if self.permitted { legacy::answer(&self.ctx, request).await } else { legacy::denied(self.peer.uid) };
+        info!(peer_uid = self.peer.uid, peer_pid = ?self.peer.pid, request = ?request, answer = %text, "legacy request answered");
+        self.write_bytes(text.as_bytes()).await?;
+        // Shut down our side so a client reading until EOF stops at once.
+        if let Err(e) = self.stream.shutdown().await {
+            debug!(error = %e, "shutdown after a legacy answer failed (client already gone)");
+        }
+        if !self.permitted {
+            return Err(ConnectionError::Denied { uid: self.peer.uid, gid: self.peer.gid });
+        }
+        Ok(())
     }
 
     /// Writes one response frame within the write timeout. An answer too big for the frame
@@ -201,15 +275,10 @@ impl Connection {
         self.write_bytes(&framed).await
     }
 
-    pub(super) async fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), ConnectionError> {
-        let stream = self.io.get_mut();
-        match timeout(self.opts.write_timeout, stream.write_all(bytes)).await {
+    async fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), ConnectionError> {
+        match timeout(self.opts.write_timeout, self.stream.write_all(bytes)).await {
             Err(_) => Err(ConnectionError::WriteTimeout(self.opts.write_timeout)),
             Ok(r) => Ok(r?),
         }
-    }
-
-    pub(super) fn permitted(&self) -> bool {
-        self.permitted
     }
 }

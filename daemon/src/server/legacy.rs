@@ -1,86 +1,85 @@
-//! The original BTU app's requests: unframed UTF-8 JSON
-//! (`{"request_type": "ping" | "create_task_schedule" | "cancel_task_schedule", "request_content": …}`),
-//! answered in plain text with the original daemon's wording, then the connection is closed.
+//! Answers to the original BTU app's requests (`ping`, `create_task_schedule`,
+//! `cancel_task_schedule`, read whole by [`super::connection`]): the engine call each one
+//! means, then the plain text the app shows its user — the legacy twin of [`super::handler`].
 //!
-//! The app does not terminate or half-close its message (it sends, sleeps, reads once), so the
-//! request is parsed as soon as the JSON object is complete; the read is bounded by
-//! [`btu_protocol::LEGACY_MAX_LEN`] and the frame timeout.
+//! Successes use the original daemon's exact words (`LegacyRequest::success_reply`: BTU app
+//! code may compare them); every other outcome is one plain sentence naming the schedule,
+//! chosen by the pure functions [`created`] and [`cancelled`] from what the engine said.
 
-use btu_protocol::{self as proto, LegacyRequest, ProtocolError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::time::{Instant, timeout_at};
-use tracing::{debug, info};
+use btu_protocol::LegacyRequest;
 
-use super::Context;
-use super::connection::{Connection, ConnectionError};
-use crate::engine::ScheduleStatus;
+use super::handler::{Context, reason_text};
+use crate::engine::{EngineError, ScheduleState, ScheduleStatus};
 
-/// Reads a legacy request whose first byte (`{`) was already read, answers it and closes.
-pub(super) async fn serve(conn: &mut Connection, first: u8, deadline: Instant) -> Result<(), ConnectionError> {
-    let mut buf = vec![first];
-    let request = loop {
-        match proto::parse_legacy(&buf) {
-            Ok(request) => break request,
-            Err(ProtocolError::Truncated { .. }) => {}
-            // Bad JSON, a missing schedule id, too long: the original closed without a word.
-            Err(e) => return Err(ConnectionError::Legacy(e.to_string())),
-        }
-        let mut chunk = [0u8; 2048];
-        let n = match timeout_at(deadline, conn.io.read(&mut chunk)).await {
-            Err(_) => {
-                return Err(ConnectionError::SlowFrame { timeout: conn.opts.frame_timeout, received: buf.len() });
-            }
-            Ok(n) => n?,
-        };
-        if n == 0 {
-            return Err(ConnectionError::Legacy(format!(
-                "connection closed after {} bytes of an incomplete JSON request",
-                buf.len()
-            )));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let text = if conn.permitted() {
-        answer(&conn.ctx, &request).await
-    } else {
-        format!("Permission denied: uid {} is not allowed to use this BTU Scheduler.", conn.peer.uid)
-    };
-    info!(peer_uid = conn.peer.uid, peer_pid = ?conn.peer.pid, request = ?request, answer = %text, "legacy request answered");
-    conn.write_bytes(text.as_bytes()).await?;
-    // Shut down our side so a client reading until EOF stops at once.
-    if let Err(e) = conn.io.get_mut().shutdown().await {
-        debug!(error = %e, "shutdown after a legacy answer failed (client already gone)");
-    }
-    if !conn.permitted() {
-        return Err(ConnectionError::Denied { uid: conn.peer.uid, gid: conn.peer.gid });
-    }
-    Ok(())
-}
-
-/// The plain-text answer to a legacy request. Successes use the original daemon's exact words
-/// (BTU app code may compare them); failures are one plain sentence naming the schedule.
-pub async fn answer(ctx: &Context, request: &LegacyRequest) -> String {
+/// The plain-text answer to a legacy request from a permitted peer.
+pub(super) async fn answer(ctx: &Context, request: &LegacyRequest) -> String {
     match request {
         LegacyRequest::Ping | LegacyRequest::Unknown { .. } => request.success_reply(),
         LegacyRequest::CreateTaskSchedule { schedule } => {
-            match ctx.engine.notify(None, std::slice::from_ref(schedule)).await {
-                Ok(states) => match states.first().map(|s| &s.status) {
-                    Some(ScheduleStatus::Planned { .. }) => request.success_reply(),
-                    Some(ScheduleStatus::NotRunning(reason)) => {
-                        format!(
-                            "BTU Scheduler will not run Task Schedule {schedule}: {}.",
-                            super::handler::reason_text(reason)
-                        )
-                    }
-                    None => format!("BTU Scheduler found no Task Schedule {schedule}."),
-                },
-                Err(e) => format!("BTU Scheduler could not re-process Task Schedule {schedule}: {e}"),
-            }
+            let states = ctx.engine.notify(None, std::slice::from_ref(schedule)).await;
+            created(request, schedule, states.as_deref())
         }
-        LegacyRequest::CancelTaskSchedule { schedule } => match ctx.engine.cancel(None, schedule).await {
-            // The original reported success whether or not anything was queued.
-            Ok(_) => request.success_reply(),
-            Err(e) => format!("Error while cancelling BTU Task Schedule {schedule}: {e}"),
-        },
+        LegacyRequest::CancelTaskSchedule { schedule } => {
+            let removed = ctx.engine.cancel(None, schedule).await;
+            cancelled(request, schedule, removed.as_ref().copied())
+        }
+    }
+}
+
+/// What a peer outside `allowed_uids`/`allowed_gids` is told.
+pub(super) fn denied(uid: u32) -> String {
+    format!("Permission denied: uid {uid} is not allowed to use this BTU Scheduler.")
+}
+
+/// `create_task_schedule` (a notify): `request`'s own success words when the re-read schedule
+/// is planned, else why not.
+fn created(request: &LegacyRequest, schedule: &str, states: Result<&[ScheduleState], &EngineError>) -> String {
+    match states.map(|s| s.first().map(|s| &s.status)) {
+        Ok(Some(ScheduleStatus::Planned { .. })) => request.success_reply(),
+        Ok(Some(ScheduleStatus::NotRunning(reason))) => {
+            format!("BTU Scheduler will not run Task Schedule {schedule}: {}.", reason_text(reason))
+        }
+        Ok(None) => format!("BTU Scheduler found no Task Schedule {schedule}."),
+        Err(e) => format!("BTU Scheduler could not re-process Task Schedule {schedule}: {e}"),
+    }
+}
+
+/// `cancel_task_schedule`: success whether or not anything was planned, as the original said.
+fn cancelled(request: &LegacyRequest, schedule: &str, removed: Result<bool, &EngineError>) -> String {
+    match removed {
+        Ok(_) => request.success_reply(),
+        Err(e) => format!("Error while cancelling BTU Task Schedule {schedule}: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SkipReason;
+
+    fn create(id: &str) -> LegacyRequest {
+        LegacyRequest::CreateTaskSchedule { schedule: id.into() }
+    }
+
+    // The planned case ("now re-processing") is covered end to end by tests/server_requests.rs.
+    #[test]
+    fn create_says_why_a_schedule_will_not_run() {
+        let state = |status| ScheduleState { site: "s".into(), schedule: "TS-1".into(), status };
+        let disabled = [state(ScheduleStatus::NotRunning(SkipReason::Disabled))];
+        assert_eq!(created(&create("TS-1"), "TS-1", Ok(&disabled)), "BTU Scheduler will not run Task Schedule TS-1: disabled.");
+        assert_eq!(created(&create("TS-1"), "TS-1", Ok(&[])), "BTU Scheduler found no Task Schedule TS-1.");
+        assert_eq!(
+            created(&create("TS-1"), "TS-1", Err(&EngineError::Stopped)),
+            format!("BTU Scheduler could not re-process Task Schedule TS-1: {}", EngineError::Stopped)
+        );
+    }
+
+    #[test]
+    fn cancel_reports_success_even_when_nothing_was_planned() {
+        let cancel = LegacyRequest::CancelTaskSchedule { schedule: "TS-2".into() };
+        let ok = "Successfully cancelled BTU Task Schedule TS-2 in Python RQ.";
+        assert_eq!(cancelled(&cancel, "TS-2", Ok(false)), ok);
+        assert_eq!(cancelled(&cancel, "TS-2", Ok(true)), ok);
+        assert!(cancelled(&cancel, "TS-2", Err(&EngineError::Stopped)).starts_with("Error while cancelling"));
     }
 }

@@ -12,8 +12,9 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
+use super::ServerOptions;
 use super::connection::{self, Peer};
-use super::{Context, ServerOptions};
+use super::handler::Context;
 
 /// Why the server could not start. Each message names the socket path or the config key.
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +119,7 @@ fn set_group(path: &Path, group: &str) -> Result<(), ServerError> {
 impl ServerOptions {
     /// Whether a peer may use the daemon: no allowlist, the daemon's own uid, or a listed
     /// uid / primary gid.
-    pub fn permits(&self, peer: &Peer, own_uid: u32) -> bool {
+    pub(super) fn permits(&self, peer: &Peer, own_uid: u32) -> bool {
         (self.allowed_uids.is_empty() && self.allowed_gids.is_empty())
             || peer.uid == own_uid
             || self.allowed_uids.contains(&peer.uid)

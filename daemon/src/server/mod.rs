@@ -3,17 +3,20 @@
 //!
 //! - [`listener`]: binds the socket (stale file replaced, a live daemon refused), sets its mode
 //!   and group, checks peer credentials and runs the accept loop under a connection limit;
-//! - [`connection`]: one client connection: framed reads with timeouts, legacy detection;
+//! - [`connection`]: one client connection and ALL its socket I/O: timeouts, frames (split by
+//!   `btu_protocol::FrameReader`) or one legacy JSON request, writing the answers;
 //! - [`handler`]: a protocol [`btu_protocol::Request`] → an [`crate::engine::EngineHandle`] call →
 //!   a protocol [`btu_protocol::Response`];
-//! - [`legacy`]: the original BTU app's JSON requests, answered in plain text.
+//! - [`legacy`]: a `btu_protocol::LegacyRequest` → an engine call → the plain-text answer.
 //!
-//! The wire format itself lives in the `btu-protocol` crate; nothing here re-implements it.
+//! Imports run one way: `listener` → `connection` → `handler`, `legacy` → `handler`; the two
+//! answer modules never touch the socket. The wire format itself lives in the `btu-protocol`
+//! crate; nothing here re-implements it.
 
-pub mod connection;
-pub mod handler;
-pub mod legacy;
-pub mod listener;
+mod connection;
+mod handler;
+mod legacy;
+mod listener;
 
 use std::path::PathBuf;
 use std::time::Duration;
