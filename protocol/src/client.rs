@@ -112,7 +112,8 @@ impl Client {
     fn connect(&self) -> Result<UnixStream, ClientError> {
         let failed = |e: nix::Error| ClientError::Connect { path: self.socket.clone(), source: e.into() };
         let addr = UnixAddr::new(self.socket.as_path()).map_err(failed)?;
-        let fd: OwnedFd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).map_err(failed)?;
+        let fd: OwnedFd =
+            socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).map_err(failed)?;
         setsockopt(&fd, sockopt::SendTimeout, &timeval(self.timeout)).map_err(failed)?;
         match connect(fd.as_raw_fd(), &addr) {
             Ok(()) => Ok(UnixStream::from(fd)),

@@ -190,6 +190,38 @@ mod tests {
     }
 
     #[test]
+    fn call_refuses_an_answer_of_another_kind() {
+        struct Duplex(std::io::Cursor<Vec<u8>>);
+        impl Read for Duplex {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.0.read(buf)
+            }
+        }
+        impl Write for Duplex {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let answer = |response| {
+            Duplex(std::io::Cursor::new(encode_response(&ResponseEnvelope::new(3, response)).unwrap_or_default()))
+        };
+        let rebuilt = Response::Rebuilt(Rebuilt { sites: Vec::new(), schedules: 0, skipped: 0, duration_ms: 1 });
+        let ping = RequestEnvelope::new(3, Request::Ping);
+        assert!(matches!(
+            call(&mut answer(rebuilt.clone()), &ping, MAX_FRAME_LEN),
+            Err(ProtocolError::UnexpectedAnswer { sent: "ping", got: "rebuilt" })
+        ));
+        let rebuild = RequestEnvelope::new(3, Request::Rebuild { site: None });
+        assert_eq!(call(&mut answer(rebuilt.clone()), &rebuild, MAX_FRAME_LEN).ok(), Some(rebuilt));
+        // An error may answer any request.
+        let error = Response::Error(ErrorReply::new(ErrorCode::Internal, "down"));
+        assert_eq!(call(&mut answer(error.clone()), &ping, MAX_FRAME_LEN).ok(), Some(error));
+    }
+
+    #[test]
     fn trailing_bytes_are_refused() {
         let mut body = encode_body(&RequestEnvelope::new(1, Request::Ping)).unwrap_or_default();
         body.push(0xc0);

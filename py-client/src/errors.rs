@@ -87,10 +87,9 @@ pub fn client(py: Python<'_>, e: ClientError, schedule: Option<&str>) -> PyErr {
         ClientError::Protocol { source: ProtocolError::UnexpectedAnswer { sent, got }, .. } => {
             protocol_error(py, format!("btu-daemon answered '{got}' to a '{sent}' request"))
         }
-        ClientError::Protocol { source: source @ ProtocolError::UnsupportedVersion { .. }, .. } => protocol_error(
-            py,
-            format!("{source}: install a btu_client and a btu-daemon of matching protocol versions"),
-        ),
+        ClientError::Protocol { source: source @ ProtocolError::UnsupportedVersion { .. }, .. } => {
+            protocol_error(py, format!("{source}: install a btu_client and a btu-daemon of matching protocol versions"))
+        }
         ClientError::Protocol { path, source } => {
             protocol_error(py, format!("btu-daemon at '{}' sent an unusable answer: {source}", path.display()))
         }

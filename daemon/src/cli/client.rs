@@ -47,7 +47,9 @@ impl From<proto::ClientError> for ClientError {
             proto::ClientError::Closed { path } => {
                 ClientError::Unavailable { path, reason: "the daemon closed the connection without answering".into() }
             }
-            proto::ClientError::Io { path, source } => ClientError::Protocol { path, source: ProtocolError::Io(source) },
+            proto::ClientError::Io { path, source } => {
+                ClientError::Protocol { path, source: ProtocolError::Io(source) }
+            }
             proto::ClientError::Protocol { source: ProtocolError::UnexpectedAnswer { sent, got }, .. } => {
                 ClientError::UnexpectedAnswer { sent, got }
             }

@@ -61,14 +61,13 @@ impl ConnectionError {
     /// The error answer a framed client gets before the connection closes, when there is one:
     /// the stream is out of step after a bad frame, so the answer cannot name a request id.
     fn answer(&self) -> Option<ResponseEnvelope> {
-        let (code, message) = match self {
-            ConnectionError::Frame(p) => (p.code(), p.to_string()),
+        match self {
+            ConnectionError::Frame(p) => Some(ResponseEnvelope::from_protocol_error(0, p)),
             ConnectionError::SlowFrame { .. } | ConnectionError::Truncated { .. } => {
-                (ErrorCode::Malformed, self.to_string())
+                Some(ResponseEnvelope::error(0, ErrorCode::Malformed, self.to_string()))
             }
-            _ => return None,
-        };
-        Some(ResponseEnvelope::error(0, code, message))
+            _ => None,
+        }
     }
 }
 
@@ -245,7 +244,8 @@ impl Connection {
 
     /// Answers a legacy request in plain text and ends the connection, as the original did.
     async fn answer_legacy(&mut self, request: &LegacyRequest) -> Result<(), ConnectionError> {
-        let text = if self.permitted { legacy::answer(&self.ctx, request).await } else { legacy::denied(self.peer.uid) };
+        let text =
+            if self.permitted { legacy::answer(&self.ctx, request).await } else { legacy::denied(self.peer.uid) };
         info!(peer_uid = self.peer.uid, peer_pid = ?self.peer.pid, request = ?request, answer = %text, "legacy request answered");
         self.write_bytes(text.as_bytes()).await?;
         // Shut down our side so a client reading until EOF stops at once.

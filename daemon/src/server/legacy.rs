@@ -66,7 +66,10 @@ mod tests {
     fn create_says_why_a_schedule_will_not_run() {
         let state = |status| ScheduleState { site: "s".into(), schedule: "TS-1".into(), status };
         let disabled = [state(ScheduleStatus::NotRunning(SkipReason::Disabled))];
-        assert_eq!(created(&create("TS-1"), "TS-1", Ok(&disabled)), "BTU Scheduler will not run Task Schedule TS-1: disabled.");
+        assert_eq!(
+            created(&create("TS-1"), "TS-1", Ok(&disabled)),
+            "BTU Scheduler will not run Task Schedule TS-1: disabled."
+        );
         assert_eq!(created(&create("TS-1"), "TS-1", Ok(&[])), "BTU Scheduler found no Task Schedule TS-1.");
         assert_eq!(
             created(&create("TS-1"), "TS-1", Err(&EngineError::Stopped)),
