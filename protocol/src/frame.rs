@@ -1,6 +1,6 @@
-//! Framing: a 4-byte big-endian body length, then the body. No I/O beyond std `Read`/`Write`.
+//! Framing: a 4-byte big-endian body length, then the body. No I/O beyond std `Read`.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 
 use crate::ProtocolError;
 
@@ -88,14 +88,6 @@ pub fn read_frame<R: Read + ?Sized>(r: &mut R, max: usize) -> Result<Vec<u8>, Pr
         });
     }
     Ok(body)
-}
-
-/// Blocking write of one frame (header + `body`), then a flush. Checked against [`MAX_FRAME_LEN`].
-pub fn write_frame<W: Write + ?Sized>(w: &mut W, body: &[u8]) -> Result<(), ProtocolError> {
-    let framed = frame_body(body, MAX_FRAME_LEN)?;
-    w.write_all(&framed)?;
-    w.flush()?;
-    Ok(())
 }
 
 /// Sans-I/O frame splitter for servers that read with their own (async) I/O: push whatever
@@ -203,9 +195,8 @@ mod tests {
 
     #[test]
     fn frame_reader_splits_byte_by_byte_input() {
-        let mut out = Vec::new();
-        write_frame(&mut out, b"abc").ok();
-        write_frame(&mut out, b"de").ok();
+        let mut out = frame_body(b"abc", 100).unwrap_or_default();
+        out.extend(frame_body(b"de", 100).unwrap_or_default());
         let mut reader = FrameReader::new(100);
         let mut frames = Vec::new();
         for b in &out {

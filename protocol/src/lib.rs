@@ -10,7 +10,7 @@
 //!   by [`parse_legacy`].
 //!
 //! The codec does no I/O of its own beyond blocking helpers over std `Read`/`Write`
-//! ([`read_frame`], [`write_frame`], [`call`]); an async server pushes the bytes it reads into a
+//! ([`read_frame`], [`call`]); an async server pushes the bytes it reads into a
 //! [`FrameReader`] and pops whole frame bodies for [`decode_request`].
 //!
 //! With the cargo feature `client`, [`client`] adds THE blocking socket client
@@ -34,7 +34,6 @@ pub use client::{Client, ClientError};
 pub use error::ProtocolError;
 pub use frame::{
     FRAME_HEADER_LEN, FrameReader, MAX_FRAME_LEN, decode_frame_len, encode_frame_header, frame_body, read_frame,
-    write_frame,
 };
 pub use legacy::{LEGACY_MAX_LEN, LegacyRequest, is_legacy_start, parse_legacy};
 pub use message::{
