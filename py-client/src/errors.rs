@@ -62,7 +62,10 @@ fn connect_failed(path: &Path, e: &std::io::Error) -> String {
             "permission denied on '{p}': the user running this Python process must be in the socket's group \
              (socket_file_group_owner in the btu-daemon configuration) and allowed by its peer allowlist"
         ),
-        ErrorKind::InvalidInput => format!("cannot reach btu-daemon at '{p}': invalid socket path: {e}"),
+        // Too long for a socket address (ENAMETOOLONG), or a NUL byte in it.
+        ErrorKind::InvalidFilename | ErrorKind::InvalidInput => {
+            format!("cannot reach btu-daemon at '{p}': invalid socket path: {e}")
+        }
         _ => format!("cannot connect to btu-daemon at '{p}': {e}"),
     }
 }
