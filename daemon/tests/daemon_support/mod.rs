@@ -26,7 +26,11 @@ pub fn test_redis_port() -> u16 {
 
 /// `$BTU_TEST_DB_TAG` (default empty), appended to test database names for the same reason.
 pub fn db_tag() -> String {
-    std::env::var("BTU_TEST_DB_TAG").unwrap_or_default().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect()
+    std::env::var("BTU_TEST_DB_TAG")
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect()
 }
 pub const MARIADB_URL: &str = "mysql://root@127.0.0.1:3306";
 
