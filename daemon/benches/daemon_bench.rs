@@ -202,7 +202,7 @@ async fn rebuild(n: usize) {
     let first = t0.elapsed();
     phase("after the first rebuild (everything planned)");
     let t1 = Instant::now();
-    let report = handle.rebuild().await.expect("rebuild");
+    let report = handle.rebuild(None).await.expect("rebuild");
     let unchanged = t1.elapsed();
     assert_eq!(report.sites[0].unchanged, n);
     phase("after an unchanged rebuild");
@@ -213,7 +213,7 @@ async fn rebuild(n: usize) {
         .expect("update task");
     drop(conn);
     let t2 = Instant::now();
-    let report = handle.rebuild().await.expect("rebuild");
+    let report = handle.rebuild(None).await.expect("rebuild");
     let changed = t2.elapsed();
     assert_eq!(report.sites[0].changed, n);
     phase("after a rebuild that replans everything");

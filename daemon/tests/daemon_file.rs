@@ -74,16 +74,16 @@ async fn file_schedules_fire_and_edits_are_picked_up() {
 
     // Edit: change tick, add tock → 1 changed, 1 added.
     f.write(&(schedule("tick", "*/2 * * * * *", &f.queue) + &schedule("tock", "0 0 * * *", &f.queue)));
-    let r = handle.rebuild().await.expect("rebuild");
+    let r = handle.rebuild(None).await.expect("rebuild");
     assert_eq!((r.sites[0].added, r.sites[0].changed, r.sites[0].removed), (1, 1, 0), "{r:?}");
     // Disable tock → removed; a broken file keeps the last schedules.
     f.write(
         &(schedule("tick", "*/2 * * * * *", &f.queue) + &schedule("tock", "0 0 * * *", &f.queue) + "enabled = false\n"),
     );
-    let r = handle.rebuild().await.expect("rebuild");
+    let r = handle.rebuild(None).await.expect("rebuild");
     assert_eq!(r.sites[0].removed, 1, "{r:?}");
     f.write("[[schedule]\nid = ");
-    let r = handle.rebuild().await.expect("rebuild");
+    let r = handle.rebuild(None).await.expect("rebuild");
     assert!(r.sites[0].error.is_some(), "{r:?}");
     let st = handle.status().await.expect("status");
     assert_eq!(st.sites[0].planned, 1);

@@ -12,11 +12,12 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
+use crate::rq::HistoryAppend;
 use crate::source::{Fingerprint, ScheduleSpec};
 
 /// Writes are sent in pipelines of this many commands so a rebuild of 100k schedules neither
@@ -99,6 +100,30 @@ pub struct HistoryEntry {
     pub due: String,
     /// RFC 3339 UTC.
     pub enqueued_at: String,
+}
+
+/// An instant as the daemon writes it in history entries and logs: RFC 3339 UTC, whole seconds.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The history entry of a run of `schedule` due at `due` and enqueued at `now`, for a list
+/// kept at `max` entries (`None` only if it cannot be written as JSON).
+pub fn history_append(
+    max: usize,
+    site: &str,
+    schedule: &str,
+    job_id: &str,
+    due: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<HistoryAppend> {
+    let entry = HistoryEntry {
+        job_id: job_id.to_string(),
+        due: rfc3339(due),
+        enqueued_at: now.to_rfc3339_opts(SecondsFormat::Millis, true),
+    };
+    let entry = serde_json::to_string(&entry).ok()?;
+    Some(HistoryAppend { key: history_key(site, schedule), entry, max: max.max(1) })
 }
 
 /// What a previous daemon recorded about one schedule.

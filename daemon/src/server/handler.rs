@@ -8,6 +8,7 @@ use btu_protocol::{
     Request, Response, Status, Upcoming,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
 use tracing::warn;
 
 use crate::config::Config;
@@ -77,13 +78,8 @@ impl Context {
                 Response::Cancelled(Cancelled { site: self.site_label(site), schedule, removed })
             }
             Request::Rebuild { site } => {
-                if let Some(name) = &site
-                    && !e.sites().iter().any(|s| s == name)
-                {
-                    return Err(error_reply(EngineError::UnknownSite(name.clone()), None));
-                }
                 let started = Instant::now();
-                e.rebuild().await.map_err(|err| error_reply(err, None))?;
+                e.rebuild(site.as_deref()).await.map_err(|err| error_reply(err, None))?;
                 let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 let status = e.status().await.map_err(|err| error_reply(err, None))?;
                 let chosen: Vec<_> =
@@ -127,7 +123,7 @@ impl Context {
                     runs: runs
                         .into_iter()
                         .map(|r| proto::UpcomingRun {
-                            local: local(r.due, &r.zone),
+                            local: local(r.due, r.zone),
                             utc: utc(r.due),
                             site: r.site,
                             schedule: r.schedule,
@@ -176,12 +172,8 @@ fn utc(t: DateTime<Utc>) -> String {
 }
 
 /// `t` in `zone` as RFC 3339 with the offset (never `Z`: `+00:00` says "local time, offset 0").
-/// An unparsable zone cannot come from the engine (it planned with it); fall back to UTC.
-fn local(t: DateTime<Utc>, zone: &str) -> String {
-    match zone.parse::<chrono_tz::Tz>() {
-        Ok(tz) => t.with_timezone(&tz).to_rfc3339_opts(SecondsFormat::Secs, false),
-        Err(_) => t.to_rfc3339_opts(SecondsFormat::Secs, false),
-    }
+fn local(t: DateTime<Utc>, zone: Tz) -> String {
+    t.with_timezone(&zone).to_rfc3339_opts(SecondsFormat::Secs, false)
 }
 
 /// Protocol view of where a schedule stands after a notify.
@@ -192,8 +184,8 @@ pub fn schedule_state(s: &engine::ScheduleState) -> proto::ScheduleState {
             schedule: s.schedule.clone(),
             runs: !next_runs.is_empty(),
             reason: next_runs.is_empty().then(|| "the cron string has no future run".to_string()),
-            time_zone: Some(zone.clone()),
-            next_runs: next_runs.iter().map(|t| NextRun { utc: utc(*t), local: local(*t, zone) }).collect(),
+            time_zone: Some(zone.name().to_string()),
+            next_runs: next_runs.iter().map(|t| NextRun { utc: utc(*t), local: local(*t, *zone) }).collect(),
         },
         ScheduleStatus::NotRunning(reason) => proto::ScheduleState {
             site: s.site.clone(),

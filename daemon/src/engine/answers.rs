@@ -1,0 +1,262 @@
+//! Request answers: what the engine does for the requests of an [`super::EngineHandle`] —
+//! apply notified rows, cancel, status, upcoming runs, history, run-now. Each is a function of
+//! the components it needs (the plan, the Redis link, the loader, firing), called by the
+//! engine loop; slow Redis reads and writes of an answer (history, run-now) run in spawned
+//! tasks that answer on the request's channel themselves.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::oneshot;
+use tracing::info;
+
+use super::firing::Firing;
+use super::link::RedisLink;
+use super::loader::Loader;
+use super::plan::{Entry, Plan};
+use super::reports::{
+    EngineError, NOTIFY_NEXT_RUNS, RunNowResult, ScheduleState, ScheduleStatus, SiteStatus, StatusReport, UpcomingRun,
+};
+use super::store::{self, HistoryEntry, PlanWrite, rfc3339};
+use crate::source::{RowOutcome, ScheduleSpec, SkipReason};
+
+fn redis_down() -> EngineError {
+    EngineError::Redis("redis is not reachable".into())
+}
+
+/// Applies rows a notify read: a changed or new schedule is replanned from now, one that does
+/// not run leaves the plan. Answers where each schedule stands.
+pub(super) async fn notify(rows: Vec<RowOutcome>, plan: &mut Plan, link: &mut RedisLink) -> Vec<ScheduleState> {
+    let now = Utc::now();
+    let mut states = Vec::with_capacity(rows.len());
+    let mut writes: Vec<(usize, Arc<ScheduleSpec>, Option<DateTime<Utc>>)> = Vec::new();
+    let mut removals: Vec<(usize, String)> = Vec::new();
+    for row in rows {
+        let Ok(idx) = plan.site_index(Some(row.site())) else { continue };
+        match row {
+            RowOutcome::Loaded(spec) => {
+                let id: Arc<str> = spec.id.clone();
+                plan.unskip(idx, &id);
+                let unchanged = plan.entry(idx, &id).is_some_and(|e| e.spec.fingerprint == spec.fingerprint);
+                if !unchanged {
+                    let spec = Arc::new(spec);
+                    let next = spec.schedule.next_after(now);
+                    info!(site = %plan.name(idx), schedule = %id, next = ?next.map(rfc3339), "schedule planned (notify)");
+                    plan.set(idx, id.clone(), spec.clone(), next);
+                    writes.push((idx, spec, next));
+                }
+                states.push(state_of(plan, idx, &id));
+            }
+            RowOutcome::Skipped { site, schedule, reason } => {
+                if plan.remove(idx, &schedule) {
+                    info!(site = %site, schedule = %schedule, reason = %reason, "schedule removed from the plan (notify)");
+                }
+                removals.push((idx, schedule.clone()));
+                if reason != SkipReason::NotFound {
+                    plan.skip(idx, &schedule, &reason);
+                }
+                states.push(ScheduleState { site, schedule, status: ScheduleStatus::NotRunning(reason) });
+            }
+        }
+    }
+    // While Redis is not usable, the resync after recovery writes these.
+    for (idx, spec, next) in &writes {
+        let one = [PlanWrite { spec, next: *next, describe: true }];
+        if link.write_plans(plan.name(*idx), &one).await.is_err() {
+            return states;
+        }
+    }
+    for (idx, id) in &removals {
+        if link.remove(plan.name(*idx), std::slice::from_ref(id)).await.is_err() {
+            break;
+        }
+    }
+    states
+}
+
+/// Where schedule `id` of site `idx` stands: its next runs, or why it does not run.
+fn state_of(plan: &Plan, idx: usize, id: &str) -> ScheduleState {
+    let site = plan.site(idx);
+    let status = match plan.entry(idx, id) {
+        Some(e) => {
+            let mut next_runs = Vec::new();
+            if let Some(n) = e.next {
+                next_runs.push(n);
+                next_runs.extend(e.spec.schedule.runs_after(n).take(NOTIFY_NEXT_RUNS - 1));
+            }
+            ScheduleStatus::Planned {
+                task: e.spec.task.as_deref().map(str::to_string),
+                cron: e.spec.cron.to_string(),
+                zone: e.spec.schedule.tz(),
+                queue: e.spec.queue.clone(),
+                next_runs,
+            }
+        }
+        None => ScheduleStatus::NotRunning(site.skipped().get(id).cloned().unwrap_or(SkipReason::NotFound)),
+    };
+    ScheduleState { site: site.name.clone(), schedule: id.to_string(), status }
+}
+
+/// Forgets a schedule's planned runs; whether it was planned.
+pub(super) async fn cancel(
+    site: Option<&str>,
+    schedule: &str,
+    plan: &mut Plan,
+    link: &mut RedisLink,
+) -> Result<bool, EngineError> {
+    let idx = match plan.find_site(site, schedule) {
+        Ok(i) => i,
+        Err(EngineError::UnknownSchedule { .. }) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let existed = plan.remove(idx, schedule);
+    if existed {
+        info!(site = %plan.name(idx), schedule, "schedule cancelled");
+    }
+    // While Redis is not usable, the resync after recovery removes it.
+    let _ = link.remove(plan.name(idx), &[schedule.to_string()]).await;
+    Ok(existed)
+}
+
+pub(super) fn status(
+    started_at: DateTime<Utc>,
+    plan: &Plan,
+    link: &RedisLink,
+    loader: &Loader,
+    firing: &Firing,
+) -> StatusReport {
+    let counters = firing.counters();
+    StatusReport {
+        started_at,
+        redis_up: link.is_usable(),
+        sites: plan
+            .sites()
+            .iter()
+            .enumerate()
+            .map(|(idx, s)| {
+                let source = loader.site(idx);
+                SiteStatus {
+                    name: s.name.clone(),
+                    source_ok: source.source_ok,
+                    planned: s.planned(),
+                    skipped: s.skipped().len(),
+                    last_loaded: source.last_loaded,
+                    last_error: source.last_error.clone(),
+                }
+            })
+            .collect(),
+        next_due: plan.next_due(),
+        last_rebuild: loader.last_rebuild(),
+        runs_enqueued: counters.enqueued,
+        runs_already_claimed: counters.already_claimed,
+        runs_missed: counters.missed,
+    }
+}
+
+/// The next `count` runs of one schedule, or of every schedule (of one site or all), in due
+/// order.
+pub(super) fn upcoming(
+    plan: &Plan,
+    site: Option<&str>,
+    schedule: Option<&str>,
+    count: usize,
+) -> Result<Vec<UpcomingRun>, EngineError> {
+    let site_filter = match site {
+        Some(name) => Some(plan.site_index(Some(name))?),
+        None => None,
+    };
+    let mut runs: Vec<(DateTime<Utc>, usize, Arc<str>)> = Vec::new();
+    let mut push_runs = |idx: usize, id: &Arc<str>, e: &Entry| {
+        if let Some(n) = e.next {
+            runs.push((n, idx, id.clone()));
+            for r in e.spec.schedule.runs_after(n).take(count.saturating_sub(1)) {
+                runs.push((r, idx, id.clone()));
+            }
+        }
+    };
+    if let Some(schedule) = schedule {
+        let idx = plan.find_site(site, schedule)?;
+        let (id, e) = plan.site(idx).runnable(schedule)?;
+        push_runs(idx, id, e);
+    } else {
+        // The `count` earliest runs overall belong to at most `count` schedules, and those
+        // are among the first `count` timer keys (a schedule's first run is its earliest).
+        for (idx, id, e) in plan.soonest(site_filter).take(count) {
+            push_runs(idx, id, e);
+        }
+    }
+    runs.sort();
+    runs.truncate(count);
+    Ok(runs
+        .into_iter()
+        .filter_map(|(due, idx, id)| {
+            let e = plan.entry(idx, &id)?;
+            Some(UpcomingRun {
+                site: plan.name(idx).to_string(),
+                schedule: id.to_string(),
+                task: e.spec.task.as_deref().map(str::to_string),
+                due,
+                zone: e.spec.schedule.tz(),
+            })
+        })
+        .collect())
+}
+
+/// The newest `count` enqueued runs of a schedule, read from Redis in a spawned task that
+/// answers on `reply`.
+pub(super) fn history(
+    plan: &Plan,
+    link: &RedisLink,
+    site: Option<&str>,
+    schedule: String,
+    count: usize,
+    reply: oneshot::Sender<Result<Vec<HistoryEntry>, EngineError>>,
+) {
+    let idx = match plan.find_site(site, &schedule) {
+        Ok(i) => i,
+        Err(e) => {
+            let _ = reply.send(Err(e));
+            return;
+        }
+    };
+    let Some(mut conn) = link.usable().map(|c| c.conn.clone()) else {
+        let _ = reply.send(Err(redis_down()));
+        return;
+    };
+    let site = plan.name(idx).to_string();
+    // A schedule the engine does not know and that never ran is a typo, not an empty
+    // history; a deleted schedule's past runs are still shown.
+    let known = plan.site(idx).knows(&schedule);
+    tokio::spawn(async move {
+        let res = match store::history(&mut conn, &site, &schedule, count).await {
+            Ok(runs) if runs.is_empty() && !known => Err(EngineError::UnknownSchedule { site, schedule }),
+            Ok(runs) => Ok(runs),
+            Err(e) => Err(EngineError::Redis(e.to_string())),
+        };
+        let _ = reply.send(res);
+    });
+}
+
+/// Enqueues a run of a planned schedule now ([`Firing::run_now`]), answering on `reply`.
+pub(super) fn run_now(
+    plan: &Plan,
+    link: &RedisLink,
+    firing: &Firing,
+    site: Option<&str>,
+    schedule: &str,
+    reply: oneshot::Sender<Result<RunNowResult, EngineError>>,
+) {
+    let found = plan.find_site(site, schedule).and_then(|idx| Ok((idx, plan.site(idx).runnable(schedule)?.1)));
+    let (idx, entry) = match found {
+        Ok(found) => found,
+        Err(e) => {
+            let _ = reply.send(Err(e));
+            return;
+        }
+    };
+    let Some(writer) = link.usable().map(|c| c.writer.clone()) else {
+        let _ = reply.send(Err(redis_down()));
+        return;
+    };
+    firing.run_now(plan.name(idx), &entry.spec, writer, reply);
+}

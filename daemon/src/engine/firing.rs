@@ -1,0 +1,401 @@
+//! Firing: turning the runs that are due into RQ jobs.
+//!
+//! At a due instant [`Firing::fire_due`] takes every due run from the plan, decides with the
+//! missed-run rule ([`super::planner::resume`]) whether it is enqueued, plans the schedule's
+//! next run, and sends the runs to Redis in batches of [`ENQUEUE_BATCH`] (spawned tasks, so
+//! the engine loop goes on). Each batch answers per run ([`Firing::on_fired`]): enqueued,
+//! already enqueued (claimed by an earlier attempt or another daemon), not written (Redis
+//! failed: the run is put back as the schedule's next one) or refused (bad data). The run
+//! counters and the lateness samples are kept here, where each outcome is known.
+//!
+//! The payloads are usually built ahead ([`super::prepare`]); a catch-up or a schedule changed
+//! since is built at the instant.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::oneshot;
+use tokio::task::{JoinError, JoinSet};
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+use super::jobs::{JobSettings, build_job, prepare_run};
+use super::link::RedisLink;
+use super::plan::{DueRun, Plan};
+use super::planner;
+use super::prepare::{BuildSettings, PREPARE_AHEAD, Payload, Prepare, Prepared};
+use super::reports::{EngineError, RunNowResult};
+use super::store::{self, PlanWrite, rfc3339};
+use crate::rq::{self, Claim, EnqueueOutcome, HistoryAppend, RqError, RqWriter};
+use crate::source::ScheduleSpec;
+
+/// Longest the timer sleeps before looking at the clock again, so a wall-clock step (NTP)
+/// cannot leave a run waiting on a stale monotonic deadline for long.
+const MAX_SLEEP: Duration = Duration::from_secs(30);
+/// Runs written per script call. Redis runs scripts one after another, so a burst costs the
+/// sum of its calls: batching removes the per-call cost, and several batches in flight let
+/// the client encode the next one while Redis runs the previous.
+const ENQUEUE_BATCH: usize = 200;
+/// How long shutdown waits for in-flight enqueues.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(15);
+
+/// How runs are fired.
+#[derive(Debug, Clone)]
+pub(super) struct FireSettings {
+    pub jobs: JobSettings,
+    /// The missed-run rule's grace period.
+    pub grace: Duration,
+    /// Entries kept per schedule history list.
+    pub history_max: usize,
+    /// Keep per-run lateness samples (benchmarks).
+    pub record_lateness: bool,
+}
+
+/// Runs fired since start, by outcome.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct RunCounters {
+    pub enqueued: u64,
+    /// Already enqueued by an earlier attempt or another daemon.
+    pub already_claimed: u64,
+    /// Schedules whose missed runs were skipped (one per catch-up decision).
+    pub missed: u64,
+}
+
+/// A schedule and its next run, to record in Redis.
+type PlannedNext = (Arc<ScheduleSpec>, Option<DateTime<Utc>>);
+
+/// One run in a batch.
+struct FireItem {
+    site: usize,
+    id: Arc<str>,
+    due: DateTime<Utc>,
+    /// The schedule's next run as planned when this one fired: its plan is only recorded (or
+    /// put back) if nothing replanned it since.
+    planned_next: Option<DateTime<Utc>>,
+    job_id: String,
+    on_time: bool,
+    /// Appended after the batch answered `Enqueued`, outside the atomic step.
+    history: Option<HistoryAppend>,
+}
+
+/// A batch's answer for one run.
+pub(super) struct FireResult {
+    item: FireItem,
+    outcome: Result<EnqueueOutcome, RqError>,
+    done_at: DateTime<Utc>,
+}
+
+/// What firing's background work yields to the engine loop.
+pub(super) enum FiringEvent {
+    /// A batch answered (`None`: its task failed).
+    Fired(Option<Vec<FireResult>>),
+    /// The payloads of the next instant are built.
+    Prepared(Result<Prepared, JoinError>),
+}
+
+pub(super) struct Firing {
+    settings: FireSettings,
+    build: BuildSettings,
+    in_flight: JoinSet<Vec<FireResult>>,
+    prepare: Prepare,
+    counters: RunCounters,
+    lateness: Vec<Duration>,
+}
+
+impl Firing {
+    pub fn new(settings: FireSettings) -> Self {
+        let claim_ttl_secs = planner::claim_ttl_secs(grace_delta(settings.grace));
+        let build = BuildSettings { jobs: settings.jobs.clone(), claim_ttl_secs };
+        Firing {
+            settings,
+            build,
+            in_flight: JoinSet::new(),
+            prepare: Prepare::default(),
+            counters: RunCounters::default(),
+            lateness: Vec::new(),
+        }
+    }
+
+    pub fn counters(&self) -> RunCounters {
+        self.counters
+    }
+
+    /// Lateness samples of on-time runs since the last call.
+    pub fn take_lateness(&mut self) -> Vec<Duration> {
+        std::mem::take(&mut self.lateness)
+    }
+
+    /// When the engine loop should wake to fire (or to build payloads ahead). None while
+    /// Redis is not usable: runs wait; recovery applies the missed-run rule.
+    pub fn deadline(&self, plan: &Plan, link: &RedisLink) -> Option<Instant> {
+        if !link.is_usable() {
+            return None;
+        }
+        let due = plan.next_due()?;
+        // Wake once before the instant to build its payloads, unless that is done.
+        let wake = if self.due_to_prepare(plan, link).is_some() { due - PREPARE_AHEAD } else { due };
+        let wait = (wake - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(MAX_SLEEP);
+        Some(Instant::now() + wait)
+    }
+
+    /// The next due instant if its payloads should be built now: not while a burst is being
+    /// written (both would compete for the same cores; the loop comes back here when it is
+    /// written), and once per instant.
+    fn due_to_prepare(&self, plan: &Plan, link: &RedisLink) -> Option<DateTime<Utc>> {
+        if !link.is_usable() || !self.in_flight.is_empty() || self.prepare.is_running() {
+            return None;
+        }
+        let due = plan.next_due()?;
+        (!self.prepare.built_for(due)).then_some(due)
+    }
+
+    /// Starts building the payloads of the next due instant when it is [`PREPARE_AHEAD`] away.
+    pub fn prepare_next(&mut self, plan: &Plan, link: &RedisLink) {
+        let Some(due) = self.due_to_prepare(plan, link) else { return };
+        let now = Utc::now();
+        if due <= now || due - now > PREPARE_AHEAD {
+            return; // past: fire_due builds it; far: the deadline wakes us in time
+        }
+        self.prepare.start(due, plan, &self.build);
+    }
+
+    /// A batch's answer or a finished build (pending while neither runs).
+    pub async fn next_event(&mut self) -> FiringEvent {
+        let (in_flight, prepare) = (&mut self.in_flight, &mut self.prepare);
+        tokio::select! {
+            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => FiringEvent::Fired(done.ok()),
+            res = prepare.finished(), if prepare.is_running() => FiringEvent::Prepared(res),
+            else => std::future::pending().await,
+        }
+    }
+
+    pub async fn on_event(&mut self, event: FiringEvent, plan: &mut Plan, link: &mut RedisLink) {
+        match event {
+            FiringEvent::Fired(Some(results)) => self.on_fired(results, plan, link).await,
+            FiringEvent::Fired(None) => {}
+            FiringEvent::Prepared(res) => self.prepare.on_finished(res),
+        }
+    }
+
+    /// Fires every run due by now.
+    pub async fn fire_due(&mut self, plan: &mut Plan, link: &mut RedisLink) {
+        let Some(writer) = link.usable().map(|c| c.writer.clone()) else { return };
+        let now = Utc::now();
+        let grace = grace_delta(self.settings.grace);
+        self.prepare.wait_if_due(now).await;
+        let mut batch: Vec<(FireItem, Payload)> = Vec::new();
+        // Schedules whose missed run was skipped: nothing to enqueue, but Redis must learn
+        // their new next run.
+        let mut replanned: Vec<(usize, PlannedNext)> = Vec::new();
+        while let Some(DueRun { site: idx, id, due, spec }) = plan.pop_due(now) {
+            let r = planner::resume(&spec.schedule, Some(due), now, grace);
+            plan.set_next(idx, &id, r.next);
+            let site = plan.name(idx);
+            if let Some((first, last)) = r.skipped {
+                self.counters.missed += 1;
+                if r.fire.is_some() {
+                    warn!(site, schedule = %id, first = %rfc3339(first), last = %rfc3339(last),
+                        "missed runs skipped (only the latest missed run is caught up)");
+                } else {
+                    warn!(site, schedule = %id, first = %rfc3339(first), last = %rfc3339(last),
+                        grace_secs = self.settings.grace.as_secs(), "missed runs skipped (older than the grace period)");
+                }
+            }
+            let Some(fire) = r.fire else {
+                if r.next.is_none() {
+                    info!(site, schedule = %id, "schedule has no further runs");
+                }
+                replanned.push((idx, (spec, r.next)));
+                continue;
+            };
+            let on_time = now - fire < TimeDelta::seconds(1) && fire == due;
+            if !on_time {
+                info!(site, schedule = %id, due = %rfc3339(fire), "catching up a missed run");
+            }
+            // Built ahead when possible; otherwise (a catch-up, a schedule changed since,
+            // no time to build ahead) here, which costs lateness but is the same run.
+            let run = self
+                .prepare
+                .take(idx, &id, fire, &spec)
+                .unwrap_or_else(|| prepare_run(site, &spec, fire, &self.build.jobs, self.build.claim_ttl_secs, now));
+            let job_id = rq::job_id(site, &id, fire);
+            // The history entry is made now, not ahead, so its enqueue time is the real one.
+            let history = store::history_append(self.settings.history_max, site, &id, &job_id, fire, now);
+            batch.push((FireItem { site: idx, id, due: fire, planned_next: r.next, job_id, on_time, history }, run));
+            if batch.len() == ENQUEUE_BATCH {
+                // Sent while the rest of the burst is collected: Redis starts on it at once,
+                // and the multiplexed connection pipelines the batches behind each other.
+                self.in_flight.spawn(enqueue_batch(writer.clone(), std::mem::take(&mut batch)));
+            }
+        }
+        if !batch.is_empty() {
+            self.in_flight.spawn(enqueue_batch(writer, batch));
+        }
+        self.prepare.used_up(now);
+        replanned.sort_by_key(|(idx, _)| *idx);
+        for group in replanned.chunk_by(|a, b| a.0 == b.0) {
+            let plans: Vec<PlanWrite> =
+                group.iter().map(|(_, (spec, next))| PlanWrite { spec, next: *next, describe: false }).collect();
+            if link.write_plans(plan.name(group[0].0), &plans).await.is_err() {
+                break;
+            }
+        }
+    }
+
+    /// A batch's answers: counts and logs each run, records the confirmed next runs in Redis,
+    /// and puts back the runs Redis did not take.
+    async fn on_fired(&mut self, results: Vec<FireResult>, plan: &mut Plan, link: &mut RedisLink) {
+        let mut confirmed: HashMap<usize, Vec<PlannedNext>> = HashMap::new();
+        let mut redis_error: Option<String> = None;
+        for FireResult { item, outcome, done_at } in results {
+            let site = plan.name(item.site);
+            match outcome {
+                Ok(o) => {
+                    if o == EnqueueOutcome::Enqueued {
+                        self.counters.enqueued += 1;
+                        info!(site, schedule = %item.id, job_id = %item.job_id, due = %rfc3339(item.due),
+                            lateness_ms = (done_at - item.due).num_milliseconds(), "run enqueued");
+                    } else {
+                        self.counters.already_claimed += 1;
+                        debug!(site, schedule = %item.id, job_id = %item.job_id, due = %rfc3339(item.due),
+                            "run already enqueued by an earlier attempt or another daemon");
+                    }
+                    if self.settings.record_lateness && item.on_time {
+                        self.lateness.push((done_at - item.due).to_std().unwrap_or(Duration::ZERO));
+                    }
+                    if let Some(e) = plan.entry(item.site, &item.id)
+                        && e.next == item.planned_next
+                    {
+                        confirmed.entry(item.site).or_default().push((e.spec.clone(), e.next));
+                    }
+                }
+                Err(RqError::Redis(e)) => {
+                    // Not written: put the run back as the schedule's next one, so recovery
+                    // applies the missed-run rule to it.
+                    if plan.entry(item.site, &item.id).is_some_and(|e| e.next == item.planned_next) {
+                        plan.set_next(item.site, &item.id, Some(item.due));
+                    }
+                    redis_error.get_or_insert_with(|| e.to_string());
+                }
+                Err(e) => {
+                    // The job itself is unacceptable (bad data), or one of its keys holds
+                    // another Redis type: skip this run, keep the plan.
+                    error!(site, schedule = %item.id, job_id = %item.job_id, due = %rfc3339(item.due),
+                        error = %e, "run not enqueued");
+                }
+            }
+        }
+        if let Some(e) = redis_error {
+            link.failed(&e);
+        }
+        // While Redis is not usable, the resync after recovery records the plans.
+        for (idx, items) in confirmed {
+            let plans: Vec<PlanWrite> =
+                items.iter().map(|(spec, next)| PlanWrite { spec, next: *next, describe: false }).collect();
+            if link.write_plans(plan.name(idx), &plans).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Enqueues a run of `spec` now, outside its plan (run-now): its own job id, so it never
+    /// collides with a planned run; answers on `reply` once written.
+    pub fn run_now(
+        &self,
+        site: &str,
+        spec: &ScheduleSpec,
+        writer: RqWriter,
+        reply: oneshot::Sender<Result<RunNowResult, EngineError>>,
+    ) {
+        let mut now = Utc::now();
+        if now.timestamp_subsec_nanos() == 0 {
+            // Keep the id apart from the scheduled run of the same second.
+            now += TimeDelta::nanoseconds(1);
+        }
+        let job_id = rq::job_id(site, &spec.id, now);
+        let job = build_job(spec, now, job_id.clone(), &self.build.jobs);
+        let claim = Claim { key: store::claim_key(site, &job_id), ttl_secs: self.build.claim_ttl_secs };
+        let history = store::history_append(self.settings.history_max, site, &spec.id, &job_id, now, now);
+        let result =
+            RunNowResult { site: site.to_string(), schedule: spec.id.to_string(), job_id, queue: job.queue.clone() };
+        tokio::spawn(async move {
+            let res = match writer.enqueue_once(&job, &claim, history.as_ref(), Utc::now()).await {
+                Ok(_) => {
+                    info!(site = %result.site, schedule = %result.schedule, job_id = %result.job_id, "run enqueued (run-now)");
+                    Ok(result)
+                }
+                Err(e) => Err(EngineError::Redis(e.to_string())),
+            };
+            let _ = reply.send(res);
+        });
+    }
+
+    /// Waits (a bounded time) for the batches in flight and takes their answers (shutdown).
+    pub async fn finish(&mut self, plan: &mut Plan, link: &mut RedisLink) {
+        info!(in_flight = self.in_flight.len(), "engine stopping: finishing in-flight enqueues");
+        let deadline = Instant::now() + SHUTDOWN_WAIT;
+        while !self.in_flight.is_empty() {
+            match tokio::time::timeout_at(deadline, self.in_flight.join_next()).await {
+                Ok(Some(Ok(results))) => self.on_fired(results, plan, link).await,
+                Ok(Some(Err(_))) => {}
+                Ok(None) => break,
+                Err(_) => {
+                    warn!(in_flight = self.in_flight.len(), "shutdown: gave up waiting for enqueues");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn grace_delta(d: Duration) -> TimeDelta {
+    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
+}
+
+/// Writes one batch of runs with one script call and answers for every run; runs whose job
+/// could not be built never reach Redis. Then appends the history of the runs it enqueued in
+/// one pipelined round trip: outside the atomic step, which halves Redis' work per run, and
+/// after `done_at`, because the job is in its queue (visible to workers) by then. A crash in
+/// between loses history entries, never a run; a failed append is logged, the run stands.
+async fn enqueue_batch(writer: RqWriter, batch: Vec<(FireItem, Payload)>) -> Vec<FireResult> {
+    let mut results = Vec::with_capacity(batch.len());
+    let (mut items, mut runs) = (Vec::with_capacity(batch.len()), Vec::with_capacity(batch.len()));
+    for (item, run) in batch {
+        match run {
+            Ok(run) => {
+                items.push(item);
+                runs.push(run);
+            }
+            Err(e) => results.push(FireResult { item, outcome: Err(e), done_at: Utc::now() }),
+        }
+    }
+    let outcomes = writer.enqueue_many(&runs, Utc::now()).await;
+    let done_at = Utc::now();
+    match outcomes {
+        Ok(outcomes) => {
+            results.extend(items.into_iter().zip(outcomes).map(|(item, outcome)| FireResult { item, outcome, done_at }))
+        }
+        Err(e) => results.extend(items.into_iter().map(|item| FireResult { item, outcome: Err(e.clone()), done_at })),
+    }
+    let (written, history): (Vec<&FireItem>, Vec<HistoryAppend>) = results
+        .iter()
+        .filter(|r| matches!(r.outcome, Ok(EnqueueOutcome::Enqueued)))
+        .filter_map(|r| Some((&r.item, r.item.history.clone()?)))
+        .unzip();
+    match writer.append_history(&history).await {
+        Ok(answers) => {
+            for ((item, h), res) in written.iter().zip(&history).zip(answers) {
+                if let Err(e) = res {
+                    warn!(schedule = %item.id, job_id = %item.job_id, due = %rfc3339(item.due), history = %h.key,
+                        error = %e, "history entry not written; the run is enqueued");
+                }
+            }
+        }
+        Err(e) => {
+            warn!(runs = history.len(), error = %e, "history entries of an enqueued batch not written; the runs are enqueued")
+        }
+    }
+    results
+}

@@ -1,0 +1,194 @@
+//! The Redis link: the engine's one connection to Redis, the RQ writer over it, and its
+//! health.
+//!
+//! Whether Redis may be used is answered in one place, [`RedisLink::usable`]: connected, and
+//! nothing failed since. Every part of the engine asks it (firing, rebuilds, notify, cancel,
+//! history, run-now, status), and every Redis failure is reported to [`RedisLink::failed`],
+//! which logs once per outage and schedules a reconnect with backoff. The plan-writing calls
+//! here do both themselves: they do nothing while Redis is not usable, and mark it failed
+//! when a write fails, so a caller only learns [`RedisDown`].
+//!
+//! Reconnecting uses a fresh connection rather than waiting for the old connection manager's
+//! own reconnect cycle, whose delays would add to ours (seconds after Redis is back).
+
+use std::fmt::Display;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use tokio::task::{JoinError, JoinHandle};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::backoff::Backoff;
+use super::store::{self, PlanWrite, SiteState};
+use crate::config::Secret;
+use crate::rq::{self, RqError, RqWriter};
+
+/// A connection to Redis and the RQ writer over it (both cheap to clone: one multiplexed
+/// connection underneath).
+#[derive(Clone)]
+pub(super) struct Connected {
+    pub conn: ConnectionManager,
+    pub writer: RqWriter,
+}
+
+/// Redis was not usable, or failed during the call (and is now marked failed): the caller
+/// keeps its change in memory; the resync after recovery writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RedisDown;
+
+/// What a finished connection attempt returns.
+pub(super) type ConnectResult = Result<Result<ConnectionManager, RqError>, JoinError>;
+
+pub(super) struct RedisLink {
+    url: Secret,
+    key_prefix: String,
+    connected: Option<Connected>,
+    /// Connected and no failure since the connection was made.
+    up: bool,
+    /// The outage has been logged (one line per outage, one when it ends).
+    down_logged: bool,
+    retry_at: Option<Instant>,
+    backoff: Backoff,
+    connecting: Option<JoinHandle<Result<ConnectionManager, RqError>>>,
+}
+
+impl RedisLink {
+    /// A link to `url` (not connected yet: see [`RedisLink::connect`]); RQ keys start with
+    /// `key_prefix`.
+    pub fn new(url: Secret, key_prefix: String) -> Self {
+        RedisLink {
+            url,
+            key_prefix,
+            connected: None,
+            up: false,
+            down_logged: false,
+            retry_at: None,
+            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
+            connecting: None,
+        }
+    }
+
+    /// The connection, when Redis may be used: the one answer every part of the engine asks.
+    pub fn usable(&self) -> Option<&Connected> {
+        self.connected.as_ref().filter(|_| self.up)
+    }
+
+    pub fn is_usable(&self) -> bool {
+        self.usable().is_some()
+    }
+
+    /// Redis failed: not usable until a reconnect succeeds. Logs once per outage and
+    /// schedules that reconnect with backoff.
+    pub fn failed(&mut self, error: &dyn Display) {
+        if !self.down_logged {
+            warn!(url = %rq::redacted_url(self.url.expose()), error = %error,
+                "redis unreachable; runs wait, retrying with backoff");
+            self.down_logged = true;
+        }
+        self.up = false;
+        self.retry_at = Some(Instant::now() + self.backoff.next_delay());
+    }
+
+    // ---- connecting ---------------------------------------------------------------------------
+
+    /// Starts a connection attempt; [`RedisLink::connection_done`] yields its result.
+    pub fn connect(&mut self) {
+        let url = self.url.clone();
+        self.connecting = Some(tokio::spawn(async move { rq::connect(url.expose()).await }));
+    }
+
+    /// When the next reconnect is due (none while an attempt is running).
+    pub fn retry_at(&self) -> Option<Instant> {
+        if self.connecting.is_none() { self.retry_at } else { None }
+    }
+
+    /// The reconnect [`RedisLink::retry_at`] asked for.
+    pub fn retry(&mut self) {
+        self.retry_at = None;
+        self.connect();
+    }
+
+    /// The result of the running connection attempt (pending when there is none).
+    pub async fn connection_done(&mut self) -> ConnectResult {
+        match self.connecting.as_mut() {
+            Some(task) => task.await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Takes a finished attempt's result. `Some(was_down)` when Redis is usable now.
+    pub fn on_connect(&mut self, res: ConnectResult) -> Option<bool> {
+        self.connecting = None;
+        let conn = match res {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
+                self.failed(&e);
+                return None;
+            }
+            Err(e) => {
+                self.failed(&e);
+                return None;
+            }
+        };
+        let writer = RqWriter::new(conn.clone(), &self.key_prefix);
+        self.connected = Some(Connected { conn, writer });
+        let was_down = !self.up;
+        self.up = true;
+        self.backoff.reset();
+        self.retry_at = None;
+        if was_down {
+            let url = rq::redacted_url(self.url.expose());
+            if self.down_logged {
+                info!(url = %url, "redis reachable again; resyncing plans, then firing what is due");
+            } else {
+                info!(url = %url, "redis connected");
+            }
+        }
+        self.down_logged = false;
+        Some(was_down)
+    }
+
+    /// Stops a running connection attempt (shutdown).
+    pub fn abort(&mut self) {
+        if let Some(task) = self.connecting.take() {
+            task.abort();
+        }
+    }
+
+    // ---- the plan in Redis ------------------------------------------------------------------
+
+    /// The connection to write with, or [`RedisDown`].
+    fn conn(&self) -> Result<ConnectionManager, RedisDown> {
+        self.usable().map(|c| c.conn.clone()).ok_or(RedisDown)
+    }
+
+    /// Marks Redis failed on an error.
+    fn check<T>(&mut self, res: redis::RedisResult<T>) -> Result<T, RedisDown> {
+        res.map_err(|e| {
+            self.failed(&e);
+            RedisDown
+        })
+    }
+
+    /// Records plans of `site` ([`store::write_plans`]).
+    pub async fn write_plans(&mut self, site: &str, plans: &[PlanWrite<'_>]) -> Result<(), RedisDown> {
+        let mut conn = self.conn()?;
+        let res = store::write_plans(&mut conn, site, plans).await;
+        self.check(res)
+    }
+
+    /// Forgets schedules of `site` ([`store::remove`]).
+    pub async fn remove(&mut self, site: &str, ids: &[String]) -> Result<(), RedisDown> {
+        let mut conn = self.conn()?;
+        let res = store::remove(&mut conn, site, ids).await;
+        self.check(res)
+    }
+
+    /// The plan a previous daemon left for `site` ([`store::load_site_state`]).
+    pub async fn site_state(&mut self, site: &str) -> Result<SiteState, RedisDown> {
+        let mut conn = self.conn()?;
+        let res = store::load_site_state(&mut conn, site).await;
+        self.check(res)
+    }
+}

@@ -1,0 +1,366 @@
+//! The loader: when and which sites reload their schedules, and what the engine knows about
+//! each site's source (reachable or not, when it last loaded, when to retry).
+//!
+//! A load reads the sources of some sites (every site at start, on the rebuild interval and
+//! on SIGHUP; one site on request or when its source failed) in one spawned task. The rows
+//! stream back in batches through a bounded channel, and the engine applies each batch as it
+//! arrives ([`super::rebuild`]), firing runs in between. One load runs at a time: sites asked
+//! for meanwhile are loaded right after it, and a caller who asked meanwhile waits for that
+//! next load (the running one may have read its source before the request).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::{JoinError, JoinHandle, JoinSet};
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+use super::backoff::Backoff;
+use super::link::RedisLink;
+use super::plan::Plan;
+use super::rebuild::{Finished, SiteLoad, resync};
+use super::reports::{RebuildReport, SiteRebuild};
+use crate::source::{RebuildRow, RowSink, Source, SourceError};
+
+type LoadResults = Vec<(usize, Result<(), SourceError>)>;
+
+/// What the engine knows about one site's source and its loads.
+pub(super) struct SiteSource {
+    /// The plan a previous daemon stored in Redis has been taken over: from now on memory is
+    /// authoritative.
+    synced: bool,
+    /// Rows loaded while Redis was down, applied when it is back.
+    pending_rows: Option<Vec<RebuildRow>>,
+    /// The load being applied, batch by batch.
+    load: Option<SiteLoad>,
+    /// None before the first load attempt finished.
+    pub source_ok: Option<bool>,
+    pub last_loaded: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    retry_at: Option<Instant>,
+    backoff: Backoff,
+}
+
+/// A caller waiting for a rebuild, of one site or all.
+struct Waiter {
+    site: Option<String>,
+    reply: oneshot::Sender<RebuildReport>,
+}
+
+/// What the running load yields to the engine loop.
+pub(super) enum LoadEvent {
+    /// A batch of rows of site `.0`.
+    Rows(usize, Vec<RebuildRow>),
+    /// The load task ended: per site, whether its source was read to the end.
+    Done(Result<LoadResults, JoinError>),
+}
+
+pub(super) struct Loader {
+    sources: Arc<Vec<Source>>,
+    sites: Vec<SiteSource>,
+    task: Option<JoinHandle<LoadResults>>,
+    /// Batches of rows of the running load.
+    rows: Option<mpsc::Receiver<(usize, Vec<RebuildRow>)>>,
+    /// Sites to load as soon as the running load ends.
+    again: BTreeSet<usize>,
+    /// Answered when the running load ends …
+    waiters: Vec<Waiter>,
+    /// … and these when the one after it ends.
+    waiters_next: Vec<Waiter>,
+    last_rebuild: Option<DateTime<Utc>>,
+}
+
+impl Loader {
+    /// A loader over `sources`, one per site, in the plan's site order.
+    pub fn new(sources: Arc<Vec<Source>>) -> Self {
+        let sites = sources
+            .iter()
+            .map(|_| SiteSource {
+                synced: false,
+                pending_rows: None,
+                load: None,
+                source_ok: None,
+                last_loaded: None,
+                last_error: None,
+                retry_at: None,
+                backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
+            })
+            .collect();
+        Loader {
+            sources,
+            sites,
+            task: None,
+            rows: None,
+            again: BTreeSet::new(),
+            waiters: Vec::new(),
+            waiters_next: Vec::new(),
+            last_rebuild: None,
+        }
+    }
+
+    pub fn site(&self, idx: usize) -> &SiteSource {
+        &self.sites[idx]
+    }
+
+    /// When the last load ended.
+    pub fn last_rebuild(&self) -> Option<DateTime<Utc>> {
+        self.last_rebuild
+    }
+
+    /// Every site.
+    pub fn all(&self) -> Vec<usize> {
+        (0..self.sites.len()).collect()
+    }
+
+    /// A rebuild asked for by a caller: of site `site` (every site when `None`); `reply` gets
+    /// the report of the sites loaded.
+    pub fn request(&mut self, site: Option<usize>, reply: Option<oneshot::Sender<RebuildReport>>, plan: &Plan) {
+        let waiter = reply.map(|reply| Waiter { site: site.map(|i| plan.name(i).to_string()), reply });
+        // A load already running may have read the sources before this request: its caller
+        // waits for the next one.
+        let waiters = if self.task.is_some() { &mut self.waiters_next } else { &mut self.waiters };
+        waiters.extend(waiter);
+        self.start(site.map_or_else(|| self.all(), |i| vec![i]), plan);
+    }
+
+    /// Loads `sites` now, or right after the running load.
+    pub fn start(&mut self, sites: Vec<usize>, plan: &Plan) {
+        if self.task.is_some() {
+            self.again.extend(sites);
+            return;
+        }
+        for s in &mut self.sites {
+            s.load = None; // left over only if the previous load task failed
+        }
+        // What each site already plans: rows that match come back as small `Unchanged`
+        // markers instead of full specs, so a rebuild never holds a second copy of the plan.
+        let known: Vec<_> = sites.into_iter().map(|idx| (idx, plan.known_fingerprints(idx))).collect();
+        // Rows stream in batches: the source waits while the engine applies, so at most
+        // these batches of built specs exist beside the plan.
+        let (tx, rx) = mpsc::channel(2);
+        self.rows = Some(rx);
+        let sources = self.sources.clone();
+        self.task = Some(tokio::spawn(async move {
+            let mut set = JoinSet::new();
+            for (idx, known) in known {
+                let sources = sources.clone();
+                let mut sink = RowSink::new(idx, tx.clone());
+                set.spawn(async move { (idx, sources[idx].load_rebuild(&known, &mut sink).await) });
+            }
+            drop(tx);
+            let mut out = Vec::new();
+            while let Some(r) = set.join_next().await {
+                if let Ok(r) = r {
+                    out.push(r);
+                }
+            }
+            out.sort_by_key(|(i, _)| *i);
+            out
+        }));
+    }
+
+    /// When the earliest retry of a site whose source failed is due.
+    pub fn retry_at(&self) -> Option<Instant> {
+        self.sites.iter().filter_map(|s| s.retry_at).min()
+    }
+
+    /// Loads the sites whose retry is due.
+    pub fn retry(&mut self, plan: &Plan) {
+        let now = Instant::now();
+        let due: Vec<usize> =
+            (0..self.sites.len()).filter(|&i| self.sites[i].retry_at.is_some_and(|t| t <= now)).collect();
+        for &i in &due {
+            self.sites[i].retry_at = None;
+        }
+        self.start(due, plan);
+    }
+
+    /// The next batch of rows or the end of the running load (pending while none runs).
+    pub async fn next_event(&mut self) -> LoadEvent {
+        let Some(task) = self.task.as_mut() else { return std::future::pending().await };
+        let Some(rows) = self.rows.as_mut() else { return LoadEvent::Done(task.await) };
+        tokio::select! {
+            // Batches first: a load's rows are applied before it is concluded.
+            biased;
+            Some((idx, batch)) = rows.recv() => LoadEvent::Rows(idx, batch),
+            res = task => LoadEvent::Done(res),
+        }
+    }
+
+    pub async fn on_event(&mut self, event: LoadEvent, plan: &mut Plan, link: &mut RedisLink) {
+        match event {
+            LoadEvent::Rows(idx, rows) => self.on_rows(idx, rows, plan, link).await,
+            LoadEvent::Done(res) => {
+                self.task = None;
+                // Apply the batches still buffered when the task ended.
+                if let Some(mut rx) = self.rows.take() {
+                    while let Ok((idx, rows)) = rx.try_recv() {
+                        self.on_rows(idx, rows, plan, link).await;
+                    }
+                }
+                match res {
+                    Ok(results) => self.on_loaded(results, plan, link).await,
+                    Err(e) => error!(error = %e, "schedule load task failed"),
+                }
+            }
+        }
+    }
+
+    /// One batch of a site's rows, as the source reads them.
+    async fn on_rows(&mut self, idx: usize, rows: Vec<RebuildRow>, plan: &mut Plan, link: &mut RedisLink) {
+        let mut load = match self.sites[idx].load.take() {
+            Some(load) => load,
+            None => SiteLoad::begin(idx, self.sites[idx].synced, plan, link).await,
+        };
+        load.apply(rows, plan, link).await;
+        self.sites[idx].load = Some(load);
+    }
+
+    async fn on_loaded(&mut self, results: LoadResults, plan: &mut Plan, link: &mut RedisLink) {
+        let mut report = RebuildReport::default();
+        for (idx, res) in results {
+            let site_name = plan.name(idx).to_string();
+            match res {
+                Ok(()) => {
+                    let site = &mut self.sites[idx];
+                    if site.source_ok == Some(false) {
+                        info!(site = %site_name, "schedule source reachable again; rebuilding");
+                    }
+                    site.source_ok = Some(true);
+                    site.last_error = None;
+                    site.last_loaded = Some(Utc::now());
+                    site.retry_at = None;
+                    site.backoff.reset();
+                    let load = match self.sites[idx].load.take() {
+                        Some(load) => load,
+                        None => SiteLoad::begin(idx, self.sites[idx].synced, plan, link).await, // no rows
+                    };
+                    let mut r = self.conclude(idx, load, plan, link).await;
+                    if r.deferred
+                        && link.is_usable()
+                        && let Some(rows) = self.sites[idx].pending_rows.take()
+                    {
+                        r = self.reconcile(idx, rows, plan, link).await; // Redis came back while reading
+                    }
+                    report.sites.push(r);
+                }
+                Err(e) => {
+                    if let Some(load) = self.sites[idx].load.take() {
+                        load.abandon(self.sites[idx].synced, plan, link).await;
+                    }
+                    let site = &mut self.sites[idx];
+                    let msg = e.to_string();
+                    if site.source_ok != Some(false) {
+                        warn!(site = %site_name, error = %msg, planned = plan.site(idx).planned(),
+                            "schedule source unreachable; keeping the last loaded schedules");
+                    }
+                    site.source_ok = Some(false);
+                    site.last_error = Some(msg.clone());
+                    site.retry_at = Some(Instant::now() + site.backoff.next_delay());
+                    report.sites.push(SiteRebuild { site: site_name, error: Some(msg), ..Default::default() });
+                }
+            }
+        }
+        self.last_rebuild = Some(Utc::now());
+        for r in &report.sites {
+            log_rebuild(r);
+        }
+        for w in self.waiters.drain(..) {
+            let mut answer = report.clone();
+            if let Some(site) = &w.site {
+                answer.sites.retain(|r| r.site == *site);
+            }
+            let _ = w.reply.send(answer);
+        }
+        self.waiters = std::mem::take(&mut self.waiters_next);
+        if !self.again.is_empty() {
+            let again = std::mem::take(&mut self.again).into_iter().collect();
+            self.start(again, plan);
+        }
+    }
+
+    /// Redis is usable again (or for the first time): rows kept while it was down are
+    /// applied, and after an outage every synced site's plan is rewritten (Redis may have
+    /// lost it). Overdue runs then fire from the timer under the missed-run rule.
+    pub async fn on_redis_up(&mut self, was_down: bool, plan: &mut Plan, link: &mut RedisLink) {
+        for idx in 0..self.sites.len() {
+            if !link.is_usable() {
+                break;
+            }
+            let was_synced = self.sites[idx].synced;
+            // While a newer load of the site is being applied, it supersedes these rows.
+            if let Some(rows) = self.sites[idx].pending_rows.take()
+                && self.sites[idx].load.is_none()
+            {
+                let report = self.reconcile(idx, rows, plan, link).await;
+                log_rebuild(&report);
+            }
+            if was_synced && was_down && link.is_usable() {
+                resync(idx, plan, link).await;
+            }
+        }
+        if self.task.is_none() && !self.again.is_empty() {
+            // A pending reconcile found rows it could not apply.
+            let again = std::mem::take(&mut self.again).into_iter().collect();
+            self.start(again, plan);
+        }
+    }
+
+    /// Makes site `idx` plan exactly `rows` at once (rows loaded while Redis was down).
+    async fn reconcile(
+        &mut self,
+        idx: usize,
+        rows: Vec<RebuildRow>,
+        plan: &mut Plan,
+        link: &mut RedisLink,
+    ) -> SiteRebuild {
+        let mut load = SiteLoad::begin(idx, self.sites[idx].synced, plan, link).await;
+        load.apply(rows, plan, link).await;
+        self.conclude(idx, load, plan, link).await
+    }
+
+    /// Finishes a load whose source was read to the end, and keeps what it left for later.
+    async fn conclude(&mut self, idx: usize, load: SiteLoad, plan: &mut Plan, link: &mut RedisLink) -> SiteRebuild {
+        match load.finish(plan, link).await {
+            Finished::Applied { report, again } => {
+                self.sites[idx].synced = true;
+                if again {
+                    self.again.insert(idx);
+                }
+                report
+            }
+            Finished::Deferred { report, rows } => {
+                self.sites[idx].pending_rows = Some(rows);
+                report
+            }
+        }
+    }
+
+    /// Stops the running load (shutdown).
+    pub fn abort(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
+    /// Releases the sources' connections (shutdown).
+    pub async fn close(&self) {
+        for s in self.sources.iter() {
+            s.close().await;
+        }
+    }
+}
+
+fn log_rebuild(r: &SiteRebuild) {
+    if r.deferred && r.added + r.changed + r.removed == 0 {
+        info!(site = %r.site, skipped = r.skipped.len(), "schedules loaded; planning waits for redis");
+    } else if r.error.is_none() && (r.added + r.changed + r.removed > 0 || r.deferred) {
+        info!(site = %r.site, added = r.added, changed = r.changed, removed = r.removed,
+            unchanged = r.unchanged, skipped = r.skipped.len(), deferred = r.deferred, "schedules rebuilt");
+    } else if r.error.is_none() {
+        debug!(site = %r.site, unchanged = r.unchanged, skipped = r.skipped.len(), "schedules rebuilt, nothing changed");
+    }
+}
