@@ -283,3 +283,49 @@ async fn mariadb_down_keeps_last_schedules_and_reports_the_error() {
     stop(handle, task).await;
     cleanup_redis(&token).await;
 }
+
+#[tokio::test]
+async fn rebuild_of_one_site_reloads_only_that_site() {
+    let token = token();
+    let (db_a, db_b) = (TestDb::create("site_a").await, TestDb::create("site_b").await);
+    let (site_a, site_b) = (format!("{token}a.local"), format!("{token}b.local"));
+    let cfg = config(
+        &token,
+        &format!(
+            "[frappe]\nqueue_prefix = \"{token}:\"\n\
+             [[sites]]\nname = \"{site_a}\"\nhost = \"127.0.0.1\"\nuser = \"root\"\ndatabase = \"{}\"\n\
+             [[sites]]\nname = \"{site_b}\"\nhost = \"127.0.0.1\"\nuser = \"root\"\ndatabase = \"{}\"\n",
+            db_a.name, db_b.name
+        ),
+    );
+    let (handle, task) = start(&cfg);
+    ready(&handle).await;
+    let planned = |st: &btu::engine::StatusReport| st.sites.iter().map(|s| s.planned).collect::<Vec<_>>();
+    let before = planned(&handle.status().await.expect("status"));
+    assert!(before.iter().all(|n| *n > 0), "{before:?}");
+
+    // The same edit on both sites; a rebuild of site A sees only A's.
+    for db in [&db_a, &db_b] {
+        db.exec("UPDATE `tabBTU Task Schedule` SET enabled = 0 WHERE name = ?", ("TS-000001",)).await;
+    }
+    let r = handle.rebuild(Some(&site_a)).await.expect("rebuild site A");
+    assert_eq!(r.sites.iter().map(|s| s.site.as_str()).collect::<Vec<_>>(), vec![site_a.as_str()], "{r:?}");
+    assert_eq!(r.sites[0].removed, 1, "{r:?}");
+    assert_eq!(planned(&handle.status().await.expect("status")), vec![before[0] - 1, before[1]]);
+
+    let unknown = handle.rebuild(Some("nowhere.local")).await;
+    assert!(matches!(unknown, Err(btu::engine::EngineError::UnknownSite(_))), "{unknown:?}");
+
+    // Without a site, every site is reloaded.
+    let r = handle.rebuild(None).await.expect("rebuild all");
+    assert_eq!(
+        r.sites.iter().map(|s| (s.site.as_str(), s.removed)).collect::<Vec<_>>(),
+        vec![(site_a.as_str(), 0), (site_b.as_str(), 1)]
+    );
+    assert_eq!(planned(&handle.status().await.expect("status")), vec![before[0] - 1, before[1] - 1]);
+
+    stop(handle, task).await;
+    cleanup_redis(&token).await;
+    db_a.drop_db().await;
+    db_b.drop_db().await;
+}

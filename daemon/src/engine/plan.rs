@@ -326,3 +326,100 @@ pub(super) fn sorted_skips(skipped: &HashMap<String, SkipReason>) -> Vec<(String
     list.sort_by(|a, b| a.0.cmp(&b.0));
     list
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Mode;
+    use crate::source::{BuildContext, RawSchedule, RowOutcome, finish};
+
+    fn spec(site: &str, id: &str, cron: &str) -> Arc<ScheduleSpec> {
+        let ctx = BuildContext {
+            site: site.into(),
+            mode: Mode::Plain,
+            queue_prefix: String::new(),
+            default_zone: None,
+            runner: String::new(),
+        };
+        let raw = RawSchedule {
+            id: id.into(),
+            function: Some("m.f".into()),
+            cron: Some(cron.into()),
+            zone: "UTC".into(),
+            timeout_secs: 60,
+            ..Default::default()
+        };
+        match finish(&ctx, raw) {
+            RowOutcome::Loaded(s) => Arc::new(s),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).map(|d| d.with_timezone(&Utc)).unwrap()
+    }
+
+    #[test]
+    fn timer_follows_every_change_of_a_next_run() {
+        let mut plan = Plan::new(["a".to_string(), "b".to_string()]);
+        let (s1, s2) = (spec("a", "S1", "* * * * *"), spec("b", "S2", "* * * * *"));
+        plan.set(0, s1.id.clone(), s1.clone(), Some(at("2030-01-01T00:02:00Z")));
+        plan.set(1, s2.id.clone(), s2.clone(), Some(at("2030-01-01T00:01:00Z")));
+        assert_eq!(plan.next_due(), Some(at("2030-01-01T00:01:00Z")));
+        plan.set_next(1, &s2.id, Some(at("2030-01-01T00:03:00Z")));
+        assert_eq!(plan.next_due(), Some(at("2030-01-01T00:02:00Z")));
+
+        assert!(plan.pop_due(at("2030-01-01T00:01:59Z")).is_none(), "nothing due yet");
+        let run = plan.pop_due(at("2030-01-01T00:02:00Z")).expect("due");
+        assert_eq!((run.site, &*run.id, run.due), (0, "S1", at("2030-01-01T00:02:00Z")));
+        assert_eq!(plan.entry(0, "S1").map(|e| e.next), Some(None), "no next run until it is set");
+        plan.set_next(0, &run.id, Some(at("2030-01-01T00:04:00Z")));
+        let order: Vec<_> = plan.soonest(None).map(|(_, id, e)| (id.to_string(), e.next)).collect();
+        assert_eq!(
+            order,
+            vec![
+                ("S2".to_string(), Some(at("2030-01-01T00:03:00Z"))),
+                ("S1".to_string(), Some(at("2030-01-01T00:04:00Z")))
+            ]
+        );
+        assert_eq!(plan.soonest(Some(0)).count(), 1);
+
+        assert!(plan.remove(1, "S2"));
+        assert!(!plan.remove(1, "S2"));
+        assert_eq!(plan.next_due(), Some(at("2030-01-01T00:04:00Z")));
+        plan.set_next(0, &run.id, None);
+        assert_eq!(plan.next_due(), None, "a schedule without a next run is not in the timer");
+    }
+
+    #[test]
+    fn a_load_removes_only_what_it_did_not_confirm() {
+        let mut plan = Plan::new(["a".to_string()]);
+        let (kept, gone) = (spec("a", "KEPT", "0 * * * *"), spec("a", "GONE", "0 * * * *"));
+        plan.set(0, kept.id.clone(), kept.clone(), None);
+        plan.set(0, gone.id.clone(), gone.clone(), None);
+
+        let generation = plan.begin_generation(0);
+        assert_eq!(plan.confirm(0, "KEPT", generation, kept.fingerprint), Confirmation::Same);
+        assert_eq!(plan.confirm(0, "KEPT", generation, kept.fingerprint), Confirmation::Duplicate);
+        assert_eq!(plan.confirm(0, "NEW", generation, kept.fingerprint), Confirmation::Missing);
+        let changed = spec("a", "GONE", "30 * * * *");
+        assert_eq!(plan.confirm(0, "GONE", generation, changed.fingerprint), Confirmation::Differs);
+        // A schedule a notify adds while the load runs belongs to that load.
+        let notified = spec("a", "NOTIFIED", "0 * * * *");
+        plan.set(0, notified.id.clone(), notified, None);
+        assert_eq!(plan.unconfirmed(0, generation), vec!["GONE".to_string()]);
+    }
+
+    #[test]
+    fn a_schedule_is_found_on_the_one_site_that_knows_it() {
+        let mut plan = Plan::new(["a".to_string(), "b".to_string()]);
+        let s = spec("b", "S", "0 * * * *");
+        plan.set(1, s.id.clone(), s, None);
+        plan.skip(0, "OFF", &SkipReason::Disabled);
+        assert_eq!(plan.find_site(None, "S").ok(), Some(1));
+        assert_eq!(plan.find_site(None, "OFF").ok(), Some(0));
+        assert!(matches!(plan.find_site(None, "NONE"), Err(EngineError::UnknownSchedule { .. })));
+        assert!(matches!(plan.site_index(None), Err(EngineError::SiteRequired(_))));
+        assert!(matches!(plan.site(0).runnable("OFF"), Err(EngineError::NotRunnable { .. })));
+    }
+}
