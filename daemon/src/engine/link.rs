@@ -120,12 +120,8 @@ impl RedisLink {
     /// Takes a finished attempt's result. `Some(was_down)` when Redis is usable now.
     pub fn on_connect(&mut self, res: ConnectResult) -> Option<bool> {
         self.connecting = None;
-        let conn = match res {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => {
-                self.failed(&e);
-                return None;
-            }
+        let conn = match res.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
+            Ok(conn) => conn,
             Err(e) => {
                 self.failed(&e);
                 return None;

@@ -172,6 +172,9 @@ impl Loader {
         let now = Instant::now();
         let due: Vec<usize> =
             (0..self.sites.len()).filter(|&i| self.sites[i].retry_at.is_some_and(|t| t <= now)).collect();
+        if due.is_empty() {
+            return;
+        }
         for &i in &due {
             self.sites[i].retry_at = None;
         }
