@@ -96,7 +96,11 @@ pub(super) enum FiringEvent {
 }
 
 pub(super) struct Firing {
-    settings: FireSettings,
+    /// The missed-run rule's grace period.
+    grace: Duration,
+    history_max: usize,
+    record_lateness: bool,
+    /// Job settings and claim TTL, shared with the builds ahead.
     build: BuildSettings,
     in_flight: JoinSet<Vec<FireResult>>,
     prepare: Prepare,
@@ -107,10 +111,12 @@ pub(super) struct Firing {
 impl Firing {
     pub fn new(settings: FireSettings) -> Self {
         let claim_ttl_secs = planner::claim_ttl_secs(grace_delta(settings.grace));
-        let build = BuildSettings { jobs: settings.jobs.clone(), claim_ttl_secs };
+        let FireSettings { jobs, grace, history_max, record_lateness } = settings;
         Firing {
-            settings,
-            build,
+            grace,
+            history_max,
+            record_lateness,
+            build: BuildSettings { jobs, claim_ttl_secs },
             in_flight: JoinSet::new(),
             prepare: Prepare::default(),
             counters: RunCounters::default(),
@@ -183,7 +189,7 @@ impl Firing {
     pub async fn fire_due(&mut self, plan: &mut Plan, link: &mut RedisLink) {
         let Some(writer) = link.usable().map(|c| c.writer.clone()) else { return };
         let now = Utc::now();
-        let grace = grace_delta(self.settings.grace);
+        let grace = grace_delta(self.grace);
         self.prepare.wait_if_due(now).await;
         let mut batch: Vec<(FireItem, Payload)> = Vec::new();
         // Schedules whose missed run was skipped: nothing to enqueue, but Redis must learn
@@ -200,7 +206,7 @@ impl Firing {
                         "missed runs skipped (only the latest missed run is caught up)");
                 } else {
                     warn!(site, schedule = %id, first = %rfc3339(first), last = %rfc3339(last),
-                        grace_secs = self.settings.grace.as_secs(), "missed runs skipped (older than the grace period)");
+                        grace_secs = self.grace.as_secs(), "missed runs skipped (older than the grace period)");
                 }
             }
             let Some(fire) = r.fire else {
@@ -222,7 +228,7 @@ impl Firing {
                 .unwrap_or_else(|| prepare_run(site, &spec, fire, &self.build.jobs, self.build.claim_ttl_secs, now));
             let job_id = rq::job_id(site, &id, fire);
             // The history entry is made now, not ahead, so its enqueue time is the real one.
-            let history = store::history_append(self.settings.history_max, site, &id, &job_id, fire, now);
+            let history = store::history_append(self.history_max, site, &id, &job_id, fire, now);
             batch.push((FireItem { site: idx, id, due: fire, planned_next: r.next, job_id, on_time, history }, run));
             if batch.len() == ENQUEUE_BATCH {
                 // Sent while the rest of the burst is collected: Redis starts on it at once,
@@ -262,7 +268,7 @@ impl Firing {
                         debug!(site, schedule = %item.id, job_id = %item.job_id, due = %rfc3339(item.due),
                             "run already enqueued by an earlier attempt or another daemon");
                     }
-                    if self.settings.record_lateness && item.on_time {
+                    if self.record_lateness && item.on_time {
                         self.lateness.push((done_at - item.due).to_std().unwrap_or(Duration::ZERO));
                     }
                     if let Some(e) = plan.entry(item.site, &item.id)
@@ -317,7 +323,7 @@ impl Firing {
         let job_id = rq::job_id(site, &spec.id, now);
         let job = build_job(spec, now, job_id.clone(), &self.build.jobs);
         let claim = Claim { key: store::claim_key(site, &job_id), ttl_secs: self.build.claim_ttl_secs };
-        let history = store::history_append(self.settings.history_max, site, &spec.id, &job_id, now, now);
+        let history = store::history_append(self.history_max, site, &spec.id, &job_id, now, now);
         let result =
             RunNowResult { site: site.to_string(), schedule: spec.id.to_string(), job_id, queue: job.queue.clone() };
         tokio::spawn(async move {
