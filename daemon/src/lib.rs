@@ -13,11 +13,11 @@
 //! | [`source`]  | where schedules come from: MariaDB (Frappe BTU) or a TOML file    | MariaDB, file |
 //! | [`cli`]     | the `btu` command's subcommands                                   | stdout |
 
+pub use btu_cron as cron;
+
 pub mod cli;
 pub mod config;
-pub mod cron;
 pub mod engine;
-pub mod explain;
 pub mod pyliteral;
 pub mod rq;
 pub mod server;

@@ -2,7 +2,7 @@
 
 use super::{CliError, job_class, parse_date_or_instant, rfc3339z};
 use crate::cron::LocalSchedule;
-use crate::explain::explain;
+use crate::cron::explain::explain;
 use chrono::{DateTime, Months, Utc};
 use std::fmt::Write;
 

@@ -12,7 +12,7 @@ pub mod next;
 pub mod remote;
 
 use crate::cron::CronError;
-use crate::explain::ExplainError;
+use crate::cron::explain::ExplainError;
 use chrono::{DateTime, LocalResult, NaiveDate, SecondsFormat, TimeZone, Utc};
 use chrono_tz::{GapInfo, Tz};
 use clap::{Parser, Subcommand};

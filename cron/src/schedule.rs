@@ -1,55 +1,12 @@
-//! The cron engine: local-time cron expressions to UTC run instants.
-//!
-//! Pure code, no I/O. An expression is matched against *naive* local wall-clock times
-//! ([`expr`]), and each matching wall time is resolved to real instants with chrono-tz under
-//! the Vixie cron / cronie daylight-saving rule (see `docs/cron.md`):
-//!
-//! * a *wildcard* job (second (6/7 fields), minute or hour field begins with `*`) runs at every
-//!   matching wall time that exists — both passes of a fall-back overlap, nothing in a gap;
-//! * a *fixed-time* job runs once per matching wall time: the first pass of an overlap only,
-//!   and wall times inside a spring-forward gap run at the first real instant after the gap
-//!   (several of them collapse into that single run).
-//!
-//! Every search is bounded (400 years of calendar, or the year field's range), so a valid
-//! expression that never runs again yields `None`, never an endless loop.
-
-mod calendar;
-mod expr;
-
-pub use expr::{CronExpr, Field, MAX_YEAR, MIN_YEAR};
+//! [`LocalSchedule`]: a cron expression read in a time zone, resolved to UTC instants under
+//! the Vixie cron / cronie daylight-saving rule (see the crate documentation).
 
 use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::{GapInfo, Tz};
 
-/// Why an expression or a zone name was rejected.
-#[derive(thiserror::Error, Debug, Clone, PartialEq)]
-pub enum CronError {
-    #[error("empty cron expression")]
-    Empty,
-    #[error("expected 5, 6 or 7 fields (or a macro such as @daily), found {found}")]
-    FieldCount { found: usize },
-    #[error("unknown macro '{name}': expected @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly")]
-    UnknownMacro { name: String },
-    #[error("{field} field: empty list element")]
-    EmptyElement { field: Field },
-    #[error("{field} field: '{value}' is not a number or a name")]
-    InvalidValue { field: Field, value: String },
-    #[error("{field} field: {value} is out of range {min}-{max}")]
-    OutOfRange { field: Field, value: u64, min: u32, max: u32 },
-    #[error("{field} field: step '{step}' is out of range 1-{max}")]
-    InvalidStep { field: Field, step: String, max: u32 },
-    #[error("{field} field: range {start}-{end} is reversed (start is after end)")]
-    ReversedRange { field: Field, start: u32, end: u32 },
-    #[error("'{expr}' never matches: no date satisfies its day-of-month, month, day-of-week and year fields together")]
-    NeverMatches { expr: String },
-    #[error("unknown time zone '{zone}'")]
-    UnknownZone { zone: String },
-}
-
-/// Look up an IANA zone name such as `America/Los_Angeles`.
-pub fn parse_zone(name: &str) -> Result<Tz, CronError> {
-    name.trim().parse::<Tz>().map_err(|_| CronError::UnknownZone { zone: name.to_string() })
-}
+use crate::calendar;
+use crate::expr::{CronExpr, MAX_YEAR, MIN_YEAR};
+use crate::{CronError, parse_zone};
 
 /// How many years a search for year-less expressions may cover. Any satisfiable year-less
 /// day pattern recurs within the 400-year Gregorian cycle.
@@ -218,8 +175,7 @@ impl LocalSchedule {
 
     /// Offset (seconds east of UTC) in force at UTC epoch second `t`.
     fn offset_at(&self, t: i64) -> Option<i64> {
-        let utc = naive(t)?;
-        Some(i64::from(self.tz.offset_from_utc_datetime(&utc).fix().local_minus_utc()))
+        utc_offset(self.tz, t)
     }
 
     fn resolve(&self, local: i64) -> Option<Resolved> {
@@ -265,9 +221,12 @@ impl LocalSchedule {
     }
 }
 
+/// Offset (seconds east of UTC) of `tz` at UTC epoch second `t`.
+pub(crate) fn utc_offset(tz: Tz, t: i64) -> Option<i64> {
+    let utc = naive(t)?;
+    Some(i64::from(tz.offset_from_utc_datetime(&utc).fix().local_minus_utc()))
+}
+
 fn from_secs(secs: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(secs, 0)
 }
-
-#[cfg(test)]
-mod tests;

@@ -17,10 +17,18 @@
 //! The result is exact: the UTC expressions evaluated in UTC over the window, together with
 //! `instants`, give precisely the runs `LocalSchedule::runs_after` gives in that window.
 
-use crate::cron::{CronError, CronExpr, LocalSchedule, MAX_YEAR, MIN_YEAR};
+use super::{CronError, CronExpr, LocalSchedule, MAX_YEAR, MIN_YEAR};
+use crate::calendar::{DAY, HOUR, civil_from_days};
+use crate::schedule::utc_offset;
 use chrono::{DateTime, FixedOffset, Offset, SecondsFormat, TimeZone, Utc};
 use serde::{Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet};
+
+mod days;
+mod render;
+
+use days::{DayFields, date_matches, day_cover, year_for};
+use render::{bits, render};
 
 /// One interval of constant UTC offset and the UTC expressions equivalent to the schedule there.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -63,9 +71,6 @@ fn offset<S: Serializer>(o: &FixedOffset, s: S) -> Result<S::Ok, S::Error> {
 fn instant_list<S: Serializer>(ts: &[DateTime<Utc>], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(ts.iter().map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true)))
 }
-
-const DAY: i64 = 86_400;
-const HOUR: i64 = 3_600;
 
 /// Explain `schedule` over `[from, until)`, one [`Window`] per interval of constant offset.
 pub fn explain(
@@ -117,7 +122,8 @@ fn at(secs: i64) -> DateTime<Utc> {
 }
 
 fn offset_at(tz: chrono_tz::Tz, t: i64) -> i64 {
-    i64::from(tz.offset_from_utc_datetime(&at(t).naive_utc()).fix().local_minus_utc())
+    // Callers pass seconds inside 1970..2100, where every offset is known.
+    utc_offset(tz, t).unwrap_or_default()
 }
 
 /// A change of the zone's UTC offset at instant `at`.
@@ -197,19 +203,6 @@ fn time_groups(expr: &CronExpr, delta: i64) -> Vec<Group> {
     out
 }
 
-fn bits(mask: u64) -> impl Iterator<Item = u32> {
-    (0..64u32).filter(move |b| mask & (1 << b) != 0)
-}
-
-/// Day fields of a UTC cron expression, as text.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct DayFields {
-    dom: String,
-    month: String,
-    dow: String,
-    year: Option<String>,
-}
-
 /// A UTC cron expression under construction.
 #[derive(Clone, Debug)]
 struct Cron {
@@ -274,7 +267,7 @@ fn explain_window(
             if !date_matches(expr, d - shift) {
                 continue;
             }
-            let (y, m, dd) = civil(d);
+            let (y, m, dd) = civil_from_days(d);
             let mut drop = 0u64;
             if let Some((a, b)) = dirty {
                 for hour in a..b {
@@ -354,282 +347,5 @@ fn merge(mut crons: Vec<Cron>) -> Vec<Cron> {
         if !merged_any {
             return crons;
         }
-    }
-}
-
-/// Year text for date-specific expressions: none when the month number occurs only once among
-/// the window's UTC days (the window bounds the expression anyway), else the year.
-fn year_for(first: i64, last: i64, y: i64, m: u32) -> Option<String> {
-    let mut seen: BTreeSet<i64> = BTreeSet::new();
-    let mut d = first;
-    while d <= last {
-        let (yy, mm, dd) = civil(d);
-        if mm == m {
-            seen.insert(yy);
-        }
-        d += i64::from(28.min(32 - dd).max(1)); // sample each month at least once
-    }
-    if seen.len() <= 1 { None } else { Some(y.to_string()) }
-}
-
-fn civil(day: i64) -> (i64, u32, u32) {
-    let t = at(day * DAY);
-    use chrono::Datelike;
-    (i64::from(t.year()), t.month(), t.day())
-}
-
-fn date_matches(expr: &CronExpr, day: i64) -> bool {
-    let (y, m, d) = civil(day);
-    expr.date_matches(y, m, d)
-}
-
-/// UTC day fields whose dates, among the UTC days `first..=last` minus `special`, are exactly
-/// those whose date `shift` days earlier matches the local expression.
-fn day_cover(
-    expr: &CronExpr,
-    shift: i64,
-    first: i64,
-    last: i64,
-    special: &BTreeSet<i64>,
-) -> Result<Vec<DayFields>, ExplainError> {
-    let truth = |d: i64| !special.contains(&d) && date_matches(expr, d - shift);
-    let candidate = shifted_day_fields(expr, shift);
-    let cand_expr = match &candidate {
-        Some(fields) => {
-            let text = format!(
-                "0 0 0 {} {} {} {}",
-                fields.dom,
-                fields.month,
-                fields.dow,
-                fields.year.as_deref().unwrap_or("*")
-            );
-            match CronExpr::parse(&text) {
-                Ok(c) => Some(c),
-                Err(CronError::NeverMatches { .. }) => None,
-                Err(reason) => return Err(ExplainError::Generated { cron: text, reason }),
-            }
-        }
-        None => None,
-    };
-    // Per (year, month): does the candidate agree with the truth on every day of the window?
-    let mut good: BTreeMap<(i64, u32), bool> = BTreeMap::new();
-    let mut wanted: BTreeMap<(i64, u32), Vec<u32>> = BTreeMap::new();
-    for d in first..=last {
-        let (y, m, dd) = civil(d);
-        let want = truth(d);
-        let got = cand_expr.as_ref().is_some_and(|c| c.date_matches(y, m, dd));
-        let ok = good.entry((y, m)).or_insert(true);
-        *ok &= want == got;
-        if want {
-            wanted.entry((y, m)).or_default().push(dd);
-        }
-    }
-    let mut out = Vec::new();
-    if let Some(fields) = candidate.filter(|_| cand_expr.is_some()) {
-        if good.values().all(|ok| *ok) {
-            out.push(fields);
-        } else {
-            // Keep the candidate for the months where it is exact. A month number restricts
-            // all years at once, so use it alone when it is consistently good or bad.
-            let mut by_month: BTreeMap<u32, BTreeSet<bool>> = BTreeMap::new();
-            for (&(_, m), &ok) in &good {
-                by_month.entry(m).or_default().insert(ok);
-            }
-            // Only months of the candidate's own month field can be kept.
-            let cand_months = cand_expr.as_ref().map_or(0, |c| c.months);
-            if by_month.values().all(|v| v.len() == 1) {
-                let months = by_month.iter().filter(|(_, v)| v.contains(&true)).fold(0u64, |acc, (m, _)| acc | 1 << m)
-                    & cand_months;
-                if months != 0 {
-                    out.push(DayFields { month: render(months, 1, 12, true), ..fields.clone() });
-                }
-            } else {
-                let years: BTreeSet<i64> = good.keys().map(|(y, _)| *y).collect();
-                for y in years {
-                    let in_set = cand_expr.as_ref().is_some_and(|c| c.year_ok(y));
-                    let months = good
-                        .iter()
-                        .filter(|((yy, _), ok)| *yy == y && **ok)
-                        .fold(0u64, |acc, ((_, m), _)| acc | 1 << m)
-                        & cand_months;
-                    if in_set && months != 0 {
-                        out.push(DayFields {
-                            month: render(months, 1, 12, true),
-                            year: Some(y.to_string()),
-                            ..fields.clone()
-                        });
-                    }
-                }
-            }
-        }
-    }
-    // Months the candidate cannot express: list their days.
-    for (&(y, m), &ok) in &good {
-        let exact = ok && cand_expr.is_some();
-        if exact {
-            continue;
-        }
-        if let Some(days) = wanted.get(&(y, m)) {
-            let dom = days.iter().fold(0u64, |acc, d| acc | 1 << d);
-            out.push(DayFields {
-                dom: render(dom, 1, 31, true),
-                month: m.to_string(),
-                dow: "*".into(),
-                year: year_for(first, last, y, m),
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// The local day fields moved by `shift` days (dates of local runs + shift), when the crontab
-/// day rule lets that be written; `None` when it cannot (then months are listed explicitly).
-fn shifted_day_fields(expr: &CronExpr, shift: i64) -> Option<DayFields> {
-    let all_dom = ((1u64 << 32) - 1) & !1;
-    let mut dom = 0u64;
-    if expr.doms == all_dom {
-        dom = all_dom; // every day moved by a day is again every day
-    }
-    for d in bits(expr.doms) {
-        let d2 = i64::from(d) + shift;
-        if (1..=31).contains(&d2) {
-            dom |= 1 << d2;
-        }
-    }
-    let mut dow = 0u64;
-    for w in bits(expr.dows) {
-        dow |= 1 << (i64::from(w) + shift).rem_euclid(7);
-    }
-    let all_dow = 0x7f;
-    let month = render(expr.months, 1, 12, true);
-    let year = expr.years.as_ref().map(|_| render_years(expr));
-    let or_rule = !expr.dom_star && !expr.dow_star;
-    let (dom_text, dow_text) = if or_rule {
-        // Either day field may match: both must be written without a leading `*`.
-        if dom == 0 {
-            ("*".to_string(), render(dow, 0, 6, false)) // only the weekday part is left
-        } else {
-            (render(dom, 1, 31, false), render(dow, 0, 6, false))
-        }
-    } else if dow == all_dow {
-        if dom == 0 {
-            return None;
-        }
-        // A `*` weekday field keeps the AND rule, so the day-of-month may use `*` forms too.
-        (render(dom, 1, 31, true), "*".to_string())
-    } else if dom == all_dom {
-        ("*".to_string(), render(dow, 0, 6, true))
-    } else if let Some(text) = render_starred(dom, 1, 31) {
-        (text, render(dow, 0, 6, false))
-    } else {
-        (render(dom, 1, 31, false), render_starred(dow, 0, 7)?)
-    };
-    Some(DayFields { dom: dom_text, month, dow: dow_text, year })
-}
-
-fn render_years(expr: &CronExpr) -> String {
-    let mut parts = Vec::new();
-    let mut y = MIN_YEAR;
-    while y <= MAX_YEAR {
-        if expr.year_ok(i64::from(y)) {
-            let start = y;
-            while y < MAX_YEAR && expr.year_ok(i64::from(y + 1)) {
-                y += 1;
-            }
-            parts.push(if start == y { start.to_string() } else { format!("{start}-{y}") });
-        }
-        y += 1;
-    }
-    parts.join(",")
-}
-
-/// Render a value set (`bits` between `min` and `max`, no day-of-week 7) as cron field text:
-/// `*` when full and `allow_star`, `*/n` or `a-b/n` for progressions, else ranges and values.
-fn render(set: u64, min: u32, max: u32, allow_star: bool) -> String {
-    let vals: Vec<u32> = bits(set).filter(|v| (min..=max).contains(v)).collect();
-    let full = vals.len() as u32 == max - min + 1;
-    if full {
-        return if allow_star { "*".into() } else { format!("{min}-{max}") };
-    }
-    if allow_star && let Some(text) = star_step(set, min, max) {
-        return text;
-    }
-    if vals.len() >= 3 {
-        let step = vals[1] - vals[0];
-        if step >= 2 && vals.windows(2).all(|w| w[1] - w[0] == step) {
-            return format!("{}-{}/{step}", vals[0], vals[vals.len() - 1]);
-        }
-    }
-    let mut parts = Vec::new();
-    let mut i = 0;
-    while i < vals.len() {
-        let mut j = i;
-        while j + 1 < vals.len() && vals[j + 1] == vals[j] + 1 {
-            j += 1;
-        }
-        if j >= i + 2 {
-            parts.push(format!("{}-{}", vals[i], vals[j]));
-            i = j + 1;
-        } else {
-            parts.push(vals[i].to_string());
-            i += 1;
-        }
-    }
-    parts.join(",")
-}
-
-/// `*/n` whose values (the parser's, over `min..=max`) are exactly `set`.
-fn star_step(set: u64, min: u32, max: u32) -> Option<String> {
-    if set.count_ones() < 2 {
-        return None; // a single value reads better as itself
-    }
-    // Day-of-week is rendered 0-6 but the parser's `*/n` runs over 0-7 with 7 = Sunday.
-    let parse_max = if min == 0 && max == 6 { 7 } else { max };
-    (2..=parse_max - min + 1).find_map(|n| {
-        let mut got = 0u64;
-        let mut v = min;
-        while v <= parse_max {
-            got |= 1 << if parse_max == 7 && v == 7 { 0 } else { v };
-            v += n;
-        }
-        (got == set).then(|| format!("*/{n}"))
-    })
-}
-
-/// Field text beginning with `*` (which keeps crontab's AND day rule) for `set`, if any:
-/// `*`, `*/n`, or `*/<span>` (the minimum alone) followed by the other values.
-fn render_starred(set: u64, min: u32, parse_max: u32) -> Option<String> {
-    let max = if parse_max == 7 { 6 } else { parse_max };
-    if set & (1 << min) == 0 {
-        return None;
-    }
-    let full = bits(set).filter(|v| (min..=max).contains(v)).count() as u32 == max - min + 1;
-    if full {
-        return Some("*".into());
-    }
-    if let Some(text) = star_step(set, min, max) {
-        return Some(text);
-    }
-    let rest = set & !(1 << min);
-    let only_min = format!("*/{}", parse_max - min + 1);
-    Some(if rest == 0 { only_min } else { format!("{only_min},{}", render(rest, min, max, false)) })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders_fields_the_parser_reads_back() {
-        assert_eq!(render(0b1111, 0, 59, true), "0-3");
-        assert_eq!(render(1 | 1 << 15 | 1 << 30 | 1 << 45, 0, 59, true), "*/15");
-        assert_eq!(render(1 << 5 | 1 << 20 | 1 << 35 | 1 << 50, 0, 59, true), "5-50/15");
-        assert_eq!(render(1 << 1 | 1 << 2 | 1 << 7, 0, 23, true), "1,2,7");
-        assert_eq!(render(0x7f, 0, 6, false), "0-6");
-        assert_eq!(render_starred(1 | 1 << 3 | 1 << 6, 0, 7).as_deref(), Some("*/3"));
-        assert_eq!(render_starred(1 | 1 << 2, 0, 7).as_deref(), Some("*/8,2"));
-        assert_eq!(render_starred(1 << 2, 1, 31), None);
-        let c = CronExpr::parse("0 0 */31,5,9 * *").unwrap();
-        assert_eq!(c.doms, 1 << 1 | 1 << 5 | 1 << 9);
     }
 }

@@ -6,6 +6,8 @@
 
 /// Seconds in one civil day.
 pub(crate) const DAY: i64 = 86_400;
+/// Seconds in one hour.
+pub(crate) const HOUR: i64 = 3_600;
 
 /// Days since 1970-01-01 of the civil date `y-m-d` (`m` 1..=12, `d` 1..=31).
 pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {

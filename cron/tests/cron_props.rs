@@ -1,13 +1,13 @@
 //! Property tests of the cron engine against an independent brute-force reference.
 //!
-//! The reference shares no code with `btu::cron`: it builds field sets from a structured
+//! The reference shares no code with `btu_cron`: it builds field sets from a structured
 //! description of the expression (the same description renders the text the engine parses),
 //! walks every wall-clock minute of a four-day span around a real DST transition (2024-2040),
 //! matches the fields naively and resolves each match with the Vixie/cronie rule by hand.
 
 mod cron_support;
 
-use btu::cron::{CronError, LocalSchedule};
+use btu_cron::{CronError, LocalSchedule};
 use chrono::{DateTime, Duration, Utc};
 use cron_support::{Spec, TestExpr, ZONES, first_difference, reference_runs, spec_strategy, transitions};
 use proptest::prelude::*;

@@ -1,6 +1,6 @@
 //! Test support shared by the cron and explain tests: the zones and DST transitions under
 //! test, a generator of structured cron expressions, and an independent brute-force
-//! reference of the run instants. None of this calls into `btu::cron`.
+//! reference of the run instants. None of this calls into `btu_cron`.
 
 #![allow(dead_code)] // each test crate uses a different part
 

@@ -1,8 +1,8 @@
 //! Cron engine speed: parse time, and time per next run instant in America/Los_Angeles.
 //! Run with `cargo bench -p btu-daemon --bench cron`; results are in docs/cron.md.
 
-use btu::cron::{CronExpr, LocalSchedule};
-use btu::explain::explain;
+use btu_cron::explain::explain;
+use btu_cron::{CronExpr, LocalSchedule};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use criterion::{BatchSize, Criterion, black_box, criterion_group, criterion_main};
 

@@ -1,8 +1,8 @@
 //! Unit tests of parsing, errors and worked daylight-saving examples.
-//! (Property tests against a brute-force reference live in `daemon/tests/cron_props.rs`.)
+//! (Property tests against a brute-force reference live in `cron/tests/cron_props.rs`.)
 
 use super::*;
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).expect("test instant").with_timezone(&Utc)

@@ -4,8 +4,8 @@
 
 mod cron_support;
 
-use btu::cron::{CronError, LocalSchedule};
-use btu::explain::{Window, explain};
+use btu_cron::explain::{Window, explain};
+use btu_cron::{CronError, LocalSchedule};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use cron_support::{Spec, TestExpr, ZONES, first_difference, offset_secs, spec_strategy, transitions};
 use proptest::prelude::*;
