@@ -7,7 +7,7 @@
 //! |-------------|------------------------------------------------------------------|-----|
 //! | [`cron`]    | parse a cron string, list its run instants in UTC across DST      | no  |
 //! | [`explain`] | one local schedule as sets of UTC cron expressions per DST window | no  |
-//! | [`pyliteral`] | read Python dict literals (task arguments)                     | no  |
+//! | [`pyvalue`] | Python values: read literals (task arguments), repr, pickle    | no  |
 //! | [`rq`]      | build RQ job hashes (pickle + zlib) and write them to Redis       | Redis |
 //! | [`config`]  | the daemon's TOML configuration (new and original flat keys)     | file |
 //! | [`source`]  | where schedules come from: MariaDB (Frappe BTU) or a TOML file    | MariaDB, file |
@@ -18,7 +18,7 @@ pub use btu_cron as cron;
 pub mod cli;
 pub mod config;
 pub mod engine;
-pub mod pyliteral;
+pub mod pyvalue;
 pub mod rq;
 pub mod server;
 pub mod source;

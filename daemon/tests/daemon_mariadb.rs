@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use btu::engine::ScheduleStatus;
-use btu::pyliteral::kwargs_repr;
+use btu::pyvalue::kwargs_repr;
 use btu::source::{RowOutcome, SkipReason, Source};
 use daemon_support::*;
 

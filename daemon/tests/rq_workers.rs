@@ -5,7 +5,7 @@
 //! run's random token are touched and deleted) and the virtualenvs from
 //! `tests/setup-rq-venvs.sh`. Nothing is skipped: a missing piece fails.
 
-use btu::pyliteral::{Kwargs, PyValue, kwargs_repr, parse_kwargs};
+use btu::pyvalue::{Kwargs, PyValue, kwargs_repr, parse_kwargs};
 use btu::rq::{Claim, EnqueueOutcome, HistoryAppend, RqJob, RqWriter, connect, describe, job_id};
 use chrono::{TimeZone, Utc};
 use redis::AsyncCommands;

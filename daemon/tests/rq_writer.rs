@@ -4,7 +4,7 @@
 //! history written as a follow-up (a failing one is logged, the run stands),
 //! and no password in connection errors.
 
-use btu::pyliteral::PyValue;
+use btu::pyvalue::PyValue;
 use btu::rq::{Claim, EnqueueOutcome, HistoryAppend, PreparedRun, RqError, RqJob, RqWriter, connect, rq_timestamp};
 use chrono::Utc;
 use redis::AsyncCommands;

@@ -4,7 +4,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::config::{Config, Mode};
-use crate::pyliteral::{Kwargs, PyValue};
+use crate::pyvalue::{Kwargs, PyValue};
 use crate::rq::{Claim, PreparedRun, RqError, RqJob};
 use crate::source::ScheduleSpec;
 

@@ -6,8 +6,8 @@
 //! then crash-loops every worker started on that queue (`docs/rq.md` W8).
 
 use super::RqError;
-use super::pickle::job_data;
-use crate::pyliteral::{Kwargs, MAX_DEPTH, PyValue};
+use super::data::job_data;
+use crate::pyvalue::{Kwargs, MAX_DEPTH, PyValue};
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use std::fmt::Write as _;
 

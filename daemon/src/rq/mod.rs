@@ -2,20 +2,22 @@
 //!
 //! What is written follows the wire facts of `docs/rq.md` (W1–W8):
 //! - [`job`]: the job id scheme, validation of every field, the hash fields;
-//! - [`pickle`]: `data` = zlib(pickle((func, None, args, kwargs)));
+//! - [`data`]: `data` = zlib(pickle((func, None, args, kwargs))), the pickle from
+//!   [`crate::pyvalue`];
 //! - [`writer`]: the atomic claim + HSET + RPUSH + SADD script, run for a
 //!   whole batch of prepared runs per call, the pipelined history follow-up,
 //!   and connecting to Redis from a URL.
 
+pub mod data;
 pub mod job;
-pub mod pickle;
 pub mod writer;
+
+use crate::pyvalue::PickleError;
 
 pub use job::{
     DEFAULT_FAILURE_TTL_SECS, DEFAULT_RESULT_TTL_SECS, RqJob, describe, is_valid_job_id, job_fields, job_id,
     rq_timestamp, validate,
 };
-pub use pickle::PickleError;
 pub use writer::{
     Claim, DEFAULT_KEY_PREFIX, EnqueueOutcome, HistoryAppend, PreparedRun, RqWriter, connect, redacted_url,
     validate_key_prefix,
@@ -36,6 +38,9 @@ pub enum RqError {
     WrongType(String),
     #[error("job payload: {0}")]
     Pickle(#[from] PickleError),
+    /// zlib refused the payload (writing into memory; not expected to happen).
+    #[error("job payload: zlib compression failed: {0}")]
+    Compress(String),
     /// The URL is shown without its password.
     #[error("cannot connect to redis at {url}: {source}")]
     Connect {

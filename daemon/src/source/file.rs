@@ -28,7 +28,7 @@ use super::{
     build, finish_with,
 };
 use crate::config::{Config, FileConfig};
-use crate::pyliteral::{Kwargs, PyValue};
+use crate::pyvalue::{Kwargs, PyValue};
 
 const SCHEDULE_KEYS: &[&str] =
     &["id", "function", "cron", "zone", "queue", "timeout", "enabled", "kwargs", "task", "description"];
@@ -278,7 +278,7 @@ mod tests {
         // sorted); Python kwargs do not depend on it.
         let mut kw = a.kwargs.clone();
         kw.sort_by(|x, y| x.0.cmp(&y.0));
-        assert_eq!(crate::pyliteral::kwargs_repr(&kw), "{'d': {'k': 'v'}, 'l': [1, 2.5, True], 'n': 1, 's': 'x'}");
+        assert_eq!(crate::pyvalue::kwargs_repr(&kw), "{'d': {'k': 'v'}, 'l': [1, 2.5, True], 'n': 1, 's': 'x'}");
         let reasons: Vec<_> = rows[1..]
             .iter()
             .map(|r| match r {

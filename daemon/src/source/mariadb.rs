@@ -16,7 +16,7 @@ use super::{
     build, finish_with,
 };
 use crate::config::{Config, DbConfig, SiteConfig};
-use crate::pyliteral::{self, Kwargs};
+use crate::pyvalue::{self, Kwargs};
 
 /// Longest a whole load may take before the site counts as unreachable (a host that drops
 /// packets would otherwise stall a rebuild for minutes).
@@ -326,7 +326,7 @@ impl RowReader {
         let base = match self.task_arguments.get(task.as_str()) {
             Some(parsed) => parsed,
             None => {
-                let parsed = pyliteral::parse_kwargs(arguments.as_deref()).map_err(|e| e.to_string());
+                let parsed = pyvalue::parse_kwargs(arguments.as_deref()).map_err(|e| e.to_string());
                 self.task_arguments.entry(task.clone()).or_insert(parsed)
             }
         };
@@ -339,9 +339,9 @@ impl RowReader {
                 }));
             }
         };
-        let kwargs = match pyliteral::parse_kwargs(overrides.as_deref()) {
+        let kwargs = match pyvalue::parse_kwargs(overrides.as_deref()) {
             Ok(over) if over.is_empty() => base.clone(),
-            Ok(over) => pyliteral::merge_kwargs(base, &over),
+            Ok(over) => pyvalue::merge_kwargs(base, &over),
             Err(e) => {
                 return Ok(Err(SkipReason::BadArguments { field: "argument_overrides".into(), error: e.to_string() }));
             }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, Mode};
 use crate::cron::LocalSchedule;
-use crate::pyliteral::{self, Kwargs};
+use crate::pyvalue::{self, Kwargs};
 
 /// One runnable schedule, everything a fired run needs.
 ///
@@ -431,7 +431,7 @@ fn fingerprint_of(ctx: &BuildContext, raw: &RawSchedule) -> Result<Fingerprint, 
     // Writing into the hasher cannot fail.
     let _ = fmt::Write::write_fmt(&mut h, format_args!("{}", raw.timeout_secs));
     h.end();
-    h.part(&pyliteral::kwargs_repr(&raw.kwargs));
+    h.part(&pyvalue::kwargs_repr(&raw.kwargs));
     Ok(Fingerprint(h.0))
 }
 
@@ -625,7 +625,7 @@ mod tests {
         r.cron = Some("1 * * * *".into());
         assert_ne!(base, fp(r));
         let mut r = raw();
-        r.kwargs = vec![("a".into(), crate::pyliteral::PyValue::Int(1))];
+        r.kwargs = vec![("a".into(), crate::pyvalue::PyValue::Int(1))];
         assert_ne!(base, fp(r));
         let mut r = raw();
         r.zone = "UTC".into();

@@ -1,4 +1,4 @@
-//! The job's `data` field: `zlib(pickle((func_name, None, args, kwargs)))`.
+//! Pickle of a [`PyValue`] and of an RQ call tuple `(func_name, None, args, kwargs)`.
 //!
 //! Why our own encoder rather than `serde-pickle` (which we checked first):
 //! - its `Value::Dict` is a `BTreeMap`, so dicts come out sorted, not in the
@@ -12,18 +12,15 @@
 //! lists as verified on every rq release (protocol 2 header, no memo
 //! opcodes, `BINUNICODE` strings, real tuples, `LONG1`/`LONG4` big ints,
 //! protocol-3 bytes opcodes, which Python accepts after a protocol-2 header).
-//! Tests decode the output with real `python3` and with `serde-pickle`'s
-//! decoder.
+//! Tests decode the output with `serde-pickle`'s decoder here, and with real `python3`
+//! in `rq::data` (the zlib'd job payload).
 
-use crate::pyliteral::{Kwargs, MAX_DEPTH, PyValue};
-use flate2::Compression;
-use flate2::write::ZlibEncoder;
-use std::io::Write as _;
+use super::value::{Kwargs, MAX_DEPTH, PyValue};
 
 /// Nesting accepted in a payload: the literal limit plus the payload's own
 /// tuple and kwargs dict. Deeper values are refused instead of recursing
 /// without bound.
-pub const MAX_PICKLE_DEPTH: usize = MAX_DEPTH + 2;
+const MAX_PICKLE_DEPTH: usize = MAX_DEPTH + 2;
 
 /// Why a payload could not be encoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,8 +29,6 @@ pub enum PickleError {
     TooDeep,
     #[error("{what} of {len} bytes is too long for a pickle")]
     TooLong { what: &'static str, len: usize },
-    #[error("zlib compression failed: {0}")]
-    Compress(String),
 }
 
 const PROTO: u8 = 0x80;
@@ -80,25 +75,13 @@ pub fn pickle_call(func: &str, args: &[PyValue], kwargs: &Kwargs) -> Result<Vec<
     Ok(out)
 }
 
-/// Pickle of one value, for tests and tools.
-pub fn pickle_value(value: &PyValue) -> Result<Vec<u8>, PickleError> {
+/// Pickle of one value (the tests check single values byte by byte).
+#[cfg(test)]
+fn pickle_value(value: &PyValue) -> Result<Vec<u8>, PickleError> {
     let mut out = vec![PROTO, 2];
     write_value(&mut out, value, 0)?;
     out.push(STOP);
     Ok(out)
-}
-
-/// The job hash's `data` field: the call pickle, zlib-compressed (RFC 1950 —
-/// gzip or raw deflate would make the job fail to load).
-pub fn job_data(func: &str, args: &[PyValue], kwargs: &Kwargs) -> Result<Vec<u8>, PickleError> {
-    zlib(&pickle_call(func, args, kwargs)?)
-}
-
-/// zlib-compresses bytes (what Python's `zlib.decompress` reads).
-pub fn zlib(bytes: &[u8]) -> Result<Vec<u8>, PickleError> {
-    let mut enc = ZlibEncoder::new(Vec::with_capacity(bytes.len() / 2 + 16), Compression::default());
-    enc.write_all(bytes).map_err(|e| PickleError::Compress(e.to_string()))?;
-    enc.finish().map_err(|e| PickleError::Compress(e.to_string()))
 }
 
 fn write_value(out: &mut Vec<u8>, v: &PyValue, depth: usize) -> Result<(), PickleError> {
@@ -219,7 +202,7 @@ fn len_u32(what: &'static str, len: usize) -> Result<u32, PickleError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pyliteral::parse_literal;
+    use crate::pyvalue::parse_literal;
     use proptest::prelude::*;
     use serde_pickle::{HashableValue, Value};
 
@@ -257,16 +240,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn job_data_is_a_zlib_stream() {
-        let data = job_data("m.f", &[], &Vec::new()).expect("data");
-        assert_eq!(data[0], 0x78, "zlib header (RFC 1950), not gzip or raw deflate");
-        let mut dec = flate2::read::ZlibDecoder::new(&data[..]);
-        let mut raw = Vec::new();
-        std::io::Read::read_to_end(&mut dec, &mut raw).expect("inflate");
-        assert_eq!(raw, pickle_call("m.f", &[], &Vec::new()).expect("pickle"));
-    }
-
     /// What serde-pickle's decoder should return for our value.
     fn to_serde(v: &PyValue) -> Value {
         match v {
@@ -295,49 +268,11 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(256))]
         /// An independent decoder reads back what we wrote.
         #[test]
-        fn serde_pickle_decodes_it(v in crate::pyliteral::tests::arb_value()) {
+        fn serde_pickle_decodes_it(v in crate::pyvalue::tests::arb_value()) {
             let bytes = pickle_value(&v).map_err(|e| TestCaseError::fail(e.to_string()))?;
             let back = serde_pickle::value_from_slice(&bytes, serde_pickle::DeOptions::new())
                 .map_err(|e| TestCaseError::fail(format!("{e}: {v:?}")))?;
             prop_assert_eq!(back, to_serde(&v));
-        }
-    }
-
-    /// Real CPython loads the zlib'd call and sees the same values (same repr,
-    /// so same types, order, and digits).
-    #[test]
-    fn cpython_loads_it() {
-        let cases = [
-            "{'a': 1, 'b': [1, 2.5, None, True, False], 'c': {'d': (1,), 'e': ()}}",
-            "{'uni': 'héllo wörld ✓ 😀 \\x00\\n', 'nbsp': 'a\\xa0b'}",
-            "{'big': 123456789012345678901234567890123456789012345678901234567890, 'neg': -98765432109876543210, 'min': -9223372036854775808, 'max': 9223372036854775807, 'i32': -2147483649, 'edge': [255, 256, 65535, 65536, -1, 0, 2147483647, 2147483648, 128, -128, -129, 32768]}",
-            "{'f': [0.1, 1e16, 1e-5, 1.5e300, -0.0, 3.141592653589793, 1e22, 5e-324]}",
-            "{'nested': [[[[{'x': [(1, (2, (3,)))]}]]]], 'empty': [{}, [], (), '', b'']}",
-            "{'keys': {1: 'a', (1, 2): 'd', None: 'e', b'k': 'f', 2.5: 'g', 'z': 0, 'a': 1}}",
-            "{'bytes': b'\\x00\\xff', 'quotes': ['\\'', '\"', b'\\'']}",
-        ];
-        let huge = format!(
-            "{{'huge': {}, 'blob': b'{}', 'text': '{}'}}",
-            "9".repeat(700),
-            "\\x01".repeat(300),
-            "é".repeat(70_000)
-        );
-        let mut payloads = Vec::new();
-        let mut expected = Vec::new();
-        for text in cases.iter().copied().chain([huge.as_str()]) {
-            let kwargs = crate::pyliteral::parse_kwargs(Some(text)).expect("kwargs");
-            let args = vec![PyValue::Str("pos".into()), PyValue::Tuple(vec![])];
-            let data = job_data("mod.func", &args, &kwargs).expect("data");
-            payloads.push(data.iter().map(|b| format!("{b:02x}")).collect::<String>());
-            expected.push(format!("('mod.func', None, ('pos', ()), {})", crate::pyliteral::kwargs_repr(&kwargs)));
-        }
-        let lines = crate::pyliteral::tests::python3_lines(
-            "import pickle, sys, zlib\nfor line in sys.stdin:\n    print(repr(pickle.loads(zlib.decompress(bytes.fromhex(line.strip())))))\n",
-            payloads,
-        );
-        assert_eq!(lines.len(), expected.len());
-        for (got, want) in lines.iter().zip(&expected) {
-            assert_eq!(got, want);
         }
     }
 }
