@@ -24,8 +24,7 @@
 use std::path::PathBuf;
 
 use super::{
-    BuildContext, Interner, KnownFingerprints, RawSchedule, RebuildRow, RowOutcome, RowSink, SkipReason, SourceError,
-    build, finish_with,
+    BuildContext, KnownFingerprints, RawSchedule, RowChecker, RowOutcome, RowSink, SkipReason, SourceError, SourceRow,
 };
 use crate::config::{Config, FileConfig};
 use crate::pyvalue::{Kwargs, PyValue};
@@ -71,19 +70,14 @@ impl FileSource {
         parse_schedules(&self.ctx, &text).map_err(|m| self.err(m))
     }
 
-    /// Every schedule for a rebuild; those `known` lists with their fingerprint are not built.
     /// Every schedule for a rebuild, streamed into `sink`; those `known` lists with their
     /// fingerprint are not built.
     pub async fn load_rebuild(&self, known: &KnownFingerprints, sink: &mut RowSink) -> Result<(), SourceError> {
         let text = tokio::fs::read_to_string(&self.path).await.map_err(|e| self.err(e.to_string()))?;
         let table = parse_table(&text).map_err(|m| self.err(m))?;
-        let mut interner = Interner::default();
-        for (id, row) in schedules(&self.ctx, &table).map_err(|m| self.err(m))? {
-            let row = match row {
-                Ok(raw) => build(&self.ctx, &mut interner, known, raw),
-                Err(reason) => RebuildRow::skipped(id, reason),
-            };
-            if !sink.push(row).await {
+        let mut checker = RowChecker::new(&self.ctx);
+        for row in schedules(&self.ctx, &table).map_err(|m| self.err(m))? {
+            if !sink.push(checker.check_rebuild(row, known)).await {
                 return Ok(()); // the engine stopped
             }
         }
@@ -102,15 +96,10 @@ impl FileSource {
 }
 
 /// Parses the whole file; `Err` only when the file as a whole is unreadable (syntax, layout).
-pub fn parse_schedules(ctx: &BuildContext, text: &str) -> Result<Vec<RowOutcome>, String> {
+fn parse_schedules(ctx: &BuildContext, text: &str) -> Result<Vec<RowOutcome>, String> {
     let table = parse_table(text)?;
-    let mut interner = Interner::default();
-    Ok(schedules(ctx, &table)?
-        .map(|(id, row)| match row {
-            Ok(raw) => finish_with(ctx, &mut interner, raw),
-            Err(reason) => RowOutcome::Skipped { site: ctx.site.to_string(), schedule: id, reason },
-        })
-        .collect())
+    let mut checker = RowChecker::new(ctx);
+    Ok(schedules(ctx, &table)?.map(|row| checker.check(row)).collect())
 }
 
 fn parse_table(text: &str) -> Result<toml::Table, String> {
@@ -123,12 +112,12 @@ fn parse_table(text: &str) -> Result<toml::Table, String> {
     Ok(table)
 }
 
-/// The file's `[[schedule]]` tables in order, each with its id: the fields to validate, or
-/// why it does not run. A repeated id is skipped. `Err` when the layout is wrong.
+/// The file's `[[schedule]]` tables in order: the fields to check, or why the schedule does
+/// not run. A repeated id is skipped. `Err` when the layout is wrong.
 fn schedules<'a>(
     ctx: &'a BuildContext,
     table: &'a toml::Table,
-) -> Result<impl Iterator<Item = (String, Result<RawSchedule, SkipReason>)> + Send + 'a, String> {
+) -> Result<impl Iterator<Item = SourceRow> + Send + 'a, String> {
     static EMPTY: std::sync::LazyLock<toml::Table> = std::sync::LazyLock::new(toml::Table::new);
     let defaults = match table.get("defaults") {
         None => &*EMPTY,
@@ -151,10 +140,9 @@ fn schedules<'a>(
         };
         if !seen.insert(id.clone()) {
             let problem = "the id is used by an earlier schedule in the file".into();
-            return (id, Err(SkipReason::Invalid { problem }));
+            return Err((id, SkipReason::Invalid { problem }));
         }
-        let row = read_one(ctx, defaults, t, &id);
-        (id, row)
+        read_one(ctx, defaults, t, &id).map_err(|reason| (id, reason))
     }))
 }
 

@@ -12,8 +12,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row};
 
 use super::{
-    BuildContext, Interner, KnownFingerprints, RawSchedule, RebuildRow, RowOutcome, RowSink, SkipReason, SourceError,
-    build, finish_with,
+    BuildContext, KnownFingerprints, RawSchedule, RowChecker, RowOutcome, RowSink, SkipReason, SourceError, SourceRow,
 };
 use crate::config::{Config, DbConfig, SiteConfig};
 use crate::pyvalue::{self, Kwargs};
@@ -130,7 +129,7 @@ impl MariaDbSource {
     }
 
     pub async fn load_all(&self) -> Result<Vec<RowOutcome>, SourceError> {
-        let mut target = Outcomes { ctx: &self.ctx, interner: Interner::default(), out: Vec::new() };
+        let mut target = Outcomes { checker: RowChecker::new(&self.ctx), out: Vec::new() };
         self.with_timeout(self.read_rows(None, &mut target)).await?;
         Ok(target.out)
     }
@@ -138,7 +137,7 @@ impl MariaDbSource {
     /// Every row for a rebuild, streamed into `sink` as it comes from the server; rows
     /// `known` lists with their fingerprint are not built.
     pub async fn load_rebuild(&self, known: &KnownFingerprints, sink: &mut RowSink) -> Result<(), SourceError> {
-        let mut target = Rebuild { ctx: &self.ctx, interner: Interner::default(), known, sink, open: true };
+        let mut target = Rebuild { checker: RowChecker::new(&self.ctx), known, sink };
         self.with_timeout(async {
             self.read_rows(None, &mut target).await?;
             target.sink.flush().await;
@@ -148,7 +147,7 @@ impl MariaDbSource {
     }
 
     pub async fn load_one(&self, schedule: &str) -> Result<RowOutcome, SourceError> {
-        let mut target = Outcomes { ctx: &self.ctx, interner: Interner::default(), out: Vec::new() };
+        let mut target = Outcomes { checker: RowChecker::new(&self.ctx), out: Vec::new() };
         self.with_timeout(self.read_rows(Some(schedule), &mut target)).await?;
         Ok(target.out.pop().unwrap_or_else(|| RowOutcome::Skipped {
             site: self.ctx.site.to_string(),
@@ -162,8 +161,8 @@ impl MariaDbSource {
         let _ = self.pool.clone().disconnect().await;
     }
 
-    /// Reads the schedule rows (all, or the one named) and hands each to `on_row`, as the
-    /// fields to validate or as the reason it does not run. Rows are streamed: only the row
+    /// Reads the schedule rows (all, or the one named) and hands each to `target`, as the
+    /// fields to check or as the reason it does not run. Rows are streamed: only the row
     /// being read is in memory here.
     async fn read_rows(&self, one: Option<&str>, target: &mut impl RowTarget) -> Result<(), SourceError> {
         let mut conn = self.pool.get_conn().await.map_err(|e| self.db_err(e))?;
@@ -204,8 +203,7 @@ impl MariaDbSource {
         };
         let mut reader = RowReader { default_zone: self.ctx.default_zone.clone(), task_arguments: HashMap::new() };
         while let Some(mut row) = result.next().await.map_err(|e| self.db_err(e))? {
-            target.take(reader.read(&mut row));
-            if !target.pause().await {
+            if !target.take(reader.read(&mut row)).await {
                 // The engine stopped: read no further. The rest of the result is discarded
                 // with the connection.
                 return Ok(());
@@ -217,52 +215,34 @@ impl MariaDbSource {
 
 /// What becomes of the rows [`MariaDbSource::read_rows`] reads.
 trait RowTarget {
-    fn take(&mut self, row: Result<RawSchedule, (String, SkipReason)>);
-    /// Called after each row; `false` stops reading.
-    async fn pause(&mut self) -> bool;
+    /// Takes one row; `false` stops reading.
+    async fn take(&mut self, row: SourceRow) -> bool;
 }
 
 /// Every row as a [`RowOutcome`] (`load_all`, `load_one`).
 struct Outcomes<'a> {
-    ctx: &'a BuildContext,
-    interner: Interner,
+    checker: RowChecker<'a>,
     out: Vec<RowOutcome>,
 }
 
 impl RowTarget for Outcomes<'_> {
-    fn take(&mut self, row: Result<RawSchedule, (String, SkipReason)>) {
-        self.out.push(match row {
-            Ok(raw) => finish_with(self.ctx, &mut self.interner, raw),
-            Err((schedule, reason)) => RowOutcome::Skipped { site: self.ctx.site.to_string(), schedule, reason },
-        });
-    }
-    async fn pause(&mut self) -> bool {
+    async fn take(&mut self, row: SourceRow) -> bool {
+        self.out.push(self.checker.check(row));
         true
     }
 }
 
 /// Rows for a rebuild, batched into a [`RowSink`].
 struct Rebuild<'a> {
-    ctx: &'a BuildContext,
-    interner: Interner,
+    checker: RowChecker<'a>,
     known: &'a KnownFingerprints,
     sink: &'a mut RowSink,
-    open: bool,
 }
 
 impl RowTarget for Rebuild<'_> {
-    fn take(&mut self, row: Result<RawSchedule, (String, SkipReason)>) {
-        let row = match row {
-            Ok(raw) => build(self.ctx, &mut self.interner, self.known, raw),
-            Err((schedule, reason)) => RebuildRow::skipped(schedule, reason),
-        };
-        self.sink.batch.push(row);
-    }
-    async fn pause(&mut self) -> bool {
-        if self.sink.batch.len() >= super::SINK_BATCH {
-            self.open = self.sink.flush().await;
-        }
-        self.open
+    async fn take(&mut self, row: SourceRow) -> bool {
+        let row = self.checker.check_rebuild(row, self.known);
+        self.sink.push(row).await
     }
 }
 
@@ -276,7 +256,7 @@ struct RowReader {
 }
 
 impl RowReader {
-    fn read(&mut self, row: &mut Row) -> Result<RawSchedule, (String, SkipReason)> {
+    fn read(&mut self, row: &mut Row) -> SourceRow {
         let id = match take::<String>(row, 0) {
             Ok(Some(id)) => id,
             // Frappe's primary key is never NULL; a non-text one would be a broken table.

@@ -1,0 +1,317 @@
+//! Row checking: the one place a schedule row read by any source is validated and turned into
+//! a [`ScheduleSpec`] (or a [`SkipReason`]), with its [`Fingerprint`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::fingerprint::FingerprintHasher;
+use super::{Fingerprint, Interner, KnownFingerprints, RebuildRow, RowOutcome, ScheduleSpec, SkipReason};
+use crate::config::Mode;
+use crate::pyvalue::{Kwargs, kwargs_repr};
+
+/// Everything a source needs besides its own connection settings.
+#[derive(Debug, Clone)]
+pub struct BuildContext {
+    /// Shared by every schedule of the site.
+    pub site: Arc<str>,
+    pub mode: Mode,
+    /// Prepended to queue names (Frappe's `<bench_id>:`), in frappe mode only.
+    pub queue_prefix: String,
+    /// The config file's zone, the fallback when the site says nothing.
+    pub default_zone: Option<String>,
+    /// Frappe mode calls this runner; kept here so the fingerprint changes when it does.
+    pub runner: String,
+}
+
+/// Fields of one schedule as a source read them, before validation.
+#[derive(Debug, Clone, Default)]
+pub struct RawSchedule {
+    pub id: String,
+    pub task: Option<String>,
+    pub task_description: Option<String>,
+    pub function: Option<String>,
+    pub cron: Option<String>,
+    pub zone: String,
+    pub queue: Option<String>,
+    pub kwargs: Kwargs,
+    pub timeout_secs: i64,
+}
+
+/// One row as a source read it: its fields, or already why it does not run (disabled, its
+/// task missing or not submitted, unreadable arguments, ...), with the schedule id.
+pub type SourceRow = Result<RawSchedule, (String, SkipReason)>;
+
+/// The checks every row of every source goes through (cron, zone, function, task, timeout),
+/// sharing texts and parsed schedules among the rows of one load. Pure.
+#[derive(Debug)]
+pub struct RowChecker<'a> {
+    ctx: &'a BuildContext,
+    interner: Interner,
+}
+
+impl<'a> RowChecker<'a> {
+    pub fn new(ctx: &'a BuildContext) -> Self {
+        RowChecker { ctx, interner: Interner::default() }
+    }
+
+    /// Checks one row: the runnable spec, or why it does not run.
+    pub fn check(&mut self, row: SourceRow) -> RowOutcome {
+        let checked = row.and_then(|raw| {
+            let fingerprint = fingerprint_of(self.ctx, &raw)?;
+            self.spec(raw, fingerprint)
+        });
+        match checked {
+            Ok(spec) => RowOutcome::Loaded(spec),
+            Err((schedule, reason)) => RowOutcome::Skipped { site: self.ctx.site.to_string(), schedule, reason },
+        }
+    }
+
+    /// [`RowChecker::check`] for a rebuild: a row whose fingerprint `known` lists for its id
+    /// becomes [`RebuildRow::Unchanged`] before anything is parsed or allocated for it.
+    ///
+    /// The fingerprint covers every input of the checks (mode, task, function, cron, zone,
+    /// timeout), so a listed fingerprint also means the row passed them when it was planned.
+    pub fn check_rebuild(&mut self, row: SourceRow, known: &KnownFingerprints) -> RebuildRow {
+        let checked = row.and_then(|raw| {
+            let fingerprint = fingerprint_of(self.ctx, &raw)?;
+            if let Some((id, _)) = known.get_key_value(raw.id.as_str()).filter(|(_, f)| **f == fingerprint) {
+                return Ok(RebuildRow::Unchanged { id: id.clone(), fingerprint });
+            }
+            self.spec(raw, fingerprint).map(|spec| RebuildRow::Loaded(Arc::new(spec)))
+        });
+        checked.unwrap_or_else(|(schedule, reason)| RebuildRow::skipped(schedule, reason))
+    }
+
+    /// Validates the row (zone, cron, function, task, timeout) and builds its spec.
+    fn spec(&mut self, raw: RawSchedule, fingerprint: Fingerprint) -> Result<ScheduleSpec, (String, SkipReason)> {
+        let (cron, zone, function, queue_prefix, queue_name) = fields(self.ctx, &raw);
+        let mut check = || -> Result<_, SkipReason> {
+            let Some(cron) = cron else { return Err(SkipReason::NoCron) };
+            let parsed = self.interner.schedule(cron, zone)?;
+            if self.ctx.mode == Mode::Plain && function.is_empty() {
+                return Err(SkipReason::Invalid { problem: "no function to call".into() });
+            }
+            if self.ctx.mode == Mode::Frappe && raw.task.as_deref().is_none_or(str::is_empty) {
+                return Err(SkipReason::NoTask);
+            }
+            if raw.timeout_secs == 0 || raw.timeout_secs < -1 {
+                return Err(SkipReason::Invalid {
+                    problem: format!("timeout {} s: must be positive (or -1 for no limit)", raw.timeout_secs),
+                });
+            }
+            Ok(parsed)
+        };
+        let (cron, zone, schedule) = match check() {
+            Ok(parsed) => parsed,
+            Err(reason) => return Err((raw.id, reason)),
+        };
+        let function = function.to_string();
+        let queue = format!("{queue_prefix}{queue_name}");
+        let task = raw.task.as_deref().map(|t| self.interner.text(t));
+        let task_description = raw.task_description.as_deref().map(|d| self.interner.text(d));
+        let mut kwargs = raw.kwargs;
+        // Merging grows the vector by doubling; the plan keeps it as long as the schedule.
+        kwargs.shrink_to_fit();
+        Ok(ScheduleSpec {
+            site: self.ctx.site.clone(),
+            id: Arc::from(raw.id),
+            task,
+            task_description,
+            function,
+            cron,
+            zone,
+            schedule,
+            queue,
+            kwargs,
+            timeout_secs: raw.timeout_secs,
+            mode: self.ctx.mode,
+            fingerprint,
+        })
+    }
+}
+
+/// Trimmed cron (None when there is none), zone, function, queue prefix and queue name.
+fn fields<'a>(ctx: &'a BuildContext, raw: &'a RawSchedule) -> (Option<&'a str>, &'a str, &'a str, &'a str, &'a str) {
+    (
+        raw.cron.as_deref().map(str::trim).filter(|c| !c.is_empty()),
+        raw.zone.trim(),
+        raw.function.as_deref().map(str::trim).unwrap_or(""),
+        if ctx.mode == Mode::Frappe { ctx.queue_prefix.as_str() } else { "" },
+        raw.queue.as_deref().map(str::trim).filter(|q| !q.is_empty()).unwrap_or("default"),
+    )
+}
+
+/// The row's fingerprint, hashed in place (no joined text is built). The same parts, in the
+/// same order, as every earlier release, so fingerprints a previous daemon stored in Redis
+/// stay valid.
+fn fingerprint_of(ctx: &BuildContext, raw: &RawSchedule) -> Result<Fingerprint, (String, SkipReason)> {
+    let (cron, zone, function, queue_prefix, queue_name) = fields(ctx, raw);
+    let Some(cron) = cron else { return Err((raw.id.clone(), SkipReason::NoCron)) };
+    let mut h = FingerprintHasher::new();
+    h.part(match ctx.mode {
+        Mode::Frappe => "frappe",
+        Mode::Plain => "plain",
+    });
+    h.part(if ctx.mode == Mode::Frappe { ctx.runner.as_str() } else { "" });
+    h.part(raw.task.as_deref().unwrap_or(""));
+    h.part(raw.task_description.as_deref().unwrap_or(""));
+    h.part(function);
+    h.part(cron);
+    h.part(zone);
+    h.write(queue_prefix);
+    h.part(queue_name);
+    // Writing into the hasher cannot fail.
+    let _ = fmt::Write::write_fmt(&mut h, format_args!("{}", raw.timeout_secs));
+    h.end();
+    h.part(&kwargs_repr(&raw.kwargs));
+    Ok(h.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::fingerprint::fingerprint;
+
+    /// One row through a fresh checker.
+    fn finish(ctx: &BuildContext, raw: RawSchedule) -> RowOutcome {
+        RowChecker::new(ctx).check(Ok(raw))
+    }
+
+    fn build(ctx: &BuildContext, known: &KnownFingerprints, raw: RawSchedule) -> RebuildRow {
+        RowChecker::new(ctx).check_rebuild(Ok(raw), known)
+    }
+
+    fn ctx(mode: Mode) -> BuildContext {
+        BuildContext {
+            site: "s1.local".into(),
+            mode,
+            queue_prefix: "bench:".into(),
+            default_zone: None,
+            runner: "btu_hooks.runner.run_task".into(),
+        }
+    }
+
+    fn raw() -> RawSchedule {
+        RawSchedule {
+            id: "TS-1".into(),
+            task: Some("BTU-1".into()),
+            function: Some("m.f".into()),
+            cron: Some("0 * * * *".into()),
+            zone: "Europe/Paris".into(),
+            queue: Some("long".into()),
+            timeout_secs: 600,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn valid_row_loads_with_prefixed_queue() {
+        match finish(&ctx(Mode::Frappe), raw()) {
+            RowOutcome::Loaded(s) => {
+                assert_eq!(s.queue, "bench:long");
+                assert_eq!(s.fingerprint.to_string().len(), 16);
+            }
+            other => panic!("{other:?}"),
+        }
+        match finish(&ctx(Mode::Plain), raw()) {
+            RowOutcome::Loaded(s) => assert_eq!(s.queue, "long"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_rows_are_skipped_with_reasons() {
+        let mut r = raw();
+        r.cron = Some("61 25 * * *".into());
+        let RowOutcome::Skipped { reason, .. } = finish(&ctx(Mode::Frappe), r) else { panic!() };
+        assert_eq!(reason.code(), "invalid_cron");
+        let mut r = raw();
+        r.zone = "Mars/Base".into();
+        let RowOutcome::Skipped { reason, .. } = finish(&ctx(Mode::Frappe), r) else { panic!() };
+        assert!(reason.to_string().contains("Mars/Base"), "{reason}");
+        let mut r = raw();
+        r.function = None;
+        assert!(matches!(finish(&ctx(Mode::Plain), r), RowOutcome::Skipped { .. }));
+        let mut r = raw();
+        r.timeout_secs = 0;
+        assert!(matches!(finish(&ctx(Mode::Plain), r), RowOutcome::Skipped { .. }));
+    }
+
+    #[test]
+    fn fingerprint_changes_with_any_field() {
+        let fp = |r: RawSchedule| match finish(&ctx(Mode::Frappe), r) {
+            RowOutcome::Loaded(s) => s.fingerprint,
+            other => panic!("{other:?}"),
+        };
+        let base = fp(raw());
+        assert_eq!(base, fp(raw()));
+        let mut r = raw();
+        r.cron = Some("1 * * * *".into());
+        assert_ne!(base, fp(r));
+        let mut r = raw();
+        r.kwargs = vec![("a".into(), crate::pyvalue::PyValue::Int(1))];
+        assert_ne!(base, fp(r));
+        let mut r = raw();
+        r.zone = "UTC".into();
+        assert_ne!(base, fp(r));
+    }
+
+    /// Fingerprints are stored in Redis: the value must stay what earlier releases computed
+    /// (FNV-1a over the joined parts), or a restarted daemon would replan everything.
+    #[test]
+    fn fingerprint_is_stable_across_releases() {
+        let RowOutcome::Loaded(s) = finish(&ctx(Mode::Frappe), raw()) else { panic!() };
+        let joined = fingerprint(&[
+            "frappe",
+            "btu_hooks.runner.run_task",
+            "BTU-1",
+            "",
+            "m.f",
+            "0 * * * *",
+            "Europe/Paris",
+            "bench:long",
+            "600",
+            "{}",
+        ]);
+        assert_eq!(s.fingerprint, joined);
+        assert_eq!(Fingerprint::parse_hex(&s.fingerprint.to_string()), Some(s.fingerprint));
+        assert_eq!(Fingerprint::parse_hex("xyz"), None);
+    }
+
+    #[test]
+    fn interner_shares_texts_and_schedules() {
+        let ctx = ctx(Mode::Frappe);
+        let mut checker = RowChecker::new(&ctx);
+        let a = checker.check(Ok(raw()));
+        let mut r = raw();
+        r.id = "TS-2".into();
+        let b = checker.check(Ok(r));
+        let (RowOutcome::Loaded(a), RowOutcome::Loaded(b)) = (a, b) else { panic!() };
+        assert!(Arc::ptr_eq(&a.schedule, &b.schedule));
+        assert!(Arc::ptr_eq(&a.zone, &b.zone));
+        assert!(Arc::ptr_eq(a.task.as_ref().unwrap(), b.task.as_ref().unwrap()));
+    }
+
+    #[test]
+    fn known_fingerprint_short_circuits_only_on_a_match() {
+        let RowOutcome::Loaded(s) = finish(&ctx(Mode::Frappe), raw()) else { panic!() };
+        let id: Arc<str> = Arc::from("TS-1");
+        let mut known = KnownFingerprints::new();
+        known.insert(id.clone(), s.fingerprint);
+        match build(&ctx(Mode::Frappe), &known, raw()) {
+            RebuildRow::Unchanged { id: got, fingerprint } => {
+                assert!(Arc::ptr_eq(&got, &id));
+                assert_eq!(fingerprint, s.fingerprint);
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut r = raw();
+        r.queue = Some("short".into());
+        assert!(matches!(build(&ctx(Mode::Frappe), &known, r), RebuildRow::Loaded(_)));
+        known.insert(id, Fingerprint(0));
+        assert!(matches!(build(&ctx(Mode::Frappe), &known, raw()), RebuildRow::Loaded(_)));
+        let mut r = raw();
+        r.cron = Some("61 * * * *".into());
+        assert!(matches!(build(&ctx(Mode::Frappe), &known, r), RebuildRow::Skipped(_)));
+    }
+}

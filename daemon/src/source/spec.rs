@@ -1,0 +1,85 @@
+//! The schedule model every source produces: [`ScheduleSpec`], and the [`Interner`] that lets
+//! 100k of them share their repeated texts and parsed schedules.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use super::{Fingerprint, SkipReason};
+use crate::config::Mode;
+use crate::cron::{self, LocalSchedule};
+use crate::pyvalue::Kwargs;
+
+/// One runnable schedule, everything a fired run needs.
+///
+/// Kept small because the engine holds one per planned schedule (100k of them on a large
+/// bench): the texts many schedules share (site, task, description, cron, zone) and the parsed
+/// schedule are shared `Arc`s handed out by an [`Interner`], and the id is the same `Arc` the
+/// engine keys its plan by.
+#[derive(Debug, Clone)]
+pub struct ScheduleSpec {
+    pub site: Arc<str>,
+    /// Schedule id (`TS-000001` in BTU, the `id` in a schedules file).
+    pub id: Arc<str>,
+    /// BTU Task id; in frappe mode the runner loads it.
+    pub task: Option<Arc<str>>,
+    pub task_description: Option<Arc<str>>,
+    /// Dotted path of the Python function (the task's `function_string` in BTU).
+    pub function: String,
+    pub cron: Arc<str>,
+    /// IANA zone the cron string is read in.
+    pub zone: Arc<str>,
+    /// Parsed `cron` + `zone`, shared by every schedule with the same pair.
+    pub schedule: Arc<LocalSchedule>,
+    /// Full RQ queue name (Frappe's bench prefix included).
+    pub queue: String,
+    /// Merged keyword arguments (task's, overridden by the schedule's).
+    pub kwargs: Kwargs,
+    pub timeout_secs: i64,
+    pub mode: Mode,
+    /// Changes whenever anything that shapes a run or its job changes; stored in Redis so a
+    /// restarted daemon knows whether the stored next run still belongs to this schedule.
+    pub fingerprint: Fingerprint,
+}
+
+/// Shares repeated texts and parsed schedules among the schedules of one load, so 100k
+/// schedules of a handful of tasks, zones and cron strings hold each of those once.
+#[derive(Debug, Default)]
+pub struct Interner {
+    texts: HashSet<Arc<str>>,
+    schedules: HashMap<(Arc<str>, Arc<str>), Arc<LocalSchedule>>,
+}
+
+impl Interner {
+    /// The shared copy of `text`.
+    pub fn text(&mut self, text: &str) -> Arc<str> {
+        if let Some(t) = self.texts.get(text) {
+            return t.clone();
+        }
+        let t: Arc<str> = Arc::from(text);
+        self.texts.insert(t.clone());
+        t
+    }
+
+    /// The parsed `cron` in `zone`, parsed once per pair; errors are not remembered (bad rows
+    /// are rare and each one reports its own problem).
+    pub(super) fn schedule(&mut self, cron: &str, zone: &str) -> Result<SharedSchedule, SkipReason> {
+        let (cron, zone) = (self.text(cron), self.text(zone));
+        if let Some(s) = self.schedules.get(&(cron.clone(), zone.clone())) {
+            return Ok((cron, zone, s.clone()));
+        }
+        let tz = cron::parse_zone(&zone)
+            .map_err(|e| SkipReason::UnknownZone { zone: zone.to_string(), error: e.to_string() })?;
+        let expr = cron::CronExpr::parse(&cron)
+            .map_err(|e| SkipReason::InvalidCron { cron: cron.to_string(), error: e.to_string() })?;
+        let s = Arc::new(LocalSchedule::new(expr, tz));
+        self.schedules.insert((cron.clone(), zone.clone()), s.clone());
+        Ok((cron, zone, s))
+    }
+}
+
+/// A cron text, a zone name and the schedule parsed from them, each shared.
+type SharedSchedule = (Arc<str>, Arc<str>, Arc<LocalSchedule>);
+
+/// The fingerprints of the schedules a caller already plans, by id: a rebuild skips building
+/// (parsing, allocating) every row whose fingerprint is listed.
+pub type KnownFingerprints = HashMap<Arc<str>, Fingerprint>;
