@@ -11,6 +11,7 @@
 //! | [`rq`]      | build RQ job hashes (pickle + zlib) and write them to Redis       | Redis |
 //! | [`config`]  | the daemon's TOML configuration (new and original flat keys)     | file |
 //! | [`source`]  | where schedules come from: MariaDB (Frappe BTU) or a TOML file    | MariaDB, file |
+//! | [`secret`]  | passwords kept out of logs; the one URL redaction                 | no  |
 //! | [`cli`]     | the `btu` command's subcommands                                   | stdout |
 
 pub use btu_cron as cron;
@@ -20,5 +21,6 @@ pub mod config;
 pub mod engine;
 pub mod pyvalue;
 pub mod rq;
+pub mod secret;
 pub mod server;
 pub mod source;

@@ -82,7 +82,7 @@ pub async fn check(path: &std::path::Path) -> Vec<CheckLine> {
         out.push(line(CheckStatus::Ok, "time zone", zone.clone()));
     }
 
-    let redis_what = format!("redis {}", crate::rq::redacted_url(config.redis.url.expose()));
+    let redis_what = format!("redis {}", crate::secret::redacted_url(config.redis.url.expose()));
     let redis = async {
         let mut conn = crate::rq::connect(config.redis.url.expose()).await.map_err(|e| e.to_string())?;
         crate::engine::store::ping(&mut conn).await.map_err(|e| e.to_string())

@@ -18,10 +18,9 @@ pub use job::{
     DEFAULT_FAILURE_TTL_SECS, DEFAULT_RESULT_TTL_SECS, RqJob, describe, is_valid_job_id, job_fields, job_id,
     rq_timestamp, validate,
 };
-pub use writer::{
-    Claim, DEFAULT_KEY_PREFIX, EnqueueOutcome, HistoryAppend, PreparedRun, RqWriter, connect, redacted_url,
-    validate_key_prefix,
-};
+pub use writer::{Claim, EnqueueOutcome, HistoryAppend, PreparedRun, RqWriter, connect, validate_key_prefix};
+
+pub use crate::secret::redacted_url;
 
 /// Why a job was not written. `Clone` so that one failed batch call can
 /// answer each of its runs.

@@ -3,6 +3,7 @@
 
 use super::RqError;
 use super::job::{RqJob, job_fields, rq_timestamp};
+use crate::secret::redacted_url;
 use chrono::{DateTime, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, Script, Value};
@@ -199,9 +200,6 @@ impl std::fmt::Debug for RqWriter {
     }
 }
 
-/// The key prefix stock rq uses unless `RQ_KEY_PREFIX` is set (rq ≥ 3.0).
-pub const DEFAULT_KEY_PREFIX: &str = "rq";
-
 /// Checks a key prefix the way rq 3.0 does (`[A-Za-z0-9_.:{}-]+`).
 pub fn validate_key_prefix(prefix: &str) -> Result<(), RqError> {
     let ok = !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:{}-".contains(&b));
@@ -396,57 +394,9 @@ pub async fn connect(url: &str) -> Result<ConnectionManager, RqError> {
     ConnectionManager::new_with_config(client, config).await.map_err(fail)
 }
 
-/// The URL with any password replaced by `***` (in `user:pass@` and in the
-/// `pass=`/`password=` query parameters unix-socket URLs use), for logs.
-pub fn redacted_url(url: &str) -> String {
-    let (scheme, rest) = match url.split_once("://") {
-        Some((s, r)) => (format!("{s}://"), r),
-        None => (String::new(), url),
-    };
-    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(auth_end);
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{user}:***@{host}"),
-            None => format!("{userinfo}@{host}"),
-        },
-        None => authority.to_string(),
-    };
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let query: Vec<String> = query
-                .split('&')
-                .map(|kv| match kv.split_once('=') {
-                    Some((k, _)) if k == "pass" || k == "password" => format!("{k}=***"),
-                    _ => kv.to_string(),
-                })
-                .collect();
-            format!("{path}?{}", query.join("&"))
-        }
-        None => tail.to_string(),
-    };
-    format!("{scheme}{authority}{tail}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_never_show() {
-        let cases = [
-            ("redis://127.0.0.1:6379/9", "redis://127.0.0.1:6379/9"),
-            ("redis://:s3cret@host:6379/1", "redis://:***@host:6379/1"),
-            ("rediss://user:p%40ss:w@host/0", "rediss://user:***@host/0"),
-            ("redis://user@host", "redis://user@host"),
-            ("redis+unix:///run/redis.sock?db=2&pass=s3cret", "redis+unix:///run/redis.sock?db=2&pass=***"),
-            ("unix:///tmp/r.sock?password=x&user=u", "unix:///tmp/r.sock?password=***&user=u"),
-            ("weird", "weird"),
-        ];
-        for (url, want) in cases {
-            assert_eq!(redacted_url(url), want);
-        }
-    }
 
     #[test]
     fn key_prefix_rules_match_rq() {

@@ -80,11 +80,7 @@ impl MariaDbSource {
                 .db_name(Some(database.clone()))
                 .pool_opts(pool_opts)
                 .into(),
-            DbConfig::Url(url) => match Opts::from_url(url.expose()) {
-                Ok(o) => OptsBuilder::from_opts(o).pool_opts(pool_opts).into(),
-                // Config validation only checked the scheme; a malformed URL surfaces on load.
-                Err(_) => OptsBuilder::default().ip_or_hostname("invalid-url.invalid").into(),
-            },
+            DbConfig::Url(url) => OptsBuilder::from_opts(url.opts().clone()).pool_opts(pool_opts).into(),
         };
         MariaDbSource {
             ctx,

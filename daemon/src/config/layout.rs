@@ -1,0 +1,103 @@
+//! The file's layout as serde reads it: every key of the structured format and of the original
+//! daemon's flat format, all optional (what is required is decided in `validate.rs`). Keys the
+//! layout does not name are collected, with their dotted path, as unused.
+
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+use serde_ignored::Path;
+
+use super::{Mode, Secret};
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct RawFile {
+    pub daemon: Option<RawDaemon>,
+    pub redis: Option<RawRedis>,
+    pub frappe: Option<RawFrappe>,
+    pub sites: Option<Vec<RawSite>>,
+    pub file: Option<RawFileSource>,
+    // The original daemon's flat keys.
+    pub mysql_host: Option<String>,
+    pub mysql_port: Option<u16>,
+    pub mysql_user: Option<String>,
+    pub mysql_password: Option<Secret>,
+    pub mysql_database: Option<String>,
+    pub rq_host: Option<String>,
+    pub rq_port: Option<u16>,
+    pub socket_path: Option<String>,
+    pub socket_file_group_owner: Option<String>,
+    pub full_refresh_internal_secs: Option<u64>,
+    pub time_zone_string: Option<String>,
+    pub tracing_level: Option<String>,
+    pub frappe_site: Option<String>,
+    /// The original daemon's web server settings are unused (jobs no longer come from Frappe's
+    /// web server); this one is kept as a fallback site name.
+    pub webserver_host_header: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct RawDaemon {
+    pub rebuild_interval_secs: Option<u64>,
+    pub missed_run_grace_secs: Option<u64>,
+    pub time_zone: Option<String>,
+    pub log_level: Option<String>,
+    pub socket_path: Option<String>,
+    pub socket_file_group_owner: Option<String>,
+    pub allowed_uids: Option<Vec<u32>>,
+    pub allowed_gids: Option<Vec<u32>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct RawRedis {
+    pub url: Option<Secret>,
+    pub key_prefix: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct RawFrappe {
+    pub runner: Option<String>,
+    pub queue_prefix: Option<String>,
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct RawSite {
+    pub name: Option<String>,
+    pub url: Option<Secret>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub database: Option<String>,
+    pub mode: Option<Mode>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct RawFileSource {
+    pub path: Option<String>,
+    pub site: Option<String>,
+    pub mode: Option<Mode>,
+}
+
+/// Reads the text in one pass: the layout, and the dotted paths of the keys it does not name
+/// (sorted), e.g. `webserver_port`, `daemon.foo`, `sites[0].colour`.
+pub(super) fn read(text: &str) -> Result<(RawFile, Vec<String>), toml::de::Error> {
+    let mut unused = BTreeSet::new();
+    let raw = serde_ignored::deserialize(toml::Deserializer::new(text), |path| {
+        unused.insert(dotted(&path));
+    })?;
+    Ok((raw, unused.into_iter().collect()))
+}
+
+/// `a.b[0].c`: serde_ignored's own `Display` also prints the `Option` layers (`a.?.b`).
+fn dotted(path: &Path<'_>) -> String {
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", dotted(parent)),
+        Path::Map { parent, key } => match dotted(parent) {
+            p if p.is_empty() => key.clone(),
+            p => format!("{p}.{key}"),
+        },
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => dotted(parent),
+    }
+}

@@ -1,0 +1,129 @@
+//! Reading configuration files: both formats, defaults, unused keys and every error.
+
+use super::*;
+use btu_protocol::DEFAULT_SOCKET_PATH;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("/etc/btu/test.toml"))
+}
+
+#[test]
+fn structured_file_with_defaults() {
+    let c = parse(
+        r#"
+        [redis]
+        url = "redis://:s3cret@localhost:6380/2"
+        [[sites]]
+        name = "site1.local"
+        database = "_abc"
+        password = "hunter2"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(c.daemon.rebuild_interval, Duration::from_secs(300));
+    assert_eq!(c.daemon.missed_run_grace, Duration::from_secs(300));
+    assert_eq!(c.daemon.socket_path, PathBuf::from(DEFAULT_SOCKET_PATH));
+    assert_eq!(c.redis.key_prefix, "rq");
+    assert_eq!(c.frappe.runner, DEFAULT_RUNNER);
+    assert_eq!(c.frappe.user, "Administrator");
+    assert_eq!(c.sites.len(), 1);
+    assert_eq!(c.sites[0].mode, Mode::Frappe);
+    assert!(c.unused_keys.is_empty());
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("hunter2") && !dbg.contains("s3cret"), "{dbg}");
+}
+
+#[test]
+fn original_flat_file_works_and_reports_unused_keys() {
+    let c = parse(
+        r#"
+        name = "BTU Scheduler Daemon"
+        environment_name = "LIVE"
+        full_refresh_internal_secs = 900
+        scheduler_polling_interval = 60
+        time_zone_string = "America/Los_Angeles"
+        tracing_level = "INFO"
+        rq_host = "10.0.0.5"
+        rq_port = 11000
+        mysql_user = "root"
+        mysql_password = "password123"
+        mysql_host = "127.0.0.1"
+        mysql_port = 3306
+        mysql_database = "_c8a4cb6d9e07f12a"
+        socket_path = "/tmp/btu_scheduler.sock"
+        socket_file_group_owner = "frappe_group"
+        webserver_ip = "127.0.0.1"
+        webserver_port = 8000
+        webserver_token = "token abc:def"
+        webserver_host_header = "mysite.local"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(c.daemon.rebuild_interval, Duration::from_secs(900));
+    assert_eq!(c.daemon.time_zone.as_deref(), Some("America/Los_Angeles"));
+    assert_eq!(c.redis.url.expose(), "redis://10.0.0.5:11000");
+    assert_eq!(c.sites[0].name, "mysite.local");
+    assert_eq!(c.daemon.socket_file_group_owner.as_deref(), Some("frappe_group"));
+    assert_eq!(
+        c.unused_keys,
+        vec![
+            "environment_name",
+            "name",
+            "scheduler_polling_interval",
+            "webserver_ip",
+            "webserver_port",
+            "webserver_token"
+        ]
+    );
+    assert!(!format!("{c:?}").contains("password123"));
+}
+
+#[test]
+fn frappe_site_wins_over_host_header() {
+    let c = parse("mysql_database = \"_x\"\nfrappe_site = \"a.local\"\nwebserver_host_header = \"b.local\"").unwrap();
+    assert_eq!(c.sites[0].name, "a.local");
+}
+
+#[test]
+fn errors_name_file_key_and_problem() {
+    let e = parse("[daemon]\ntime_zone = \"Mars/Olympus\"\n[file]\npath = \"s.toml\"").unwrap_err().to_string();
+    assert!(e.contains("/etc/btu/test.toml") && e.contains("daemon.time_zone") && e.contains("Mars/Olympus"), "{e}");
+    let e = parse("[daemon]\nrebuild_interval_secs = \"often\"").unwrap_err().to_string();
+    assert!(e.contains("rebuild_interval_secs"), "{e}");
+    let e = parse("mysql_database = \"_x\"").unwrap_err().to_string();
+    assert!(e.contains("frappe_site"), "{e}");
+    let e = parse("").unwrap_err().to_string();
+    assert!(e.contains("no source of schedules"), "{e}");
+    let e = parse("[redis]\nurl = \"http://x\"\n[file]\npath = \"s.toml\"").unwrap_err().to_string();
+    assert!(e.contains("redis.url"), "{e}");
+}
+
+#[test]
+fn unused_nested_keys_are_named() {
+    let c = parse("[file]\npath = \"s.toml\"\ncolour = \"red\"\n[daemon]\nfoo = 1").unwrap();
+    assert_eq!(c.unused_keys, vec!["daemon.foo", "file.colour"]);
+    assert_eq!(c.file.unwrap().path, PathBuf::from("/etc/btu/s.toml"));
+}
+
+#[test]
+fn malformed_mysql_url_is_an_error_at_start_up() {
+    let site = |url: &str| parse(&format!("[[sites]]\nname = \"a.local\"\nurl = \"{url}\""));
+    let c = site("mysql://u:pw@db.example:3307/_abc").unwrap();
+    assert_eq!(c.sites[0].db.describe(), "mysql://u:***@db.example:3307/_abc");
+    assert!(!format!("{c:?}").contains(":pw@"), "{c:?}");
+    for bad in ["mysql://u:pw@h:notaport/db", "mysql://u:pw@h/db?no_such_option=1", "mysql://u:pw@[::1/db"] {
+        let e = site(bad).unwrap_err().to_string();
+        assert!(e.contains("sites[0].url") && e.contains("not a valid MySQL URL"), "{bad}: {e}");
+        assert!(!e.contains("pw"), "{e}");
+    }
+    let e = site("postgres://u@h/db").unwrap_err().to_string();
+    assert!(e.contains("sites[0].url") && e.contains("must start with mysql://"), "{e}");
+}
+
+#[test]
+fn unused_keys_inside_lists_and_flat_key_errors() {
+    let c = parse("[[sites]]\nname = \"a.local\"\ndatabase = \"x\"\ncolour = \"red\"").unwrap();
+    assert_eq!(c.unused_keys, vec!["sites[0].colour"]);
+    let e = parse("tracing_level = \"app=loud\"\n[file]\npath = \"s.toml\"").unwrap_err().to_string();
+    assert!(e.contains("key `tracing_level`"), "{e}");
+}

@@ -1,0 +1,240 @@
+//! From the file's layout to a checked [`Config`]: defaults, the original daemon's flat keys as
+//! fallbacks for the structured ones, and every check that can be made without connecting.
+//! Errors name the key as the file spells it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use btu_protocol::DEFAULT_SOCKET_PATH;
+
+use super::layout::{RawDaemon, RawFile, RawFileSource, RawFrappe, RawRedis, RawSite};
+use super::{
+    Config, ConfigError, DEFAULT_REDIS_URL, DEFAULT_RUNNER, DaemonConfig, DbConfig, FileConfig, FrappeConfig, Mode,
+    MysqlUrl, RedisConfig, SiteConfig,
+};
+use crate::secret::{Secret, redacted_url};
+
+/// Checks one configuration file's values; `path` names the file in errors and anchors a
+/// relative `[file] path`.
+pub(super) fn config(mut raw: RawFile, unused_keys: Vec<String>, path: &Path) -> Result<Config, ConfigError> {
+    let v = Validator { path };
+    let daemon = v.daemon(raw.daemon.take().unwrap_or_default(), &raw)?;
+    let redis = v.redis(raw.redis.take().unwrap_or_default(), &raw)?;
+    let frappe = v.frappe(raw.frappe.take().unwrap_or_default())?;
+    let mut sites = v.sites(raw.sites.take().unwrap_or_default())?;
+    let file = raw.file.take();
+    if let Some(site) = v.flat_site(raw)? {
+        if sites.iter().any(|x| x.name == site.name) {
+            return Err(v.invalid("frappe_site", format!("site {} is also listed in [[sites]]", site.name)));
+        }
+        sites.push(site);
+    }
+    let file = file.map(|f| v.file_source(f, &sites)).transpose()?;
+    for site in sites.iter().map(|s| &s.name).chain(file.iter().map(|f| &f.site)) {
+        if site.is_empty() || site.contains(char::is_whitespace) || site.contains(':') {
+            return Err(
+                v.invalid("sites.name", format!("site name {site:?} must not be empty or contain spaces or ':'"))
+            );
+        }
+    }
+    if sites.is_empty() && file.is_none() {
+        return Err(v.invalid(
+            "sites",
+            "no source of schedules: add [[sites]] (MariaDB), the flat mysql_* keys, or a [file] section".into(),
+        ));
+    }
+    Ok(Config { path: path.to_path_buf(), daemon, redis, frappe, sites, file, unused_keys })
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+}
+
+impl Validator<'_> {
+    fn invalid(&self, key: &str, problem: String) -> ConfigError {
+        ConfigError::Invalid { path: self.path.to_path_buf(), key: key.to_string(), problem }
+    }
+
+    fn daemon(&self, d: RawDaemon, flat: &RawFile) -> Result<DaemonConfig, ConfigError> {
+        let rebuild_secs = d.rebuild_interval_secs.or(flat.full_refresh_internal_secs).unwrap_or(300);
+        if rebuild_secs == 0 {
+            let key = if d.rebuild_interval_secs.is_some() {
+                "daemon.rebuild_interval_secs"
+            } else {
+                "full_refresh_internal_secs"
+            };
+            return Err(self.invalid(key, "must be at least 1 second".into()));
+        }
+        let (zone_key, time_zone) = match (d.time_zone, flat.time_zone_string.clone()) {
+            (Some(z), _) => ("daemon.time_zone", Some(z)),
+            (None, Some(z)) => ("time_zone_string", Some(z)),
+            (None, None) => ("", None),
+        };
+        let time_zone = time_zone.map(|z| z.trim().to_string()).filter(|z| !z.is_empty());
+        if let Some(z) = &time_zone
+            && z.parse::<chrono_tz::Tz>().is_err()
+        {
+            return Err(
+                self.invalid(zone_key, format!("unknown time zone {z:?} (expected an IANA name like Europe/Paris)"))
+            );
+        }
+        let (level_key, log_level) = match (d.log_level, flat.tracing_level.clone()) {
+            (Some(l), _) => ("daemon.log_level", Some(l)),
+            (None, l) => ("tracing_level", l),
+        };
+        if let Some(level) = &log_level
+            && tracing_subscriber::EnvFilter::try_new(level).is_err()
+        {
+            return Err(
+                self.invalid(level_key, format!("{level:?} is not a log level (error, warn, info, debug, trace)"))
+            );
+        }
+        Ok(DaemonConfig {
+            rebuild_interval: Duration::from_secs(rebuild_secs),
+            missed_run_grace: Duration::from_secs(d.missed_run_grace_secs.unwrap_or(300)),
+            time_zone,
+            log_level,
+            socket_path: PathBuf::from(
+                d.socket_path.or(flat.socket_path.clone()).unwrap_or_else(|| DEFAULT_SOCKET_PATH.to_string()),
+            ),
+            socket_file_group_owner: d
+                .socket_file_group_owner
+                .or(flat.socket_file_group_owner.clone())
+                .filter(|g| !g.is_empty()),
+            allowed_uids: d.allowed_uids.unwrap_or_default(),
+            allowed_gids: d.allowed_gids.unwrap_or_default(),
+        })
+    }
+
+    fn redis(&self, r: RawRedis, flat: &RawFile) -> Result<RedisConfig, ConfigError> {
+        let url = match (r.url, &flat.rq_host, flat.rq_port) {
+            (Some(url), _, _) => url,
+            (None, None, None) => Secret::new(DEFAULT_REDIS_URL),
+            (None, host, port) => {
+                Secret::new(format!("redis://{}:{}", host.as_deref().unwrap_or("127.0.0.1"), port.unwrap_or(6379)))
+            }
+        };
+        let scheme_ok =
+            ["redis://", "rediss://", "unix://", "redis+unix://"].iter().any(|s| url.expose().starts_with(s));
+        if !scheme_ok {
+            return Err(self.invalid(
+                "redis.url",
+                format!("{} must start with redis://, rediss:// or unix://", redacted_url(url.expose())),
+            ));
+        }
+        let key_prefix = r.key_prefix.unwrap_or_else(|| "rq".into());
+        if key_prefix.is_empty() || key_prefix.contains(char::is_whitespace) {
+            return Err(self.invalid("redis.key_prefix", "must be a non-empty word like \"rq\"".into()));
+        }
+        Ok(RedisConfig { url, key_prefix })
+    }
+
+    fn frappe(&self, f: RawFrappe) -> Result<FrappeConfig, ConfigError> {
+        let frappe = FrappeConfig {
+            runner: f.runner.unwrap_or_else(|| DEFAULT_RUNNER.into()),
+            queue_prefix: f.queue_prefix.unwrap_or_default(),
+            user: f.user.unwrap_or_else(|| "Administrator".into()),
+        };
+        if !is_dotted_path(&frappe.runner) {
+            return Err(self.invalid(
+                "frappe.runner",
+                format!("{:?} is not a dotted Python path like module.function", frappe.runner),
+            ));
+        }
+        Ok(frappe)
+    }
+
+    /// The `[[sites]]` entries.
+    fn sites(&self, raw: Vec<RawSite>) -> Result<Vec<SiteConfig>, ConfigError> {
+        let mut sites: Vec<SiteConfig> = Vec::new();
+        for (i, s) in raw.into_iter().enumerate() {
+            let key = |k: &str| format!("sites[{i}].{k}");
+            let name = s.name.filter(|n| !n.trim().is_empty()).ok_or_else(|| {
+                self.invalid(
+                    &key("name"),
+                    "every [[sites]] entry needs a name (the Frappe site, e.g. site1.local)".into(),
+                )
+            })?;
+            let db = match (s.url, s.database) {
+                (Some(url), None) => {
+                    DbConfig::Url(MysqlUrl::parse(url).map_err(|problem| self.invalid(&key("url"), problem))?)
+                }
+                (Some(_), Some(_)) => {
+                    return Err(self
+                        .invalid(&key("url"), "give either url or host/port/user/password/database, not both".into()));
+                }
+                (None, Some(database)) => DbConfig::Params {
+                    host: s.host.unwrap_or_else(|| "127.0.0.1".into()),
+                    port: s.port.unwrap_or(3306),
+                    user: s.user.unwrap_or_else(|| "root".into()),
+                    password: s.password.unwrap_or_default(),
+                    database,
+                },
+                (None, None) => {
+                    return Err(
+                        self.invalid(&key("database"), format!("site {name}: needs a database (or a mysql:// url)"))
+                    );
+                }
+            };
+            if sites.iter().any(|x| x.name == name) {
+                return Err(self.invalid(&key("name"), format!("site {name} is listed twice")));
+            }
+            sites.push(SiteConfig { name, db, mode: s.mode.unwrap_or(Mode::Frappe) });
+        }
+        Ok(sites)
+    }
+
+    /// The site of the original daemon's flat `mysql_*` keys, if they name a database.
+    fn flat_site(&self, flat: RawFile) -> Result<Option<SiteConfig>, ConfigError> {
+        let Some(database) = flat.mysql_database else { return Ok(None) };
+        let name =
+            flat.frappe_site.or(flat.webserver_host_header).filter(|n| !n.trim().is_empty()).ok_or_else(|| {
+                self.invalid(
+                    "frappe_site",
+                    "required with mysql_database: the Frappe site name, e.g. site1.local".into(),
+                )
+            })?;
+        Ok(Some(SiteConfig {
+            name,
+            db: DbConfig::Params {
+                host: flat.mysql_host.unwrap_or_else(|| "127.0.0.1".into()),
+                port: flat.mysql_port.unwrap_or(3306),
+                user: flat.mysql_user.unwrap_or_else(|| "root".into()),
+                password: flat.mysql_password.unwrap_or_default(),
+                database,
+            },
+            mode: Mode::Frappe,
+        }))
+    }
+
+    /// The `[file]` source; its site must not also be a MariaDB site.
+    fn file_source(&self, f: RawFileSource, sites: &[SiteConfig]) -> Result<FileConfig, ConfigError> {
+        let p = f
+            .path
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| self.invalid("file.path", "the [file] source needs the path of a schedules file".into()))?;
+        let mut p = PathBuf::from(p);
+        if p.is_relative()
+            && let Some(dir) = self.path.parent()
+        {
+            p = dir.join(p);
+        }
+        let site = f.site.unwrap_or_else(|| "local".into());
+        if sites.iter().any(|x| x.name == site) {
+            return Err(self.invalid(
+                "file.site",
+                format!("site {site} is already a MariaDB site; give the file its own site name"),
+            ));
+        }
+        Ok(FileConfig { path: p, site, mode: f.mode.unwrap_or(Mode::Plain) })
+    }
+}
+
+fn is_dotted_path(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|part| {
+            let mut chars = part.chars();
+            matches!(chars.next(), Some(c) if c == '_' || c.is_alphabetic())
+                && chars.all(|c| c == '_' || c.is_alphanumeric())
+        })
+}
