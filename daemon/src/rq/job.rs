@@ -130,9 +130,9 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> RqError {
     RqError::Invalid { field, reason: reason.into() }
 }
 
-/// Whether an id is one every rq release loads (`[A-Za-z0-9_-]+`).
-pub fn is_valid_job_id(id: &str) -> bool {
-    !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+/// A character every rq release accepts in a job id (`[A-Za-z0-9_-]`).
+fn is_job_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-'
 }
 
 /// Checks every field against what all rq releases from 1.15 to 3.0 accept.
@@ -140,7 +140,7 @@ pub fn validate(job: &RqJob) -> Result<(), RqError> {
     if job.id.is_empty() {
         return Err(invalid("id", "is empty"));
     }
-    if let Some(c) = job.id.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
+    if let Some(c) = job.id.chars().find(|c| !is_job_id_char(*c)) {
         return Err(invalid("id", format!("{:?} contains {c:?}; rq >= 2.8 accepts only [A-Za-z0-9_-]", job.id)));
     }
     if job.queue.is_empty() {
@@ -266,6 +266,10 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
     use proptest::prelude::*;
+
+    fn is_valid_job_id(id: &str) -> bool {
+        !id.is_empty() && id.chars().all(is_job_id_char)
+    }
 
     fn due() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2027, 3, 14, 10, 0, 0).single().expect("valid date")

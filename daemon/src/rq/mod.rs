@@ -14,11 +14,8 @@ pub mod writer;
 
 use crate::pyvalue::PickleError;
 
-pub use job::{
-    DEFAULT_FAILURE_TTL_SECS, DEFAULT_RESULT_TTL_SECS, RqJob, describe, is_valid_job_id, job_fields, job_id,
-    rq_timestamp, validate,
-};
-pub use writer::{Claim, EnqueueOutcome, HistoryAppend, PreparedRun, RqWriter, connect, validate_key_prefix};
+pub use job::{DEFAULT_FAILURE_TTL_SECS, DEFAULT_RESULT_TTL_SECS, RqJob, describe, job_id, rq_timestamp};
+pub use writer::{Claim, EnqueueOutcome, HistoryAppend, PreparedRun, RqWriter, connect};
 
 pub use crate::secret::redacted_url;
 

@@ -220,10 +220,6 @@ impl RqWriter {
         RqWriter { conn, key_prefix: key_prefix.to_string() }
     }
 
-    pub fn key_prefix(&self) -> &str {
-        &self.key_prefix
-    }
-
     /// `<prefix>:job:<id>`
     pub fn job_key(&self, id: &str) -> String {
         format!("{}:job:{id}", self.key_prefix)
