@@ -2,68 +2,9 @@
 //! (no time zone) that match it. Searches jump field by field (year, month, day, hour, minute,
 //! second) instead of stepping minute by minute, so a next match costs a few bit operations.
 
-use super::CronError;
-use super::calendar::{Civil, days_from_civil, days_in_month, weekday};
-use std::fmt;
-
-/// First and last year the year field accepts.
-pub const MIN_YEAR: u32 = 1970;
-pub const MAX_YEAR: u32 = 2099;
-
-/// A field of a cron expression, named in error messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Field {
-    Second,
-    Minute,
-    Hour,
-    DayOfMonth,
-    Month,
-    DayOfWeek,
-    Year,
-}
-
-impl Field {
-    /// Allowed values; day-of-week accepts 7 as a second spelling of Sunday.
-    pub fn range(self) -> (u32, u32) {
-        match self {
-            Field::Second | Field::Minute => (0, 59),
-            Field::Hour => (0, 23),
-            Field::DayOfMonth => (1, 31),
-            Field::Month => (1, 12),
-            Field::DayOfWeek => (0, 7),
-            Field::Year => (MIN_YEAR, MAX_YEAR),
-        }
-    }
-
-    fn names(self) -> &'static [&'static str] {
-        const MONTHS: [&str; 12] = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
-        const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
-        match self {
-            Field::Month => &MONTHS,
-            Field::DayOfWeek => &DAYS,
-            _ => &[],
-        }
-    }
-
-    /// Value of a name's first entry (JAN = 1, SUN = 0).
-    fn name_base(self) -> u32 {
-        if self == Field::Month { 1 } else { 0 }
-    }
-}
-
-impl fmt::Display for Field {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Field::Second => "second",
-            Field::Minute => "minute",
-            Field::Hour => "hour",
-            Field::DayOfMonth => "day-of-month",
-            Field::Month => "month",
-            Field::DayOfWeek => "day-of-week",
-            Field::Year => "year",
-        })
-    }
-}
+use crate::calendar::{Civil, days_from_civil, days_in_month, weekday};
+use crate::error::CronError;
+use crate::field::{Field, MAX_YEAR, MIN_YEAR};
 
 /// A parsed cron expression: one bitset per field plus the flags the day rule and the
 /// daylight-saving rule need.

@@ -5,8 +5,14 @@ use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::{GapInfo, Tz};
 
 use crate::calendar;
-use crate::expr::{CronExpr, MAX_YEAR, MIN_YEAR};
-use crate::{CronError, parse_zone};
+use crate::error::CronError;
+use crate::expr::CronExpr;
+use crate::field::{MAX_YEAR, MIN_YEAR};
+
+/// Look up an IANA zone name such as `America/Los_Angeles`.
+pub fn parse_zone(name: &str) -> Result<Tz, CronError> {
+    name.trim().parse::<Tz>().map_err(|_| CronError::UnknownZone { zone: name.to_string() })
+}
 
 /// How many years a search for year-less expressions may cover. Any satisfiable year-less
 /// day pattern recurs within the 400-year Gregorian cycle.

@@ -3,10 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::ExplainError;
 use super::render::{bits, render, render_starred};
 use crate::calendar::civil_from_days;
-use crate::{CronError, CronExpr, MAX_YEAR, MIN_YEAR};
+use crate::error::{CronError, ExplainError};
+use crate::expr::CronExpr;
+use crate::field::{MAX_YEAR, MIN_YEAR};
 
 /// Day fields of a UTC cron expression, as text.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -17,9 +17,12 @@
 //! The result is exact: the UTC expressions evaluated in UTC over the window, together with
 //! `instants`, give precisely the runs `LocalSchedule::runs_after` gives in that window.
 
-use super::{CronError, CronExpr, LocalSchedule, MAX_YEAR, MIN_YEAR};
 use crate::calendar::{DAY, HOUR, civil_from_days};
-use crate::schedule::utc_offset;
+use crate::error::CronError;
+pub use crate::error::ExplainError;
+use crate::expr::CronExpr;
+use crate::field::{MAX_YEAR, MIN_YEAR};
+use crate::schedule::{LocalSchedule, utc_offset};
 use chrono::{DateTime, FixedOffset, Offset, SecondsFormat, TimeZone, Utc};
 use serde::{Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,16 +51,6 @@ pub struct Window {
     /// Runs in the window that no expression covers (at daylight-saving changes).
     #[serde(serialize_with = "instant_list")]
     pub instants: Vec<DateTime<Utc>>,
-}
-
-#[derive(thiserror::Error, Debug, Clone, PartialEq)]
-pub enum ExplainError {
-    #[error("explain range is empty: until ({until}) must be after from ({from})")]
-    EmptyRange { from: DateTime<Utc>, until: DateTime<Utc> },
-    #[error("explain range {from} .. {until} leaves 1970-01-01 .. 2100-01-01, the years a cron year field can name")]
-    OutOfYears { from: DateTime<Utc>, until: DateTime<Utc> },
-    #[error("generated UTC cron '{cron}' does not parse ({reason}); this is a bug in explain")]
-    Generated { cron: String, reason: CronError },
 }
 
 fn instant<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {

@@ -79,7 +79,7 @@ pub(super) fn render_starred(set: u64, min: u32, parse_max: u32) -> Option<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::CronExpr;
+    use crate::expr::CronExpr;
 
     #[test]
     fn renders_fields_the_parser_reads_back() {

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::CliError;
+use super::error::CliError;
 use crate::config::{self, Config};
 use crate::source::{RowOutcome, Source};
 

@@ -1,6 +1,7 @@
 //! `btu explain`: a local schedule as UTC cron expressions, window by window.
 
-use super::{CliError, job_class, parse_date_or_instant, rfc3339z};
+use super::error::CliError;
+use super::text::{job_class, parse_date_or_instant, rfc3339z};
 use crate::cron::LocalSchedule;
 use crate::cron::explain::explain;
 use chrono::{DateTime, Months, Utc};

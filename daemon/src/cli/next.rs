@@ -1,6 +1,7 @@
 //! `btu next`: the next run instants of an expression in a zone.
 
-use super::{CliError, job_class, parse_instant, rfc3339z};
+use super::error::CliError;
+use super::text::{job_class, parse_instant, rfc3339z};
 use crate::cron::LocalSchedule;
 use chrono::{DateTime, Utc};
 use std::fmt::Write;

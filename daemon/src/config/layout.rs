@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use serde_ignored::Path;
 
-use super::{Mode, Secret};
+use super::model::Mode;
+use crate::secret::Secret;
 
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct RawFile {

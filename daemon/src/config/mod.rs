@@ -39,163 +39,16 @@
 //! The flat keys of the original daemon are mapped onto the same model; see `docs/daemon.md`.
 
 mod layout;
+mod model;
 mod validate;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use serde::Deserialize;
 
 pub use crate::secret::Secret;
-use crate::secret::redacted_url;
-
-/// Where the daemon looks when neither `--config` nor `BTU_CONFIG` is given.
-pub const DEFAULT_CONFIG_PATH: &str = "/etc/btu_scheduler/btu_scheduler.toml";
-/// Environment variable overriding [`DEFAULT_CONFIG_PATH`] (a `--config` flag wins over it).
-pub const CONFIG_ENV: &str = "BTU_CONFIG";
-pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
-pub const DEFAULT_RUNNER: &str = "btu_hooks.runner.run_task";
-
-/// What a fired run calls: Frappe's `execute_job` wrapping the task runner, or the schedule's
-/// own function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    Frappe,
-    Plain,
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Mode::Frappe => "frappe",
-            Mode::Plain => "plain",
-        })
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// The file this was read from (for messages).
-    pub path: PathBuf,
-    pub daemon: DaemonConfig,
-    pub redis: RedisConfig,
-    pub frappe: FrappeConfig,
-    pub sites: Vec<SiteConfig>,
-    pub file: Option<FileConfig>,
-    /// Keys present in the file that the daemon does not use (original daemon's
-    /// webserver settings and the like); reported in one warning.
-    pub unused_keys: Vec<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct DaemonConfig {
-    pub rebuild_interval: Duration,
-    pub missed_run_grace: Duration,
-    /// Fallback zone for cron strings (validated IANA name).
-    pub time_zone: Option<String>,
-    pub log_level: Option<String>,
-    pub socket_path: PathBuf,
-    pub socket_file_group_owner: Option<String>,
-    /// Peer uids allowed on the socket (besides the daemon's own); empty with `allowed_gids`
-    /// empty = anyone who can open the socket file.
-    pub allowed_uids: Vec<u32>,
-    /// Peer primary gids allowed on the socket.
-    pub allowed_gids: Vec<u32>,
-}
-
-#[derive(Debug, Clone)]
-pub struct RedisConfig {
-    /// May hold a password: use [`crate::secret::redacted_url`] for messages.
-    pub url: Secret,
-    /// RQ key prefix (`rq`; rq 3.0 workers may run with `RQ_KEY_PREFIX`).
-    pub key_prefix: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct FrappeConfig {
-    /// Dotted path of the task runner that `execute_job` calls.
-    pub runner: String,
-    /// Prepended to every queue name: `<bench_id>:` on Frappe v14+, empty on v13.
-    pub queue_prefix: String,
-    /// The `user` Frappe's `execute_job` connects as.
-    pub user: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct SiteConfig {
-    pub name: String,
-    pub db: DbConfig,
-    pub mode: Mode,
-}
-
-#[derive(Debug, Clone)]
-pub enum DbConfig {
-    Params { host: String, port: u16, user: String, password: Secret, database: String },
-    Url(MysqlUrl),
-}
-
-impl DbConfig {
-    /// A description safe for logs: no password.
-    pub fn describe(&self) -> String {
-        match self {
-            DbConfig::Params { host, port, user, database, .. } => {
-                format!("mysql://{user}@{host}:{port}/{database}")
-            }
-            DbConfig::Url(url) => redacted_url(url.text.expose()),
-        }
-    }
-}
-
-/// A `mysql://` URL, parsed by the MariaDB driver when the configuration is read, so a
-/// malformed one stops the daemon at start-up instead of failing every load.
-#[derive(Clone)]
-pub struct MysqlUrl {
-    text: Secret,
-    opts: mysql_async::Opts,
-}
-
-impl MysqlUrl {
-    /// Checks the URL; the error says what is wrong without repeating the URL.
-    fn parse(text: Secret) -> Result<MysqlUrl, String> {
-        if !text.expose().starts_with("mysql://") {
-            return Err("must start with mysql://".into());
-        }
-        match mysql_async::Opts::from_url(text.expose()) {
-            Ok(opts) => Ok(MysqlUrl { text, opts }),
-            Err(e) => Err(format!("not a valid MySQL URL: {e}")),
-        }
-    }
-
-    /// The driver's connection options (they hold the password: never log them).
-    pub fn opts(&self) -> &mysql_async::Opts {
-        &self.opts
-    }
-}
-
-impl fmt::Debug for MysqlUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("MysqlUrl").field(&redacted_url(self.text.expose())).finish()
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct FileConfig {
-    pub path: PathBuf,
-    pub site: String,
-    pub mode: Mode,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{path}: cannot read the configuration file: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {message}")]
-    Syntax { path: PathBuf, message: String },
-    #[error("{path}: key `{key}`: {problem}")]
-    Invalid { path: PathBuf, key: String, problem: String },
-}
+pub use model::{
+    CONFIG_ENV, Config, ConfigError, DEFAULT_CONFIG_PATH, DaemonConfig, DbConfig, FileConfig, FrappeConfig, Mode,
+    MysqlUrl, RedisConfig, SiteConfig,
+};
 
 /// `--config` if given, else `$BTU_CONFIG`, else [`DEFAULT_CONFIG_PATH`].
 pub fn resolve_path(cli: Option<&Path>) -> PathBuf {

@@ -1,7 +1,9 @@
 //! Reading configuration files: both formats, defaults, unused keys and every error.
 
+use super::model::DEFAULT_RUNNER;
 use super::*;
 use btu_protocol::DEFAULT_SOCKET_PATH;
+use std::time::Duration;
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::parse(text, Path::new("/etc/btu/test.toml"))

@@ -8,7 +8,7 @@ use std::time::Duration;
 use btu_protocol::DEFAULT_SOCKET_PATH;
 
 use super::layout::{RawDaemon, RawFile, RawFileSource, RawFrappe, RawRedis, RawSite};
-use super::{
+use super::model::{
     Config, ConfigError, DEFAULT_REDIS_URL, DEFAULT_RUNNER, DaemonConfig, DbConfig, FileConfig, FrappeConfig, Mode,
     MysqlUrl, RedisConfig, SiteConfig,
 };

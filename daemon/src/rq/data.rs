@@ -4,7 +4,7 @@ use flate2::Compression;
 use flate2::write::ZlibEncoder;
 use std::io::Write as _;
 
-use super::RqError;
+use super::error::RqError;
 use crate::pyvalue::{Kwargs, PyValue, pickle_call};
 
 /// The call pickle, zlib-compressed (RFC 1950 — gzip or raw deflate would make the job fail

@@ -5,8 +5,8 @@
 //! malformed field makes rq workers quit, and on rq ≥ 1.15 the poisoned id
 //! then crash-loops every worker started on that queue (`docs/rq.md` W8).
 
-use super::RqError;
 use super::data::job_data;
+use super::error::RqError;
 use crate::pyvalue::{Kwargs, MAX_DEPTH, PyValue};
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use std::fmt::Write as _;

@@ -1,7 +1,7 @@
 //! Writing jobs into Redis: one atomic claim + job hash + queue push per run,
 //! many runs per script call.
 
-use super::RqError;
+use super::error::RqError;
 use super::job::{RqJob, job_fields, rq_timestamp};
 use crate::secret::redacted_url;
 use chrono::{DateTime, Utc};

@@ -4,8 +4,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::fingerprint::FingerprintHasher;
-use super::{Fingerprint, Interner, KnownFingerprints, RebuildRow, RowOutcome, ScheduleSpec, SkipReason};
+use super::fingerprint::{Fingerprint, FingerprintHasher};
+use super::row::{RebuildRow, RowOutcome};
+use super::skip::SkipReason;
+use super::spec::{Interner, KnownFingerprints, ScheduleSpec};
 use crate::config::Mode;
 use crate::pyvalue::{Kwargs, kwargs_repr};
 

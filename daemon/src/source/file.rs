@@ -23,9 +23,12 @@
 
 use std::path::PathBuf;
 
-use super::{
-    BuildContext, KnownFingerprints, RawSchedule, RowChecker, RowOutcome, RowSink, SkipReason, SourceError, SourceRow,
-};
+use super::check::{BuildContext, RawSchedule, RowChecker, SourceRow};
+use super::error::SourceError;
+use super::row::RowOutcome;
+use super::sink::RowSink;
+use super::skip::SkipReason;
+use super::spec::KnownFingerprints;
 use crate::config::{Config, FileConfig};
 use crate::pyvalue::{Kwargs, PyValue};
 

@@ -11,9 +11,12 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row};
 
-use super::{
-    BuildContext, KnownFingerprints, RawSchedule, RowChecker, RowOutcome, RowSink, SkipReason, SourceError, SourceRow,
-};
+use super::check::{BuildContext, RawSchedule, RowChecker, SourceRow};
+use super::error::SourceError;
+use super::row::RowOutcome;
+use super::sink::RowSink;
+use super::skip::SkipReason;
+use super::spec::KnownFingerprints;
 use crate::config::{Config, DbConfig, SiteConfig};
 use crate::pyvalue::{self, Kwargs};
 

@@ -8,43 +8,36 @@
 //!
 //! | file             | one job                                                               |
 //! |------------------|-----------------------------------------------------------------------|
-//! | `spec.rs`        | the schedule model: [`ScheduleSpec`], the [`Interner`] its texts share |
+//! | `spec.rs`        | the schedule model: [`ScheduleSpec`], the `Interner` its texts share   |
 //! | `fingerprint.rs` | [`Fingerprint`]: what changes whenever a schedule's runs or jobs would  |
-//! | `row.rs`         | what a row became: [`RowOutcome`], [`RebuildRow`], [`SkipReason`]      |
-//! | `check.rs`       | [`RowChecker`]: the one check every row of every source goes through    |
+//! | `skip.rs`        | [`SkipReason`]: why a row does not run                                 |
+//! | `row.rs`         | what a row became: [`RowOutcome`], [`RebuildRow`]                      |
+//! | `error.rs`       | [`SourceError`]: a whole source could not be read                      |
+//! | `check.rs`       | `RowChecker`: the one check every row of every source goes through      |
 //! | `sink.rs`        | [`RowSink`]: a rebuild's rows, in batches, to the engine               |
 //! | `mariadb.rs`     | rows from a Frappe site's BTU tables                                   |
 //! | `file.rs`        | rows from a TOML schedules file                                        |
 //!
-//! The sources read rows and hand them to a [`RowChecker`]; they never build a spec themselves.
+//! The sources read rows and hand them to a `RowChecker`; they never build a spec themselves.
 
 mod check;
+mod error;
 pub mod file;
 mod fingerprint;
 pub mod mariadb;
 mod row;
 mod sink;
+mod skip;
 mod spec;
 
+pub use error::SourceError;
 pub use fingerprint::Fingerprint;
-pub use row::{RebuildRow, RowOutcome, SkipReason, SkippedRow};
+pub use row::{RebuildRow, RowOutcome, SkippedRow};
 pub use sink::RowSink;
+pub use skip::SkipReason;
 pub use spec::{KnownFingerprints, ScheduleSpec};
 
-use check::{BuildContext, RawSchedule, RowChecker, SourceRow};
-use spec::Interner;
-
 use crate::config::Config;
-
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    #[error("site {site}: database {target}: {message}")]
-    Database { site: String, target: String, message: String },
-    #[error("site {site}: database {target}: no answer within {secs} s")]
-    Timeout { site: String, target: String, secs: u64 },
-    #[error("schedules file {path}: {message}")]
-    File { path: String, message: String },
-}
 
 /// A configured source of schedules.
 #[derive(Debug, Clone)]

@@ -1,6 +1,6 @@
 //! The row sink: where a rebuild load sends its rows, in batches, to the engine.
 
-use super::RebuildRow;
+use super::row::RebuildRow;
 
 /// Rows per batch a rebuild load sends to the engine.
 const SINK_BATCH: usize = 1024;

@@ -4,7 +4,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::{Fingerprint, SkipReason};
+use super::fingerprint::Fingerprint;
+use super::skip::SkipReason;
 use crate::config::Mode;
 use crate::cron::{self, LocalSchedule};
 use crate::pyvalue::Kwargs;

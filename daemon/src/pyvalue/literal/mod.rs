@@ -25,7 +25,6 @@ mod number;
 mod string;
 
 use super::value::{Kwargs, MAX_DEPTH, PyValue};
-use number::negate;
 
 /// Why a literal could not be read, and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -178,17 +177,7 @@ impl<'a> Parser<'a> {
             b'[' => self.list(depth + 1),
             b'(' => self.paren(depth + 1),
             b'{' => self.dict(depth + 1),
-            b'+' | b'-' => {
-                let start = self.pos;
-                self.pos += 1;
-                self.skip_ws();
-                let c = self.expect_more("a number after the sign")?;
-                if !(c.is_ascii_digit() || (c == b'.' && self.peek_at(1).is_some_and(|d| d.is_ascii_digit()))) {
-                    return Err(self.err_at(start, "a sign must be followed by a number literal"));
-                }
-                let v = self.number()?;
-                if self.b[start] == b'-' { Ok(negate(v)) } else { Ok(v) }
-            }
+            b'+' | b'-' => self.signed_number(),
             b'0'..=b'9' => self.number(),
             b'.' if self.peek_at(1).is_some_and(|d| d.is_ascii_digit()) => self.number(),
             _ if self.string_start().is_some() => self.strings(),

@@ -3,10 +3,22 @@
 use num_bigint::BigInt;
 
 use super::{LiteralError, Parser};
-use crate::pyvalue::PyValue;
-use crate::pyvalue::value::canonical_int;
+use crate::pyvalue::value::{PyValue, canonical_int};
 
 impl Parser<'_> {
+    /// One leading `+` or `-` (whitespace may follow it) and the number it applies to.
+    pub(super) fn signed_number(&mut self) -> Result<PyValue, LiteralError> {
+        let start = self.pos;
+        self.pos += 1;
+        self.skip_ws();
+        let c = self.expect_more("a number after the sign")?;
+        if !(c.is_ascii_digit() || (c == b'.' && self.peek_at(1).is_some_and(|d| d.is_ascii_digit()))) {
+            return Err(self.err_at(start, "a sign must be followed by a number literal"));
+        }
+        let v = self.number()?;
+        if self.b[start] == b'-' { Ok(negate(v)) } else { Ok(v) }
+    }
+
     pub(super) fn number(&mut self) -> Result<PyValue, LiteralError> {
         let start = self.pos;
         let radix_prefix =
@@ -110,7 +122,7 @@ fn is_float(tok: &str) -> bool {
     }
 }
 
-pub(super) fn negate(v: PyValue) -> PyValue {
+fn negate(v: PyValue) -> PyValue {
     match v {
         PyValue::Int(i) => match i.checked_neg() {
             Some(n) => PyValue::Int(n),

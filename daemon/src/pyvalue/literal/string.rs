@@ -1,7 +1,7 @@
 //! String and bytes literals: prefixes, quotes, escapes, implicit concatenation.
 
 use super::{LiteralError, Parser, StrPiece};
-use crate::pyvalue::PyValue;
+use crate::pyvalue::value::PyValue;
 
 impl Parser<'_> {
     /// If a string literal starts here: (prefix length, raw, bytes).
