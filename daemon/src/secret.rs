@@ -84,6 +84,7 @@ mod tests {
     fn passwords_never_show() {
         let cases = [
             ("redis://127.0.0.1:6379/9", "redis://127.0.0.1:6379/9"),
+            ("redis://h:1", "redis://h:1"),
             ("redis://:s3cret@host:6379/1", "redis://:***@host:6379/1"),
             ("redis://:pw@h:1/0", "redis://:***@h:1/0"),
             ("redis://:pw@h", "redis://:***@h"),
