@@ -5,14 +5,17 @@
 //!
 //! | module      | job                                                              | I/O |
 //! |-------------|------------------------------------------------------------------|-----|
-//! | [`cron`]    | parse a cron string, list its run instants in UTC across DST      | no  |
-//! | [`explain`] | one local schedule as sets of UTC cron expressions per DST window | no  |
-//! | [`pyvalue`] | Python values: read literals (task arguments), repr, pickle    | no  |
-//! | [`rq`]      | build RQ job hashes (pickle + zlib) and write them to Redis       | Redis |
-//! | [`config`]  | the daemon's TOML configuration (new and original flat keys)     | file |
-//! | [`source`]  | where schedules come from: MariaDB (Frappe BTU) or a TOML file    | MariaDB, file |
+//! | [`cron`]    | the `btu-cron` crate: cron strings to UTC instants across DST, `explain` | no  |
+//! | [`pyvalue`] | Python values: read literals (task arguments), repr, pickle       | no  |
 //! | [`secret`]  | passwords kept out of logs; the one URL redaction                 | no  |
+//! | [`config`]  | the daemon's TOML configuration (new and original flat keys)      | file |
+//! | [`source`]  | where schedules come from: MariaDB (Frappe BTU) or a TOML file    | MariaDB, file |
+//! | [`rq`]      | build RQ job hashes (zlib'd pickle) and write them to Redis       | Redis |
+//! | [`engine`]  | the plan, timers, rebuilds, firing, missed runs                   | Redis, sources |
+//! | [`server`]  | the Unix-socket server for live changes                           | socket |
 //! | [`cli`]     | the `btu` command's subcommands                                   | stdout |
+//!
+//! Which module may import which: `docs/architecture.md`.
 
 pub use btu_cron as cron;
 
