@@ -331,7 +331,7 @@ pub(super) fn sorted_skips(skipped: &HashMap<String, SkipReason>) -> Vec<(String
 mod tests {
     use super::*;
     use crate::config::Mode;
-    use crate::source::{BuildContext, RawSchedule, RowOutcome, finish};
+    use crate::source::{BuildContext, RawSchedule, RowChecker, RowOutcome};
 
     fn spec(site: &str, id: &str, cron: &str) -> Arc<ScheduleSpec> {
         let ctx = BuildContext {
@@ -349,7 +349,7 @@ mod tests {
             timeout_secs: 60,
             ..Default::default()
         };
-        match finish(&ctx, raw) {
+        match RowChecker::new(&ctx).check(Ok(raw)) {
             RowOutcome::Loaded(s) => Arc::new(s),
             other => panic!("{other:?}"),
         }

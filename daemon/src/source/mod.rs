@@ -30,6 +30,9 @@ mod sink;
 mod skip;
 mod spec;
 
+/// For other modules' tests that build a spec the way a source does.
+#[cfg(test)]
+pub(crate) use check::{BuildContext, RawSchedule, RowChecker};
 pub use error::SourceError;
 pub use fingerprint::Fingerprint;
 pub use row::{RebuildRow, RowOutcome, SkippedRow};
