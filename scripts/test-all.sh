@@ -17,6 +17,11 @@ step "Rust: build and test the workspace (unit, property, integration, real rq w
 cargo build --workspace --all-targets --locked
 run "cargo test" cargo test --workspace --locked --no-fail-fast
 
+step "Lint: clippy (warnings are errors), rustfmt, the layout rules (no import loop, no file over 600 lines)"
+run "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
+run "rustfmt" cargo fmt --all --check
+run "layout" python3 scripts/check-structure.py
+
 step "Python: build the btu_client wheel and install it with btu_hooks into the test venv"
 rm -rf target/wheels
 "$VENV/bin/maturin" build -q -m py-client/Cargo.toml --out target/wheels

@@ -5,12 +5,12 @@
 //! prints nothing on stdout and its message on stderr. To add a subcommand: add a module, a
 //! variant to [`Command`] and an arm to [`Command::run`].
 
-pub mod check_config;
-pub mod client;
+pub(crate) mod check_config;
+pub(crate) mod client;
 mod error;
-pub mod explain;
-pub mod next;
-pub mod remote;
+pub(crate) mod explain;
+pub(crate) mod next;
+pub(crate) mod remote;
 mod text;
 
 use chrono::{DateTime, Utc};

@@ -28,14 +28,14 @@
 //! every component). This file only declares and re-exports.
 
 mod answers;
-pub mod backoff;
+pub(crate) mod backoff;
 mod firing;
 mod handle;
-pub mod jobs;
+pub(crate) mod jobs;
 mod link;
 mod loader;
 mod plan;
-pub mod planner;
+pub(crate) mod planner;
 mod prepare;
 mod rebuild;
 mod reports;

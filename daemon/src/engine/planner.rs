@@ -64,13 +64,6 @@ fn previous_run(schedule: &LocalSchedule, first: DateTime<Utc>, latest: DateTime
     schedule.last_at_or_before(latest - TimeDelta::seconds(1)).filter(|p| *p >= first).unwrap_or(first)
 }
 
-/// Where a run's next run is planned after it was handed to the writer at `now`: the first
-/// run after both the fired due instant and now (a run fired late never drags a burst of
-/// further late runs behind it).
-pub fn next_after_fire(schedule: &LocalSchedule, due: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    schedule.next_after(due.max(now))
-}
-
 /// How long a claim key must live: the same run can only be attempted again inside the
 /// catch-up window (grace) after its due instant, or by a second daemon at about the same
 /// time; twice the grace plus an hour of slack for clock skew covers both without keeping

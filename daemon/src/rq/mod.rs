@@ -8,10 +8,10 @@
 //!   whole batch of prepared runs per call, the pipelined history follow-up,
 //!   and connecting to Redis from a URL.
 
-pub mod data;
+pub(crate) mod data;
 mod error;
-pub mod job;
-pub mod writer;
+pub(crate) mod job;
+pub(crate) mod writer;
 
 pub use error::RqError;
 pub use job::{DEFAULT_FAILURE_TTL_SECS, DEFAULT_RESULT_TTL_SECS, RqJob, describe, job_id, rq_timestamp};

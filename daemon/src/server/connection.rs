@@ -18,9 +18,9 @@ use tokio::net::UnixStream;
 use tokio::time::{Instant, timeout, timeout_at};
 use tracing::{debug, info, warn};
 
-use super::ServerOptions;
 use super::handler::Context;
 use super::legacy;
+use super::options::ServerOptions;
 
 /// The connecting process, from SO_PEERCRED.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

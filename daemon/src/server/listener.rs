@@ -12,9 +12,9 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
-use super::ServerOptions;
 use super::connection::{self, Peer};
 use super::handler::Context;
+use super::options::ServerOptions;
 
 /// Why the server could not start. Each message names the socket path or the config key.
 #[derive(Debug, thiserror::Error)]

@@ -22,9 +22,9 @@
 
 mod check;
 mod error;
-pub mod file;
+pub(crate) mod file;
 mod fingerprint;
-pub mod mariadb;
+pub(crate) mod mariadb;
 mod row;
 mod sink;
 mod skip;
