@@ -108,7 +108,9 @@ def test_ping_status_upcoming_history(make_site, start_daemon, redis_conn, tmp_p
 
 def test_notify_after_an_edit_changes_the_next_run_at_once(make_site, start_daemon, redis_conn, tmp_path):
     site, _d, sock = start(make_site, start_daemon, tmp_path)
-    site.sql("UPDATE `tabBTU Task Schedule` SET cron_string=%s WHERE name=%s", ("17 3 * * *", "TS-000001"))
+    # TS-000001 is Daily in the sample data (its cron comes from minute/hour): make it Cron Style.
+    site.sql("UPDATE `tabBTU Task Schedule` SET run_frequency='Cron Style', cron_string=%s WHERE name=%s",
+             ("17 3 * * *", "TS-000001"))
     [state] = btu_client.notify("TS-000001", socket_path=sock)
     assert state["runs"] and state["time_zone"] == "America/Los_Angeles"
     first = state["next_runs"][0]

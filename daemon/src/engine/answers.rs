@@ -41,7 +41,8 @@ pub(super) async fn notify(rows: Vec<RowOutcome>, plan: &mut Plan, link: &mut Re
                 if !unchanged {
                     let spec = Arc::new(spec);
                     let next = spec.schedule.next_after(now);
-                    info!(site = %plan.name(idx), schedule = %id, next = ?next.map(rfc3339), "schedule planned (notify)");
+                    info!(site = %plan.name(idx), schedule = %id, cron = %spec.cron, zone = %spec.zone,
+                        next = ?next.map(rfc3339), "schedule planned (notify)");
                     plan.set(idx, id.clone(), spec.clone(), next);
                     writes.push((idx, spec, next));
                 }

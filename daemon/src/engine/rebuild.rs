@@ -124,7 +124,8 @@ impl SiteLoad {
                         Confirmation::Differs => {
                             self.report.changed += 1;
                             let next = spec.schedule.next_after(now);
-                            info!(site = %plan.name(idx), schedule = %id, next = ?next.map(rfc3339), "schedule changed; replanned");
+                            info!(site = %plan.name(idx), schedule = %id, cron = %spec.cron, zone = %spec.zone,
+                                next = ?next.map(rfc3339), "schedule changed; replanned");
                             next
                         }
                         Confirmation::Missing => {
@@ -138,7 +139,8 @@ impl SiteLoad {
                             // A recorded run (even a past one) is kept: the timer then applies the
                             // missed-run rule to it. Otherwise plan from now, without catch-up.
                             let next = recorded.or_else(|| spec.schedule.next_after(now));
-                            debug!(site = %plan.name(idx), schedule = %id, next = ?next.map(rfc3339), resumed = recorded.is_some(), "schedule planned");
+                            debug!(site = %plan.name(idx), schedule = %id, cron = %spec.cron, zone = %spec.zone,
+                                next = ?next.map(rfc3339), resumed = recorded.is_some(), "schedule planned");
                             next
                         }
                     };

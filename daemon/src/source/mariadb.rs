@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
@@ -13,6 +13,7 @@ use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row};
 
 use super::check::{BuildContext, RawSchedule, RowChecker, SourceRow};
 use super::error::SourceError;
+use super::frequency::{FrequencyFields, local_cron};
 use super::row::RowOutcome;
 use super::sink::RowSink;
 use super::skip::SkipReason;
@@ -25,24 +26,30 @@ use crate::pyvalue::{self, Kwargs};
 const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 const SCHEDULE_TABLE: &str = "tabBTU Task Schedule";
-const ZONE_COLUMN: &str = "cron_time_zone";
 
 /// Identifiers only (fixed text); values always travel as parameters. The site's zone
 /// (`BTU Configuration.cron_time_zone` in `tabSingles`) comes along as an uncorrelated
-/// subquery, so a notify costs one round trip, not two.
+/// subquery, so a notify costs one round trip, not two. `{optional}` is the optional columns
+/// ([`OPTIONAL_COLUMNS`]), each `s.<column>` or `NULL`.
 const SELECT_ROWS: &str = "SELECT s.name, s.enabled, s.task, s.task_description, s.queue_name, \
-     s.cron_string, s.argument_overrides, {zone}, \
+     s.cron_string, s.argument_overrides, \
      t.name, t.docstatus, t.function_string, t.arguments, t.max_task_duration, t.desc_short, \
-     (SELECT value FROM tabSingles WHERE doctype = ? AND field = ? LIMIT 1) \
+     (SELECT value FROM tabSingles WHERE doctype = ? AND field = ? LIMIT 1), {optional} \
      FROM `tabBTU Task Schedule` s LEFT JOIN `tabBTU Task` t ON t.name = s.task";
 const SITE_ZONE_KEY: (&str, &str) = ("BTU Configuration", "cron_time_zone");
 
-/// What is known of the optional per-row `cron_time_zone` column (a custom field some sites
-/// add). Checked on every full load; a notify reuses the answer instead of asking
-/// information_schema again, which cost more than the schedule query itself.
-const ZONE_COLUMN_UNKNOWN: u8 = 0;
-const ZONE_COLUMN_ABSENT: u8 = 1;
-const ZONE_COLUMN_PRESENT: u8 = 2;
+/// Columns of `tabBTU Task Schedule` a site may lack, read when present, in this order after
+/// the fixed ones: the per-row zone (a custom field some sites add) and the frequency fields
+/// (absent on schemas older than the app's Hourly..Yearly frequencies).
+const OPTIONAL_COLUMNS: [&str; 7] =
+    ["cron_time_zone", "run_frequency", "minute", "hour", "day_of_week", "day_of_month", "month"];
+/// Index of the first optional column in a result row.
+const FIRST_OPTIONAL: usize = 14;
+
+/// Bit `1 << i` of a known answer: column `OPTIONAL_COLUMNS[i]` is present. Checked on every
+/// full load; a notify reuses the answer instead of asking information_schema again, which
+/// cost more than the schedule query itself.
+const COLUMNS_UNKNOWN: u16 = 1 << 15;
 
 /// Timeout used when a task says 0 seconds (BTU's own default).
 const DEFAULT_TASK_TIMEOUT: i64 = 600;
@@ -52,8 +59,9 @@ pub struct MariaDbSource {
     ctx: BuildContext,
     target: String,
     pool: Pool,
-    /// One of the `ZONE_COLUMN_*` values; shared by the clones the engine hands to tasks.
-    zone_column: Arc<AtomicU8>,
+    /// Which optional columns exist, or `COLUMNS_UNKNOWN`; shared by the clones the engine
+    /// hands to tasks.
+    optional_columns: Arc<AtomicU16>,
 }
 
 impl MariaDbSource {
@@ -89,7 +97,7 @@ impl MariaDbSource {
             ctx,
             target: site.db.describe(),
             pool: Pool::new(opts),
-            zone_column: Arc::new(AtomicU8::new(ZONE_COLUMN_UNKNOWN)),
+            optional_columns: Arc::new(AtomicU16::new(COLUMNS_UNKNOWN)),
         }
     }
 
@@ -165,26 +173,35 @@ impl MariaDbSource {
     /// being read is in memory here.
     async fn read_rows(&self, one: Option<&str>, target: &mut impl RowTarget) -> Result<(), SourceError> {
         let mut conn = self.pool.get_conn().await.map_err(|e| self.db_err(e))?;
-        let has_zone_column = match (one, self.zone_column.load(Ordering::Relaxed)) {
-            (Some(_), ZONE_COLUMN_PRESENT) => true,
-            (Some(_), ZONE_COLUMN_ABSENT) => false,
+        let present = match (one, self.optional_columns.load(Ordering::Relaxed)) {
+            (Some(_), known) if known != COLUMNS_UNKNOWN => known,
             _ => {
-                let n: Option<i64> = conn
-                    .exec_first(
-                        "SELECT COUNT(*) FROM information_schema.COLUMNS \
-                         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?",
-                        (SCHEDULE_TABLE, ZONE_COLUMN),
+                let marks = vec!["?"; OPTIONAL_COLUMNS.len()].join(", ");
+                let mut params: Vec<&str> = vec![SCHEDULE_TABLE];
+                params.extend(OPTIONAL_COLUMNS);
+                let names: Vec<String> = conn
+                    .exec(
+                        format!(
+                            "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+                             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME IN ({marks})"
+                        ),
+                        params,
                     )
                     .await
                     .map_err(|e| self.db_err(e))?;
-                let present = n.unwrap_or(0) > 0;
-                let known = if present { ZONE_COLUMN_PRESENT } else { ZONE_COLUMN_ABSENT };
-                self.zone_column.store(known, Ordering::Relaxed);
+                let present = (0..OPTIONAL_COLUMNS.len())
+                    .filter(|&i| names.iter().any(|n| n.eq_ignore_ascii_case(OPTIONAL_COLUMNS[i])))
+                    .fold(0u16, |bits, i| bits | 1 << i);
+                self.optional_columns.store(present, Ordering::Relaxed);
                 present
             }
         };
-        let zone_expr = if has_zone_column { "s.cron_time_zone" } else { "NULL" };
-        let sql = SELECT_ROWS.replace("{zone}", zone_expr);
+        let optional: Vec<String> = OPTIONAL_COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(i, c)| if present & (1 << i) != 0 { format!("s.`{c}`") } else { "NULL".to_string() })
+            .collect();
+        let sql = SELECT_ROWS.replace("{optional}", &optional.join(", "));
         let (doctype, field) = SITE_ZONE_KEY;
         // Both as prepared statements (binary protocol), so both results have one type.
         let started = match one {
@@ -194,9 +211,9 @@ impl MariaDbSource {
         let mut result = match started {
             Ok(r) => r,
             Err(e) => {
-                // The custom column may have been dropped since it was last checked: ask
+                // An optional column may have been dropped since it was last checked: ask
                 // information_schema again next time rather than failing every notify.
-                self.zone_column.store(ZONE_COLUMN_UNKNOWN, Ordering::Relaxed);
+                self.optional_columns.store(COLUMNS_UNKNOWN, Ordering::Relaxed);
                 return Err(self.db_err(e));
             }
         };
@@ -280,14 +297,22 @@ impl RowReader {
         let queue = take::<String>(row, 4)?;
         let cron = take::<String>(row, 5)?;
         let overrides = take::<String>(row, 6)?;
-        let row_zone = take::<String>(row, 7)?.filter(|z| !z.trim().is_empty());
-        let task_name = take::<String>(row, 8)?;
-        let docstatus = take::<i64>(row, 9)?;
-        let function = take::<String>(row, 10)?;
-        let arguments = take::<String>(row, 11)?;
-        let max_duration = take::<i64>(row, 12)?;
-        let desc_short = take::<String>(row, 13)?;
-        let site_zone = take::<String>(row, 14)?.map(|z| z.trim().to_string()).filter(|z| !z.is_empty());
+        let task_name = take::<String>(row, 7)?;
+        let docstatus = take::<i64>(row, 8)?;
+        let function = take::<String>(row, 9)?;
+        let arguments = take::<String>(row, 10)?;
+        let max_duration = take::<i64>(row, 11)?;
+        let desc_short = take::<String>(row, 12)?;
+        let site_zone = take::<String>(row, 13)?.map(|z| z.trim().to_string()).filter(|z| !z.is_empty());
+        let row_zone = take::<String>(row, FIRST_OPTIONAL)?.filter(|z| !z.trim().is_empty());
+        let frequency = FrequencyFields {
+            run_frequency: take::<String>(row, FIRST_OPTIONAL + 1)?,
+            minute: take::<i64>(row, FIRST_OPTIONAL + 2)?,
+            hour: take::<String>(row, FIRST_OPTIONAL + 3)?,
+            day_of_week: take::<String>(row, FIRST_OPTIONAL + 4)?,
+            day_of_month: take::<i64>(row, FIRST_OPTIONAL + 5)?,
+            month: take::<String>(row, FIRST_OPTIONAL + 6)?,
+        };
 
         if enabled == 0 {
             return Ok(Err(SkipReason::Disabled));
@@ -324,6 +349,12 @@ impl RowReader {
             Err(e) => {
                 return Ok(Err(SkipReason::BadArguments { field: "argument_overrides".into(), error: e.to_string() }));
             }
+        };
+        // Hourly..Yearly: the local cron from the fields; the stored cron_string is a UTC copy.
+        let cron = match local_cron(&frequency) {
+            Ok(None) => cron,
+            Ok(Some(local)) => Some(local),
+            Err(e) => return Ok(Err(SkipReason::InvalidFrequency(Box::new(e)))),
         };
         let timeout_secs = match max_duration.unwrap_or(0) {
             0 => DEFAULT_TASK_TIMEOUT,

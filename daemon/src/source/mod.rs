@@ -9,6 +9,7 @@
 //! | file             | one job                                                               |
 //! |------------------|-----------------------------------------------------------------------|
 //! | `spec.rs`        | the schedule model: [`ScheduleSpec`], the `Interner` its texts share   |
+//! | `frequency.rs`   | the local cron of an Hourly..Yearly row, from its fields (pure)         |
 //! | `fingerprint.rs` | [`Fingerprint`]: what changes whenever a schedule's runs or jobs would  |
 //! | `skip.rs`        | [`SkipReason`]: why a row does not run                                 |
 //! | `row.rs`         | what a row became: [`RowOutcome`], [`RebuildRow`]                      |
@@ -24,6 +25,7 @@ mod check;
 mod error;
 pub(crate) mod file;
 mod fingerprint;
+mod frequency;
 pub(crate) mod mariadb;
 mod row;
 mod sink;

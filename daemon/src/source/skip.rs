@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::frequency::FieldError;
+
 /// Why a schedule row does not run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SkipReason {
@@ -31,6 +33,8 @@ pub enum SkipReason {
         zone: String,
         error: String,
     },
+    /// A field an Hourly..Yearly schedule builds its cron from is missing or invalid.
+    InvalidFrequency(Box<FieldError>),
     BadArguments {
         field: String,
         error: String,
@@ -57,6 +61,7 @@ impl fmt::Display for SkipReason {
             SkipReason::NoCron => write!(f, "no cron string"),
             SkipReason::InvalidCron { cron, error } => write!(f, "invalid cron {cron:?}: {error}"),
             SkipReason::UnknownZone { zone, error } => write!(f, "time zone {zone:?}: {error}"),
+            SkipReason::InvalidFrequency(e) => e.fmt(f),
             SkipReason::BadArguments { field, error } => write!(f, "{field}: {error}"),
             SkipReason::Invalid { problem } => f.write_str(problem),
             SkipReason::NotFound => write!(f, "no such schedule"),
@@ -72,7 +77,7 @@ impl SkipReason {
             SkipReason::NoTask | SkipReason::TaskMissing { .. } => "task_missing",
             SkipReason::TaskDraft { .. } | SkipReason::TaskNotSubmitted { .. } => "task_not_submitted",
             SkipReason::TaskCancelled { .. } => "task_cancelled",
-            SkipReason::NoCron | SkipReason::InvalidCron { .. } => "invalid_cron",
+            SkipReason::NoCron | SkipReason::InvalidCron { .. } | SkipReason::InvalidFrequency(_) => "invalid_cron",
             SkipReason::UnknownZone { .. } => "unknown_zone",
             SkipReason::BadArguments { .. } => "bad_arguments",
             SkipReason::Invalid { .. } => "invalid",
