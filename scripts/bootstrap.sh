@@ -25,6 +25,15 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 command -v cc >/dev/null           || need_apt+=(build-essential)
 command -v pkg-config >/dev/null   || need_apt+=(pkg-config)
 command -v curl >/dev/null         || need_apt+=(curl ca-certificates)
+if [ $DEMO -eq 0 ]; then
+  # TLS Redis test (certificates), uid test (users, setpriv/runuser), chaos soak (libfaketime)
+  command -v openssl >/dev/null    || need_apt+=(openssl)
+  command -v setpriv >/dev/null    || need_apt+=(util-linux)
+  command -v runuser >/dev/null    || need_apt+=(util-linux)
+  command -v useradd >/dev/null    || need_apt+=(passwd)
+  [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1 ] \
+    || need_apt+=(libfaketime)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -q

@@ -84,7 +84,9 @@ pub async fn check(path: &std::path::Path) -> Vec<CheckLine> {
 
     let redis_what = format!("redis {}", crate::secret::redacted_url(config.redis.url.expose()));
     let redis = async {
-        let mut conn = crate::rq::connect(config.redis.url.expose()).await.map_err(|e| e.to_string())?;
+        let mut conn = crate::rq::connect_with(config.redis.url.expose(), config.redis.tls_ca_file.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
         crate::engine::store::ping(&mut conn).await.map_err(|e| e.to_string())
     };
     match tokio::time::timeout(CHECK_TIMEOUT, redis).await {

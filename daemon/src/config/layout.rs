@@ -46,11 +46,13 @@ pub(super) struct RawDaemon {
     pub socket_file_group_owner: Option<String>,
     pub allowed_uids: Option<Vec<u32>>,
     pub allowed_gids: Option<Vec<u32>>,
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct RawRedis {
     pub url: Option<Secret>,
+    pub tls_ca_file: Option<String>,
     pub key_prefix: Option<String>,
 }
 

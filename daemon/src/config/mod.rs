@@ -46,8 +46,8 @@ use std::path::{Path, PathBuf};
 
 pub use crate::secret::Secret;
 pub use model::{
-    CONFIG_ENV, Config, ConfigError, DEFAULT_CONFIG_PATH, DaemonConfig, DbConfig, FileConfig, FrappeConfig, Mode,
-    MysqlUrl, RedisConfig, SiteConfig,
+    CONFIG_ENV, Config, ConfigError, DEFAULT_CONFIG_PATH, DEFAULT_MAX_CONNECTIONS, DaemonConfig, DbConfig, FileConfig,
+    FrappeConfig, Mode, MysqlUrl, RedisConfig, SiteConfig,
 };
 
 /// `--config` if given, else `$BTU_CONFIG`, else [`DEFAULT_CONFIG_PATH`].

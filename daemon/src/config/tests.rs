@@ -129,3 +129,31 @@ fn unused_keys_inside_lists_and_flat_key_errors() {
     let e = parse("tracing_level = \"app=loud\"\n[file]\npath = \"s.toml\"").unwrap_err().to_string();
     assert!(e.contains("key `tracing_level`"), "{e}");
 }
+
+#[test]
+fn max_connections_defaults_to_1024_and_must_be_positive() {
+    let base = "[file]\npath = \"s.toml\"\n";
+    assert_eq!(parse(base).unwrap().daemon.max_connections, 1024);
+    let c = parse(&format!("[daemon]\nmax_connections = 64\n{base}")).unwrap();
+    assert_eq!(c.daemon.max_connections, 64);
+    let e = parse(&format!("[daemon]\nmax_connections = 0\n{base}")).unwrap_err().to_string();
+    assert!(e.contains("daemon.max_connections") && e.contains("at least 1"), "{e}");
+}
+
+#[test]
+fn tls_ca_file_needs_rediss_and_an_existing_file() {
+    let dir = std::env::temp_dir().join(format!("btu-config-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ca.pem"), "-----BEGIN CERTIFICATE-----\n").unwrap();
+    let cfg = dir.join("btu.toml");
+    let text =
+        |url: &str, ca: &str| format!("[redis]\nurl = \"{url}\"\ntls_ca_file = \"{ca}\"\n[file]\npath = \"s.toml\"\n");
+    let c = Config::parse(&text("rediss://127.0.0.1:6380", "ca.pem"), &cfg).unwrap();
+    assert_eq!(c.redis.tls_ca_file, Some(dir.join("ca.pem")), "relative to the config file");
+    let e = Config::parse(&text("redis://127.0.0.1", "ca.pem"), &cfg).unwrap_err().to_string();
+    assert!(e.contains("redis.tls_ca_file") && e.contains("rediss://"), "{e}");
+    let e = Config::parse(&text("rediss://127.0.0.1", "missing.pem"), &cfg).unwrap_err().to_string();
+    assert!(e.contains("redis.tls_ca_file") && e.contains("missing.pem"), "{e}");
+    assert_eq!(parse("[file]\npath = \"s.toml\"\n").unwrap().redis.tls_ca_file, None);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -9,8 +9,8 @@ use btu_protocol::DEFAULT_SOCKET_PATH;
 
 use super::layout::{RawDaemon, RawFile, RawFileSource, RawFrappe, RawRedis, RawSite};
 use super::model::{
-    Config, ConfigError, DEFAULT_REDIS_URL, DEFAULT_RUNNER, DaemonConfig, DbConfig, FileConfig, FrappeConfig, Mode,
-    MysqlUrl, RedisConfig, SiteConfig,
+    Config, ConfigError, DEFAULT_MAX_CONNECTIONS, DEFAULT_REDIS_URL, DEFAULT_RUNNER, DaemonConfig, DbConfig,
+    FileConfig, FrappeConfig, Mode, MysqlUrl, RedisConfig, SiteConfig,
 };
 use crate::secret::{Secret, redacted_url};
 
@@ -103,6 +103,11 @@ impl Validator<'_> {
                 .filter(|g| !g.is_empty()),
             allowed_uids: d.allowed_uids.unwrap_or_default(),
             allowed_gids: d.allowed_gids.unwrap_or_default(),
+            max_connections: match d.max_connections {
+                None => DEFAULT_MAX_CONNECTIONS,
+                Some(0) => return Err(self.invalid("daemon.max_connections", "must be at least 1".into())),
+                Some(n) => n,
+            },
         })
     }
 
@@ -126,7 +131,20 @@ impl Validator<'_> {
         if key_prefix.is_empty() || key_prefix.contains(char::is_whitespace) {
             return Err(self.invalid("redis.key_prefix", "must be a non-empty word like \"rq\"".into()));
         }
-        Ok(RedisConfig { url, key_prefix })
+        let tls_ca_file = match r.tls_ca_file.filter(|p| !p.is_empty()) {
+            None => None,
+            Some(p) => {
+                if !url.expose().starts_with("rediss://") {
+                    return Err(self.invalid("redis.tls_ca_file", "is only used with a rediss:// (TLS) url".into()));
+                }
+                let p = self.relative_to_file(PathBuf::from(p));
+                if let Err(e) = std::fs::metadata(&p) {
+                    return Err(self.invalid("redis.tls_ca_file", format!("{}: {e}", p.display())));
+                }
+                Some(p)
+            }
+        };
+        Ok(RedisConfig { url, key_prefix, tls_ca_file })
     }
 
     fn frappe(&self, f: RawFrappe) -> Result<FrappeConfig, ConfigError> {
@@ -207,18 +225,21 @@ impl Validator<'_> {
         }))
     }
 
+    /// A relative path is relative to the configuration file's directory.
+    fn relative_to_file(&self, p: PathBuf) -> PathBuf {
+        match self.path.parent() {
+            Some(dir) if p.is_relative() => dir.join(p),
+            _ => p,
+        }
+    }
+
     /// The `[file]` source; its site must not also be a MariaDB site.
     fn file_source(&self, f: RawFileSource, sites: &[SiteConfig]) -> Result<FileConfig, ConfigError> {
         let p = f
             .path
             .filter(|p| !p.is_empty())
             .ok_or_else(|| self.invalid("file.path", "the [file] source needs the path of a schedules file".into()))?;
-        let mut p = PathBuf::from(p);
-        if p.is_relative()
-            && let Some(dir) = self.path.parent()
-        {
-            p = dir.join(p);
-        }
+        let p = self.relative_to_file(PathBuf::from(p));
         let site = f.site.unwrap_or_else(|| "local".into());
         if sites.iter().any(|x| x.name == site) {
             return Err(self.invalid(

@@ -12,6 +12,7 @@
 //! own reconnect cycle, whose delays would add to ours (seconds after Redis is back).
 
 use std::fmt::Display;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -42,6 +43,7 @@ pub(super) type ConnectResult = Result<Result<ConnectionManager, RqError>, JoinE
 
 pub(super) struct RedisLink {
     url: Secret,
+    tls_ca_file: Option<PathBuf>,
     key_prefix: String,
     connected: Option<Connected>,
     /// Connected and no failure since the connection was made.
@@ -56,9 +58,10 @@ pub(super) struct RedisLink {
 impl RedisLink {
     /// A link to `url` (not connected yet: see [`RedisLink::connect`]); RQ keys start with
     /// `key_prefix`.
-    pub fn new(url: Secret, key_prefix: String) -> Self {
+    pub fn new(url: Secret, tls_ca_file: Option<PathBuf>, key_prefix: String) -> Self {
         RedisLink {
             url,
+            tls_ca_file,
             key_prefix,
             connected: None,
             up: false,
@@ -94,8 +97,8 @@ impl RedisLink {
 
     /// Starts a connection attempt; [`RedisLink::connection_done`] yields its result.
     pub fn connect(&mut self) {
-        let url = self.url.clone();
-        self.connecting = Some(tokio::spawn(async move { rq::connect(url.expose()).await }));
+        let (url, ca) = (self.url.clone(), self.tls_ca_file.clone());
+        self.connecting = Some(tokio::spawn(async move { rq::connect_with(url.expose(), ca.as_deref()).await }));
     }
 
     /// When the next reconnect is due (none while an attempt is running).

@@ -6,6 +6,7 @@
 //! results come back into the loop; the loop itself only waits on short pipelined Redis
 //! writes.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +28,8 @@ use crate::source::Source;
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
     pub redis_url: Secret,
+    /// `[redis] tls_ca_file`: the CA bundle a `rediss://` server is checked against.
+    pub redis_tls_ca_file: Option<PathBuf>,
     pub key_prefix: String,
     pub grace: Duration,
     pub rebuild_interval: Duration,
@@ -41,6 +44,7 @@ impl EngineOptions {
     pub fn from_config(config: &Config) -> Self {
         EngineOptions {
             redis_url: config.redis.url.clone(),
+            redis_tls_ca_file: config.redis.tls_ca_file.clone(),
             key_prefix: config.redis.key_prefix.clone(),
             grace: config.daemon.missed_run_grace,
             rebuild_interval: config.daemon.rebuild_interval,
@@ -72,7 +76,7 @@ impl Engine {
         let sources = Arc::new(sources);
         let engine = Engine {
             plan: Plan::new(sources.iter().map(|s| s.site().to_string())),
-            link: RedisLink::new(opts.redis_url, opts.key_prefix),
+            link: RedisLink::new(opts.redis_url, opts.redis_tls_ca_file, opts.key_prefix),
             loader: Loader::new(sources.clone()),
             firing: Firing::new(FireSettings {
                 jobs: opts.jobs,

@@ -15,6 +15,6 @@ pub(crate) mod writer;
 
 pub use error::RqError;
 pub use job::{DEFAULT_FAILURE_TTL_SECS, DEFAULT_RESULT_TTL_SECS, RqJob, describe, job_id, rq_timestamp};
-pub use writer::{Claim, EnqueueOutcome, HistoryAppend, PreparedRun, RqWriter, connect};
+pub use writer::{Claim, EnqueueOutcome, HistoryAppend, PreparedRun, RqWriter, connect, connect_with};
 
 pub use crate::secret::redacted_url;

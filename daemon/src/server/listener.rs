@@ -127,6 +127,32 @@ impl ServerOptions {
     }
 }
 
+/// Connections refused over `max_connections`, logged once per burst: a warning at the first
+/// refusal, one line with the count when a connection is served again.
+#[derive(Default)]
+struct RefusalBurst {
+    refused: u64,
+}
+
+impl RefusalBurst {
+    fn refused(&mut self, opts: &ServerOptions, peer: &Peer) {
+        if self.refused == 0 {
+            warn!(socket = %opts.socket_path.display(), max_connections = opts.max_connections,
+                peer_uid = peer.uid, peer_pid = ?peer.pid,
+                "connection limit reached: refusing new connections until one closes");
+        }
+        self.refused += 1;
+    }
+
+    fn served(&mut self, opts: &ServerOptions) {
+        if self.refused > 0 {
+            info!(socket = %opts.socket_path.display(), refused = self.refused,
+                "below the connection limit again: serving new connections");
+            self.refused = 0;
+        }
+    }
+}
+
 impl BoundServer {
     pub fn socket_path(&self) -> &Path {
         &self.opts.socket_path
@@ -139,17 +165,9 @@ impl BoundServer {
         let opts = Arc::new(opts);
         let limit = Arc::new(Semaphore::new(opts.max_connections.max(1)));
         let own_uid = nix::unistd::getuid().as_raw();
+        let mut burst = RefusalBurst::default();
         tokio::pin!(shutdown);
         loop {
-            // Wait for a free slot before accepting: over the limit, clients queue in the
-            // kernel's listen backlog instead of costing us a file descriptor each.
-            let permit = tokio::select! {
-                _ = &mut shutdown => break,
-                permit = limit.clone().acquire_owned() => match permit {
-                    Ok(p) => p,
-                    Err(_) => break, // the semaphore is never closed; stop rather than spin
-                },
-            };
             let accepted = tokio::select! {
                 _ = &mut shutdown => break,
                 accepted = listener.accept() => accepted,
@@ -170,6 +188,14 @@ impl BoundServer {
                     continue;
                 }
             };
+            // Over the limit the connection is closed at once (the client reads EOF): a flood
+            // costs one descriptor for a moment, never one per waiting client.
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                burst.refused(&opts, &peer);
+                drop(stream);
+                continue;
+            };
+            burst.served(&opts);
             let permitted = opts.permits(&peer, own_uid);
             if !permitted {
                 warn!(peer_uid = peer.uid, peer_gid = peer.gid, peer_pid = ?peer.pid,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::Config;
+pub use crate::config::DEFAULT_MAX_CONNECTIONS;
 
 /// Everything the server needs to know besides the engine.
 #[derive(Debug, Clone)]
@@ -26,7 +27,8 @@ pub struct ServerOptions {
     pub idle_timeout: Duration,
     /// Writing one answer may take at most this long (a client that does not read).
     pub write_timeout: Duration,
-    /// Connections served at once; further clients wait in the listen backlog.
+    /// Connections served at once (`[daemon] max_connections`); a connection beyond it is
+    /// refused: accepted and closed at once, so a flood cannot exhaust file descriptors.
     pub max_connections: usize,
 }
 
@@ -37,8 +39,6 @@ pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(5);
 /// forgotten connections do not pile up.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Well above the 1,000 concurrent clients benchmarked; bounded so a flood cannot exhaust fds.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 impl ServerOptions {
     /// Options for `socket_path` with every default.
@@ -63,6 +63,7 @@ impl ServerOptions {
             group: config.daemon.socket_file_group_owner.clone(),
             allowed_uids: config.daemon.allowed_uids.clone(),
             allowed_gids: config.daemon.allowed_gids.clone(),
+            max_connections: config.daemon.max_connections,
             ..ServerOptions::new(config.daemon.socket_path.clone())
         }
     }
