@@ -149,7 +149,13 @@ def test_max_connections_refuses_the_flood_and_logs_once_per_burst(start_daemon,
     sock = tmp_path / "cap.sock"
     d = start_daemon(_daemon_config(sock, _schedules(tmp_path), "max_connections = 16").replace(
         f'socket_file_group_owner = "{GROUP}"', ""), name="cap", socket_path=sock, wait_for="socket server listening")
+    def open_fds() -> int:
+        return len(os.listdir(f"/proc/{d.proc.pid}/fd"))
+
+    idle_fds = open_fds()
     for burst in range(2):
+        # The previous burst's connections are released (their tasks saw EOF) before the next.
+        wait_until(lambda: open_fds() <= idle_fds, 10, "the daemon to close the previous burst's connections")
         held = [_connect(sock) for _ in range(16)]
         for s in held:  # each is really being served: the daemon answers a ping on it
             s.sendall(_core._encode_request("ping", 7))
