@@ -172,10 +172,10 @@ async fn missed_run_beyond_grace_is_skipped() {
 async fn run_enqueued_before_a_crash_is_not_enqueued_again() {
     let f = Fixture::new();
     let t = whole_seconds_ago(20);
-    let job_id = with_recorded_run(&f, t, false).await;
+    with_recorded_run(&f, t, false).await;
     // The crashed daemon got as far as the atomic enqueue (claim taken), not the ZADD.
     let mut conn = redis().await;
-    let _: () = conn.set_ex(btu::engine::store::claim_key(&f.site, &job_id), "1", 600).await.expect("set");
+    let _: () = conn.set_ex(btu::engine::store::claim_key(&f.site, "yearly", t), "1", 600).await.expect("set");
     let (handle, task) = start(&f.config("plain"));
     ready(&handle).await;
     wait_for("the claimed catch-up", 10, async || handle.status().await.expect("status").runs_already_claimed == 1)

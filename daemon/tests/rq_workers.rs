@@ -6,7 +6,10 @@
 //! `tests/setup-rq-venvs.sh`. Nothing is skipped: a missing piece fails.
 
 use btu::pyvalue::{Kwargs, PyValue, kwargs_repr, parse_kwargs};
-use btu::rq::{Claim, EnqueueOutcome, HistoryAppend, RqJob, RqWriter, connect, describe, job_id};
+use btu::rq::{
+    Claim, EnqueueOutcome, HistoryAppend, IdForm, RqJob, RqWriter, choose_form, connect, describe, job_id, job_id_in,
+    read_workers,
+};
 use chrono::{TimeZone, Utc};
 use redis::AsyncCommands;
 use std::path::{Path, PathBuf};
@@ -164,6 +167,14 @@ async fn stock_workers_run_our_jobs() {
             expect_status: "finished",
         });
 
+        if *release != "rq-3.0.x" {
+            // Frappe's form `<site>||…` (docs/rq.md W9): runs on every release before 2.8.
+            let id = job_id_in(IdForm::SitePrefixed, &site, "FRAPPE-FORM", due(40));
+            assert!(id.starts_with(&format!("{site}||btu-")), "{id}");
+            let job = probe_job(id, &queue, vec![], vec![("form".into(), PyValue::Str("site||".into()))]);
+            cases.push(Case { expect_line: Some(expected_line(&[], &job.kwargs)), job, expect_status: "finished" });
+        }
+
         for (n, case) in cases.iter().enumerate() {
             let claim = Claim { key: format!("btu:{token}:claim:{}", case.job.id), ttl_secs: 600 };
             let h = HistoryAppend { entry: format!("{n}"), ..history.clone() };
@@ -236,6 +247,41 @@ async fn stock_workers_run_our_jobs() {
     let _ = std::fs::remove_dir_all(&probe_dir);
     let left: Vec<String> = conn.keys(format!("*{token}*")).await.expect("KEYS");
     assert!(left.is_empty(), "keys left behind: {left:?}");
+}
+
+/// The registered workers are read from `rq:workers` and their hashes as stock rq writes them;
+/// a worker of rq >= 2.8 among them keeps the portable form. The hashes carry the fields stock
+/// rq writes (`version`, `queues` comma-separated, `birth`; docs/rq.md W6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_workers_decide_the_id_form() {
+    let token = token();
+    let _guard = CleanupOnPanic(token.clone());
+    let prefix = format!("{token}reg");
+    let (_, mut conn) = make_writer(&prefix).await;
+    let set = format!("{prefix}:workers");
+    assert!(read_workers(&mut conn, &prefix).await.expect("read").is_empty());
+    assert_eq!(choose_form(&[]).form, IdForm::Portable);
+    let add = |name: &str, version: &str, queues: &str| {
+        let key = format!("{prefix}:worker:{name}");
+        redis::pipe()
+            .sadd(&set, &key)
+            .hset_multiple(&key, &[("version", version), ("queues", queues), ("birth", "2027-01-01T00:00:00Z")])
+            .clone()
+    };
+    let _: () = add("old1", "1.15.1", "bench-x:default,bench-x:short").query_async(&mut conn).await.expect("add");
+    let _: () = add("old2", "2.6.1", "bench-x:long").query_async(&mut conn).await.expect("add");
+    // A member whose hash expired (a dead worker) is not counted.
+    let _: () = conn.sadd(&set, format!("{prefix}:worker:gone")).await.expect("SADD");
+    let workers = read_workers(&mut conn, &prefix).await.expect("read");
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    assert_eq!(workers[0].queues, ["bench-x:default", "bench-x:short"]);
+    assert_eq!(choose_form(&workers).form, IdForm::SitePrefixed);
+    let _: () = add("new", "3.0.0", "bench-x:default").query_async(&mut conn).await.expect("add");
+    let workers = read_workers(&mut conn, &prefix).await.expect("read");
+    let choice = choose_form(&workers);
+    assert_eq!(choice.form, IdForm::Portable);
+    assert!(choice.reason.contains("worker new runs rq 3.0.0"), "{}", choice.reason);
+    cleanup(&mut conn, &token).await;
 }
 
 /// Awaits all futures concurrently (tokio has no join_all; this avoids a

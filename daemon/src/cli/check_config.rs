@@ -7,8 +7,13 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
+use super::check_line::{CheckLine, CheckStatus, line};
+use super::check_workers::{queue_lines, runner_app_line, worker_lines};
 use super::error::CliError;
-use crate::config::{self, Config};
+use crate::config::{self, Config, Mode};
+use crate::rq::WorkerInfo;
 use crate::source::{RowOutcome, Source};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -16,36 +21,6 @@ pub struct CheckConfigArgs {
     /// Configuration file [env: BTU_CONFIG] [default: /etc/btu_scheduler/btu_scheduler.toml]
     #[arg(long, short = 'c', value_name = "PATH")]
     pub config: Option<PathBuf>,
-}
-
-/// One check's verdict.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckLine {
-    pub status: CheckStatus,
-    pub what: String,
-    pub detail: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckStatus {
-    Ok,
-    Warn,
-    Fail,
-}
-
-impl std::fmt::Display for CheckLine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let tag = match self.status {
-            CheckStatus::Ok => "ok  ",
-            CheckStatus::Warn => "warn",
-            CheckStatus::Fail => "FAIL",
-        };
-        write!(f, "{tag}  {}: {}", self.what, self.detail)
-    }
-}
-
-fn line(status: CheckStatus, what: impl Into<String>, detail: impl Into<String>) -> CheckLine {
-    CheckLine { status, what: what.into(), detail: detail.into() }
 }
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -87,13 +62,28 @@ pub async fn check(path: &std::path::Path) -> Vec<CheckLine> {
         let mut conn = crate::rq::connect_with(config.redis.url.expose(), config.redis.tls_ca_file.as_deref())
             .await
             .map_err(|e| e.to_string())?;
-        crate::engine::store::ping(&mut conn).await.map_err(|e| e.to_string())
+        crate::engine::store::ping(&mut conn).await.map_err(|e| e.to_string())?;
+        crate::rq::read_workers(&mut conn, &config.redis.key_prefix).await.map_err(|e| format!("reading workers: {e}"))
     };
-    match tokio::time::timeout(CHECK_TIMEOUT, redis).await {
-        Ok(Ok(())) => out.push(line(CheckStatus::Ok, redis_what, "PING answered")),
-        Ok(Err(e)) => out.push(line(CheckStatus::Fail, redis_what, e)),
-        Err(_) => out.push(line(CheckStatus::Fail, redis_what, "no answer within 10 s")),
-    }
+    let frappe =
+        config.sites.iter().any(|s| s.mode == Mode::Frappe) || config.file.iter().any(|f| f.mode == Mode::Frappe);
+    let workers: Option<Vec<WorkerInfo>> = match tokio::time::timeout(CHECK_TIMEOUT, redis).await {
+        Ok(Ok(workers)) => {
+            out.push(line(CheckStatus::Ok, redis_what, "PING answered"));
+            out.extend(worker_lines(&workers, frappe));
+            Some(workers)
+        }
+        Ok(Err(e)) => {
+            out.push(line(CheckStatus::Fail, redis_what, e));
+            None
+        }
+        Err(_) => {
+            out.push(line(CheckStatus::Fail, redis_what, "no answer within 10 s"));
+            None
+        }
+    };
+    // queue -> site -> runnable schedules using it
+    let mut used: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
 
     for source in Source::all_from_config(&config) {
         match &source {
@@ -105,6 +95,14 @@ pub async fn check(path: &std::path::Path) -> Vec<CheckLine> {
                         out.push(line(CheckStatus::Fail, what, e.to_string()));
                         source.close().await;
                         continue;
+                    }
+                }
+                if config.sites.iter().any(|s| s.name == m.site() && s.mode == Mode::Frappe) {
+                    match m.installed_apps().await {
+                        Ok(apps) => out.push(runner_app_line(m.site(), &config.frappe.runner, &apps)),
+                        Err(e) => {
+                            out.push(line(CheckStatus::Fail, format!("site {} runner app", m.site()), e.to_string()))
+                        }
                     }
                 }
             }
@@ -123,14 +121,22 @@ pub async fn check(path: &std::path::Path) -> Vec<CheckLine> {
                     format!("{runnable} runnable, {} not running", rows.len() - runnable),
                 ));
                 for r in &rows {
-                    if let RowOutcome::Skipped { schedule, reason, .. } = r {
-                        out.push(line(CheckStatus::Warn, format!("{what}: {schedule}"), reason.to_string()));
+                    match r {
+                        RowOutcome::Skipped { schedule, reason, .. } => {
+                            out.push(line(CheckStatus::Warn, format!("{what}: {schedule}"), reason.to_string()));
+                        }
+                        RowOutcome::Loaded(spec) => {
+                            *used.entry(spec.queue.clone()).or_default().entry(spec.site.to_string()).or_default() += 1;
+                        }
                     }
                 }
             }
             Err(e) => out.push(line(CheckStatus::Fail, what, e.to_string())),
         }
         source.close().await;
+    }
+    if let Some(workers) = &workers {
+        out.extend(queue_lines(workers, &used));
     }
     out
 }

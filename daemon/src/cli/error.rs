@@ -22,4 +22,12 @@ pub enum CliError {
     CheckFailed(String),
     #[error("could not write JSON: {0}")]
     Json(String),
+    /// The configuration file could not be read or is invalid (the message names the file).
+    #[error("{0}")]
+    Config(String),
+    /// Redis could not be reached or read (the URL without its password).
+    #[error("redis: {0}")]
+    Redis(String),
+    #[error("no job {0:?} in this Redis (finished jobs are kept result_ttl seconds, 600 by default)")]
+    NoSuchJob(String),
 }

@@ -6,10 +6,14 @@
 //! variant to [`Command`] and an arm to [`Command::run`].
 
 pub(crate) mod check_config;
+mod check_line;
+mod check_workers;
 pub(crate) mod client;
 mod error;
 pub(crate) mod explain;
+pub(crate) mod jobs;
 pub(crate) mod next;
+pub(crate) mod print_config;
 pub(crate) mod remote;
 mod text;
 
@@ -34,6 +38,12 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// Validate a daemon configuration file and try each connection it names.
     CheckConfig(check_config::CheckConfigArgs),
+    /// Print the effective configuration (defaults filled in, passwords redacted).
+    PrintConfig(print_config::PrintConfigArgs),
+    /// List the queued RQ jobs btu-daemon wrote, per queue (read from Redis).
+    ListJobs(jobs::JobsArgs),
+    /// Show one RQ job: its fields, its decoded call and its status (read from Redis).
+    ShowJob(jobs::ShowJobArgs),
     /// Subcommands that ask the running btu-daemon (ping, status, upcoming, notify, ...).
     #[command(flatten)]
     Remote(remote::RemoteCommand),
@@ -46,6 +56,9 @@ impl Command {
             Command::Next(args) => next::run(args, now),
             Command::Explain(args) => explain::run(args, now),
             Command::CheckConfig(args) => check_config::run_text(args),
+            Command::PrintConfig(args) => print_config::run(args),
+            Command::ListJobs(args) => jobs::run_list(args),
+            Command::ShowJob(args) => jobs::run_show(args),
             Command::Remote(cmd) => Ok(cmd.run()?),
         }
     }

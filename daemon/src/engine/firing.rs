@@ -21,14 +21,14 @@ use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
-use super::jobs::{JobSettings, build_job, prepare_run};
+use super::jobs::{JobSettings, build_job, prepare_run, run_job_id};
 use super::link::RedisLink;
 use super::plan::{DueRun, Plan};
 use super::planner;
 use super::prepare::{BuildSettings, PREPARE_AHEAD, Payload, Prepare, Prepared};
 use super::reports::{EngineError, RunNowResult};
 use super::store::{self, PlanWrite, rfc3339};
-use crate::rq::{self, Claim, EnqueueOutcome, HistoryAppend, RqError, RqWriter};
+use crate::rq::{Claim, EnqueueOutcome, FormChoice, HistoryAppend, RqError, RqWriter};
 use crate::source::ScheduleSpec;
 
 /// Longest the timer sleeps before looking at the clock again, so a wall-clock step (NTP)
@@ -106,6 +106,8 @@ pub(super) struct Firing {
     prepare: Prepare,
     counters: RunCounters,
     lateness: Vec<Duration>,
+    /// The id form was decided from the workers at least once (its first decision is logged).
+    id_form_decided: bool,
 }
 
 impl Firing {
@@ -121,7 +123,18 @@ impl Firing {
             prepare: Prepare::default(),
             counters: RunCounters::default(),
             lateness: Vec::new(),
+            id_form_decided: false,
         }
+    }
+
+    /// The id form of Frappe-mode runs from now on (payloads already built keep theirs; the
+    /// claim does not depend on it). Logs when it changes, once.
+    pub fn set_id_form(&mut self, choice: &FormChoice) {
+        if self.build.jobs.id_form != choice.form || !self.id_form_decided {
+            info!(form = choice.form.label(), reason = %choice.reason, "frappe job id form");
+        }
+        self.id_form_decided = true;
+        self.build.jobs.id_form = choice.form;
     }
 
     pub fn counters(&self) -> RunCounters {
@@ -226,7 +239,11 @@ impl Firing {
                 .prepare
                 .take(idx, &id, fire, &spec)
                 .unwrap_or_else(|| prepare_run(site, &spec, fire, &self.build.jobs, self.build.claim_ttl_secs, now));
-            let job_id = rq::job_id(site, &id, fire);
+            // The id the payload was built with (a form switch since does not change it).
+            let job_id = match &run {
+                Ok(r) => r.job_id().to_string(),
+                Err(_) => run_job_id(site, &spec, fire, &self.build.jobs),
+            };
             // The history entry is made now, not ahead, so its enqueue time is the real one.
             let history = store::history_append(self.history_max, site, &id, &job_id, fire, now);
             batch.push((FireItem { site: idx, id, due: fire, planned_next: r.next, job_id, on_time, history }, run));
@@ -320,9 +337,9 @@ impl Firing {
             // Keep the id apart from the scheduled run of the same second.
             now += TimeDelta::nanoseconds(1);
         }
-        let job_id = rq::job_id(site, &spec.id, now);
+        let job_id = run_job_id(site, spec, now, &self.build.jobs);
         let job = build_job(spec, now, job_id.clone(), &self.build.jobs);
-        let claim = Claim { key: store::claim_key(site, &job_id), ttl_secs: self.build.claim_ttl_secs };
+        let claim = Claim { key: store::claim_key(site, &spec.id, now), ttl_secs: self.build.claim_ttl_secs };
         let history = store::history_append(self.history_max, site, &spec.id, &job_id, now, now);
         let result =
             RunNowResult { site: site.to_string(), schedule: spec.id.to_string(), job_id, queue: job.queue.clone() };

@@ -5,7 +5,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::config::{Config, Mode};
 use crate::pyvalue::{Kwargs, PyValue};
-use crate::rq::{Claim, PreparedRun, RqError, RqJob};
+use crate::rq::{Claim, IdForm, PreparedRun, RqError, RqJob};
 use crate::source::ScheduleSpec;
 
 /// Frappe's `execute_job`, which every Frappe worker can import.
@@ -18,6 +18,9 @@ pub struct JobSettings {
     pub user: String,
     pub result_ttl_secs: i64,
     pub failure_ttl_secs: i64,
+    /// The id form of Frappe-mode runs, decided from the registered workers at each rebuild
+    /// (plain-mode runs always get the portable form).
+    pub id_form: IdForm,
 }
 
 impl JobSettings {
@@ -27,6 +30,7 @@ impl JobSettings {
             user: config.frappe.user.clone(),
             result_ttl_secs: crate::rq::DEFAULT_RESULT_TTL_SECS,
             failure_ttl_secs: crate::rq::DEFAULT_FAILURE_TTL_SECS,
+            id_form: IdForm::Portable,
         }
     }
 }
@@ -92,6 +96,13 @@ pub fn build_job(spec: &ScheduleSpec, due: DateTime<Utc>, job_id: String, settin
     }
 }
 
+/// The job id of the run of `spec` on `site` due at `due`: in [`JobSettings::id_form`] for
+/// Frappe mode, portable for plain mode.
+pub fn run_job_id(site: &str, spec: &ScheduleSpec, due: DateTime<Utc>, settings: &JobSettings) -> String {
+    let form = if spec.mode == Mode::Frappe { settings.id_form } else { IdForm::Portable };
+    crate::rq::job_id_in(form, site, &spec.id, due)
+}
+
 /// The run of `spec` on `site` due at `due`, ready for [`crate::rq::RqWriter::enqueue_many`]:
 /// job id derived, job built, every field validated, payload pickled and compressed, claim
 /// named. This is the costly part of an enqueue, which is why the engine does it before the
@@ -104,8 +115,8 @@ pub fn prepare_run(
     claim_ttl_secs: u64,
     created_at: DateTime<Utc>,
 ) -> Result<PreparedRun, RqError> {
-    let job_id = crate::rq::job_id(site, &spec.id, due);
-    let claim = Claim { key: super::store::claim_key(site, &job_id), ttl_secs: claim_ttl_secs };
+    let job_id = run_job_id(site, spec, due, settings);
+    let claim = Claim { key: super::store::claim_key(site, &spec.id, due), ttl_secs: claim_ttl_secs };
     let job = build_job(spec, due, job_id, settings);
     PreparedRun::new(&job, claim, created_at)
 }

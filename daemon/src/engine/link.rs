@@ -23,7 +23,7 @@ use tracing::{info, warn};
 use super::backoff::Backoff;
 use super::store::{self, PlanWrite, SiteState};
 use crate::config::Secret;
-use crate::rq::{self, RqError, RqWriter};
+use crate::rq::{self, RqError, RqWriter, WorkerInfo};
 
 /// A connection to Redis and the RQ writer over it (both cheap to clone: one multiplexed
 /// connection underneath).
@@ -188,6 +188,13 @@ impl RedisLink {
     pub async fn site_state(&mut self, site: &str) -> Result<SiteState, RedisDown> {
         let mut conn = self.conn()?;
         let res = store::load_site_state(&mut conn, site).await;
+        self.check(res)
+    }
+
+    /// The registered rq workers ([`rq::read_workers`]).
+    pub async fn workers(&mut self) -> Result<Vec<WorkerInfo>, RedisDown> {
+        let mut conn = self.conn()?;
+        let res = rq::read_workers(&mut conn, &self.key_prefix).await;
         self.check(res)
     }
 }

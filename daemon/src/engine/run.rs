@@ -22,7 +22,8 @@ use super::jobs::JobSettings;
 use super::link::RedisLink;
 use super::loader::Loader;
 use super::plan::Plan;
-use crate::config::{Config, Secret};
+use crate::config::{Config, Mode, Secret};
+use crate::rq;
 use crate::source::Source;
 
 #[derive(Debug, Clone)]
@@ -38,6 +39,9 @@ pub struct EngineOptions {
     pub history_max: usize,
     /// Keep per-run lateness samples for [`EngineHandle::take_lateness`] (benchmarks).
     pub record_lateness: bool,
+    /// Some source is in Frappe mode: the job id form is decided from the registered workers
+    /// (`docs/rq.md`, "Job ids"); otherwise every id is portable.
+    pub frappe_ids: bool,
 }
 
 impl EngineOptions {
@@ -51,6 +55,8 @@ impl EngineOptions {
             jobs: JobSettings::from_config(config),
             history_max: 100,
             record_lateness: false,
+            frappe_ids: config.sites.iter().any(|s| s.mode == Mode::Frappe)
+                || config.file.iter().any(|f| f.mode == Mode::Frappe),
         }
     }
 }
@@ -66,6 +72,7 @@ pub struct Engine {
     rebuild_interval: Duration,
     started_at: DateTime<Utc>,
     stopping: bool,
+    frappe_ids: bool,
 }
 
 impl Engine {
@@ -88,6 +95,7 @@ impl Engine {
             rebuild_interval: opts.rebuild_interval,
             started_at: Utc::now(),
             stopping: false,
+            frappe_ids: opts.frappe_ids,
         };
         (engine, EngineHandle::new(tx, sources))
     }
@@ -118,10 +126,14 @@ impl Engine {
                 event = self.loader.next_event() => self.loader.on_event(event, &mut self.plan, &mut self.link).await,
                 res = self.link.connection_done() => {
                     if let Some(was_down) = self.link.on_connect(res) {
+                        self.decide_id_form().await;
                         self.loader.on_redis_up(was_down, &mut self.plan, &mut self.link).await;
                     }
                 }
-                _ = rebuild_tick.tick() => self.loader.start(self.loader.all(), &self.plan),
+                _ = rebuild_tick.tick() => {
+                    self.decide_id_form().await;
+                    self.loader.start(self.loader.all(), &self.plan);
+                }
                 _ = sleep_until_opt(site_retry_at), if site_retry_at.is_some() => self.loader.retry(&self.plan),
                 _ = sleep_until_opt(redis_retry_at), if redis_retry_at.is_some() => self.link.retry(),
             }
@@ -134,6 +146,17 @@ impl Engine {
         info!("engine stopped");
     }
 
+    /// Decides the id form of Frappe-mode runs from the workers registered in this Redis (at
+    /// each connect and rebuild, not per run). Without Redis the form stays as it was.
+    async fn decide_id_form(&mut self) {
+        if !self.frappe_ids {
+            return;
+        }
+        if let Ok(workers) = self.link.workers().await {
+            self.firing.set_id_form(&rq::choose_form(&workers));
+        }
+    }
+
     async fn on_command(&mut self, cmd: Command) {
         let (plan, link) = (&mut self.plan, &mut self.link);
         match cmd {
@@ -143,7 +166,10 @@ impl Engine {
             Command::Cancel { site, schedule, reply } => {
                 let _ = reply.send(answers::cancel(site.as_deref(), &schedule, plan, link).await);
             }
-            Command::Rebuild { site, reply } => self.loader.request(site, reply, plan),
+            Command::Rebuild { site, reply } => {
+                self.decide_id_form().await;
+                self.loader.request(site, reply, &self.plan);
+            }
             Command::Status { reply } => {
                 let _ = reply.send(answers::status(self.started_at, plan, link, &self.loader, &self.firing));
             }

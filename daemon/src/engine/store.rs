@@ -5,7 +5,7 @@
 //! | `btu:<site>:upcoming` | ZSET | member = schedule id, score = next due instant (epoch seconds) |
 //! | `btu:<site>:schedules` | HASH | schedule id → JSON [`StoredSchedule`] |
 //! | `btu:<site>:history:<schedule>` | LIST | newest first, bounded: JSON [`HistoryEntry`] |
-//! | `btu:<site>:claim:<job_id>` | STRING | set once per run by the atomic enqueue; expires |
+//! | `btu:<site>:claim:<portable job id>` | STRING | set once per run by the atomic enqueue; expires |
 //!
 //! Redis holds the upcoming runs so every daemon instance, the CLI and operators see them,
 //! and so a restarted daemon knows which run was next (the missed-run rule needs it).
@@ -33,8 +33,11 @@ pub fn schedules_key(site: &str) -> String {
 pub fn history_key(site: &str, schedule: &str) -> String {
     format!("btu:{site}:history:{schedule}")
 }
-pub fn claim_key(site: &str, job_id: &str) -> String {
-    format!("btu:{site}:claim:{job_id}")
+/// The claim of the run of `schedule` due at `due`: named after the run's PORTABLE id whatever
+/// id form the job gets, so two daemons using different forms (or a form switch mid-flight)
+/// claim the same key and the run is enqueued once (`docs/rq.md`, "Job ids").
+pub fn claim_key(site: &str, schedule: &str, due: DateTime<Utc>) -> String {
+    format!("btu:{site}:claim:{}", crate::rq::job_id(site, schedule, due))
 }
 
 /// What the CLI and a restarted daemon read about a planned schedule.

@@ -46,6 +46,15 @@ pub fn merge_kwargs(base: &Kwargs, overrides: &Kwargs) -> Kwargs {
 }
 
 impl PyValue {
+    /// An integer in canonical form: [`PyValue::Int`] when it fits `i64`, else
+    /// [`PyValue::BigInt`].
+    pub fn from_bigint(v: BigInt) -> PyValue {
+        match i64::try_from(&v) {
+            Ok(i) => PyValue::Int(i),
+            Err(_) => PyValue::BigInt(v),
+        }
+    }
+
     /// Python's type name, for error messages.
     pub fn type_name(&self) -> &'static str {
         match self {

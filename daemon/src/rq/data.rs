@@ -5,7 +5,7 @@ use flate2::write::ZlibEncoder;
 use std::io::Write as _;
 
 use super::error::RqError;
-use crate::pyvalue::{Kwargs, PyValue, pickle_call};
+use crate::pyvalue::{Kwargs, PyValue, pickle_call, unpickle};
 
 /// The call pickle, zlib-compressed (RFC 1950 — gzip or raw deflate would make the job fail
 /// to load).
@@ -14,6 +14,55 @@ pub fn job_data(func: &str, args: &[PyValue], kwargs: &Kwargs) -> Result<Vec<u8>
     let mut enc = ZlibEncoder::new(Vec::with_capacity(pickle.len() / 2 + 16), Compression::default());
     enc.write_all(&pickle).map_err(|e| RqError::Compress(e.to_string()))?;
     enc.finish().map_err(|e| RqError::Compress(e.to_string()))
+}
+
+/// A job's call, read back from its `data` field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedCall {
+    pub func: String,
+    pub args: Vec<PyValue>,
+    pub kwargs: Kwargs,
+}
+
+/// The call in a job's `data` field: zlib'd (or, as rq accepts, plain) pickle of
+/// `(func_name, instance, args, kwargs)` (`docs/rq.md` W4). Only plain values decode (see
+/// [`crate::pyvalue::unpickle`]); a job that pickled a function object or an instance is an
+/// error saying so.
+pub fn decode_job_data(data: &[u8]) -> Result<DecodedCall, String> {
+    let mut raw = Vec::new();
+    let pickle: &[u8] = match std::io::Read::read_to_end(&mut flate2::read::ZlibDecoder::new(data), &mut raw) {
+        Ok(_) => &raw,
+        Err(_) => data,
+    };
+    let value = unpickle(pickle).map_err(|e| e.to_string())?;
+    let PyValue::Tuple(mut parts) = value else {
+        return Err(format!("the payload is a {}, not rq's (func, instance, args, kwargs) tuple", value.type_name()));
+    };
+    if parts.len() != 4 {
+        return Err(format!("the payload tuple has {} items, not rq's 4", parts.len()));
+    }
+    let kwargs = parts.pop();
+    let args = parts.pop();
+    let instance = parts.pop();
+    let func = parts.pop();
+    let (Some(PyValue::Str(func)), Some(PyValue::None)) = (func, instance) else {
+        return Err("the call is not a dotted function name (a pickled function or a method of an instance)".into());
+    };
+    let args = match args {
+        Some(PyValue::Tuple(a) | PyValue::List(a)) => a,
+        _ => return Err("the positional arguments are not a tuple".into()),
+    };
+    let kwargs = match kwargs {
+        Some(PyValue::Dict(items)) => items
+            .into_iter()
+            .map(|(k, v)| match k {
+                PyValue::Str(k) => Ok((k, v)),
+                other => Err(format!("a keyword argument's name is a {}", other.type_name())),
+            })
+            .collect::<Result<Kwargs, String>>()?,
+        _ => return Err("the keyword arguments are not a dict".into()),
+    };
+    Ok(DecodedCall { func, args, kwargs })
 }
 
 #[cfg(test)]
@@ -29,6 +78,21 @@ mod tests {
         let mut raw = Vec::new();
         std::io::Read::read_to_end(&mut dec, &mut raw).expect("inflate");
         assert_eq!(raw, pickle_call("m.f", &[], &Vec::new()).expect("pickle"));
+    }
+
+    #[test]
+    fn decodes_what_it_writes() {
+        let kwargs = parse_kwargs(Some("{'site': 'a.local', 'kwargs': {'x': (1, 'é')}}")).expect("kwargs");
+        let args = vec![PyValue::Int(1)];
+        let data = job_data("m.f", &args, &kwargs).expect("data");
+        let call = decode_job_data(&data).expect("decode");
+        assert_eq!(call, DecodedCall { func: "m.f".into(), args: args.clone(), kwargs: kwargs.clone() });
+        let text = crate::rq::job::describe(&call.func, &call.args, &call.kwargs);
+        assert_eq!(text, "m.f(1, site='a.local', kwargs={'x': (1, 'é')})");
+        // rq also accepts an uncompressed pickle.
+        let plain = pickle_call("m.f", &args, &kwargs).expect("pickle");
+        assert_eq!(decode_job_data(&plain).expect("plain"), call);
+        assert!(decode_job_data(b"\x80\x02N.").expect_err("not a tuple").contains("not rq's"));
     }
 
     /// Real CPython loads the zlib'd call and sees the same values (same repr,

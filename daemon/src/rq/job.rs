@@ -1,5 +1,5 @@
-//! One RQ job: its id, its validation, and the job-hash fields a stock worker
-//! reads (`docs/rq.md` W2, W3). Pure: no I/O.
+//! One RQ job: its validation (the id's shape from [`super::id`]) and the job-hash fields a
+//! stock worker reads (`docs/rq.md` W2, W3). Pure: no I/O.
 //!
 //! Every field is validated before anything reaches Redis because a single
 //! malformed field makes rq workers quit, and on rq ≥ 1.15 the poisoned id
@@ -7,6 +7,7 @@
 
 use super::data::job_data;
 use super::error::RqError;
+use super::id::is_valid_job_id;
 use crate::pyvalue::{Kwargs, MAX_DEPTH, PyValue};
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use std::fmt::Write as _;
@@ -19,7 +20,7 @@ pub const DEFAULT_FAILURE_TTL_SECS: i64 = 604_800;
 /// A job as the daemon wants it run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RqJob {
-    /// Only `[A-Za-z0-9_-]` (rq ≥ 2.8 kills the worker otherwise); see [`job_id`].
+    /// One of the two id forms of [`super::id`] (checked by [`validate`]).
     pub id: String,
     /// Full queue name, including any Frappe bench prefix (`bench:default`).
     pub queue: String,
@@ -78,61 +79,8 @@ pub fn describe(func: &str, args: &[PyValue], kwargs: &Kwargs) -> String {
     out
 }
 
-/// The id of the run of `schedule` on `site` due at `due`.
-///
-/// Deterministic (a rebuild, a restart or a second daemon derive the same id
-/// and the claim makes it run once) and injective: site and schedule have
-/// every byte outside `[A-Za-z0-9]` written as `_xx` (lowercase hex of the
-/// UTF-8 byte, so `-`, `.` and `_` too), which leaves `-` free as the
-/// separator. The due instant is `YYYYMMDDTHHMMSSZ` in UTC, with
-/// `_NNNNNNNNN` nanoseconds before the `Z` when not whole seconds.
-/// Example: `btu-site1_2elocal-TASK_2dSCH_2d0001-20270314T100000Z`.
-pub fn job_id(site: &str, schedule: &str, due: DateTime<Utc>) -> String {
-    let mut id = String::with_capacity(8 + site.len() + schedule.len() + 20);
-    id.push_str("btu-");
-    escape_into(site, &mut id);
-    id.push('-');
-    escape_into(schedule, &mut id);
-    id.push('-');
-    let year = due.year();
-    if year < 0 {
-        // Only reachable with synthetic dates; keeps the id in the charset.
-        id.push('m');
-    }
-    let _ = write!(
-        id,
-        "{:04}{:02}{:02}T{:02}{:02}{:02}",
-        year.unsigned_abs(),
-        due.month(),
-        due.day(),
-        due.hour(),
-        due.minute(),
-        due.second()
-    );
-    if due.nanosecond() != 0 {
-        let _ = write!(id, "_{:09}", due.nanosecond());
-    }
-    id.push('Z');
-    id
-}
-
-fn escape_into(text: &str, out: &mut String) {
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "_{b:02x}");
-        }
-    }
-}
-
 fn invalid(field: &'static str, reason: impl Into<String>) -> RqError {
     RqError::Invalid { field, reason: reason.into() }
-}
-
-/// A character every rq release accepts in a job id (`[A-Za-z0-9_-]`).
-fn is_job_id_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_' || c == '-'
 }
 
 /// Checks every field against what all rq releases from 1.15 to 3.0 accept.
@@ -140,8 +88,11 @@ pub fn validate(job: &RqJob) -> Result<(), RqError> {
     if job.id.is_empty() {
         return Err(invalid("id", "is empty"));
     }
-    if let Some(c) = job.id.chars().find(|c| !is_job_id_char(*c)) {
-        return Err(invalid("id", format!("{:?} contains {c:?}; rq >= 2.8 accepts only [A-Za-z0-9_-]", job.id)));
+    if !is_valid_job_id(&job.id) {
+        return Err(invalid(
+            "id",
+            format!("{:?} is neither [A-Za-z0-9_-]+ nor <site>||[A-Za-z0-9_-]+ (docs/rq.md W5)", job.id),
+        ));
     }
     if job.queue.is_empty() {
         return Err(invalid("queue", "is empty"));
@@ -264,12 +215,8 @@ pub fn job_fields(job: &RqJob, now: DateTime<Utc>) -> Result<Vec<(&'static str, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rq::id::job_id;
     use chrono::TimeZone;
-    use proptest::prelude::*;
-
-    fn is_valid_job_id(id: &str) -> bool {
-        !id.is_empty() && id.chars().all(is_job_id_char)
-    }
 
     fn due() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2027, 3, 14, 10, 0, 0).single().expect("valid date")
@@ -280,29 +227,6 @@ mod tests {
         j.kwargs = vec![("a".into(), PyValue::Int(1))];
         j.description = describe(&j.func, &j.args, &j.kwargs);
         j
-    }
-
-    #[test]
-    fn job_id_is_readable_and_safe() {
-        assert_eq!(job_id("site1.local", "SCH-0001", due()), "btu-site1_2elocal-SCH_2d0001-20270314T100000Z");
-        assert_eq!(job_id("é", "a_b", due()), "btu-_c3_a9-a_5fb-20270314T100000Z");
-        let sub = due() + chrono::Duration::nanoseconds(1_500);
-        assert_eq!(job_id("s", "t", sub), "btu-s-t-20270314T100000_000001500Z");
-        assert!(is_valid_job_id(&job_id("a:b|c d", "x/y", due())));
-    }
-
-    proptest! {
-        #[test]
-        fn job_id_is_injective_and_valid(
-            a in (".{0,6}", ".{0,6}", 0i64..4_000_000_000),
-            b in (".{0,6}", ".{0,6}", 0i64..4_000_000_000),
-        ) {
-            let t = |s: i64| DateTime::<Utc>::from_timestamp(s, 0).expect("in range");
-            let ia = job_id(&a.0, &a.1, t(a.2));
-            let ib = job_id(&b.0, &b.1, t(b.2));
-            prop_assert!(is_valid_job_id(&ia));
-            prop_assert_eq!(ia == ib, a == b);
-        }
     }
 
     #[test]
@@ -348,7 +272,8 @@ mod tests {
     fn validation_names_the_field() {
         type Mutation = Box<dyn Fn(&mut RqJob)>;
         let cases: Vec<(&str, Mutation)> = vec![
-            ("id", Box::new(|j| j.id = "site1.local||x".into())),
+            ("id", Box::new(|j| j.id = "site1.local||x.y".into())),
+            ("id", Box::new(|j| j.id = "a|b||x".into())),
             ("id", Box::new(|j| j.id = "a:b".into())),
             ("id", Box::new(|j| j.id = String::new())),
             ("queue", Box::new(|j| j.queue = String::new())),

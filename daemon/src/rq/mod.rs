@@ -1,20 +1,27 @@
 //! RQ jobs written straight into Redis, readable by stock `rq worker` 1.15 – 3.0.
 //!
-//! What is written follows the wire facts of `docs/rq.md` (W1–W8):
-//! - [`job`]: the job id scheme, validation of every field, the hash fields;
+//! What is written follows the wire facts of `docs/rq.md` (W1–W9):
+//! - [`id`]: the two job id forms (portable, and Frappe's `<site>||…` for rq < 2.8);
+//! - [`job`]: validation of every field, the hash fields;
 //! - [`data`]: `data` = zlib(pickle((func, None, args, kwargs))), the pickle from
 //!   [`crate::pyvalue`];
 //! - [`writer`]: the atomic claim + HSET + RPUSH + SADD script, run for a
 //!   whole batch of prepared runs per call, the pipelined history follow-up,
-//!   and connecting to Redis from a URL.
+//!   and connecting to Redis from a URL;
+//! - [`workers`]: the registered workers (release, queues) and the id form they allow.
 
 pub(crate) mod data;
 mod error;
+pub(crate) mod id;
 pub(crate) mod job;
+pub(crate) mod workers;
 pub(crate) mod writer;
 
+pub use data::{DecodedCall, decode_job_data};
 pub use error::RqError;
-pub use job::{DEFAULT_FAILURE_TTL_SECS, DEFAULT_RESULT_TTL_SECS, RqJob, describe, job_id, rq_timestamp};
+pub use id::{IdForm, is_daemon_job_id, job_id, job_id_in};
+pub use job::{DEFAULT_FAILURE_TTL_SECS, DEFAULT_RESULT_TTL_SECS, RqJob, describe, rq_timestamp};
+pub use workers::{FormChoice, WorkerInfo, choose_form, read_workers};
 pub use writer::{Claim, EnqueueOutcome, HistoryAppend, PreparedRun, RqWriter, connect, connect_with};
 
 pub use crate::secret::redacted_url;

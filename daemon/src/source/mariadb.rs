@@ -135,6 +135,36 @@ impl MariaDbSource {
         .await
     }
 
+    /// The apps installed on the site, for `btu check-config`: the union of
+    /// `tabInstalled Application.app_name` and the JSON list in `tabDefaultValue`
+    /// (`defkey='installed_apps'`; Frappe's `db.get_global` row has `parent='__global'` and
+    /// `parenttype='__default'`, so either parent is read), which is what real Frappe v15 keeps
+    /// up to date (the table is refilled only by `bench migrate`). Sorted, without duplicates.
+    pub async fn installed_apps(&self) -> Result<Vec<String>, SourceError> {
+        self.with_timeout(async {
+            let mut conn = self.pool.get_conn().await.map_err(|e| self.db_err(e))?;
+            let mut apps: Vec<String> =
+                conn.query("SELECT app_name FROM `tabInstalled Application`").await.map_err(|e| self.db_err(e))?;
+            let lists: Vec<String> = conn
+                .exec(
+                    "SELECT defvalue FROM `tabDefaultValue` WHERE defkey = ? AND parent IN (?, ?)",
+                    ("installed_apps", "__global", "__default"),
+                )
+                .await
+                .map_err(|e| self.db_err(e))?;
+            for list in lists {
+                let names: Vec<String> = serde_json::from_str(&list)
+                    .map_err(|e| self.db_err(format!("tabDefaultValue installed_apps is not a JSON list: {e}")))?;
+                apps.extend(names);
+            }
+            apps.retain(|a| !a.is_empty());
+            apps.sort();
+            apps.dedup();
+            Ok(apps)
+        })
+        .await
+    }
+
     pub async fn load_all(&self) -> Result<Vec<RowOutcome>, SourceError> {
         let mut target = Outcomes { checker: RowChecker::new(&self.ctx), out: Vec::new() };
         self.with_timeout(self.read_rows(None, &mut target)).await?;
