@@ -36,6 +36,8 @@ step "Python: btu_hooks (doc_events, override, both runners, e-mails) on the Fra
 run "frappe-hooks tests" "${PYTEST[@]}" frappe-hooks/tests
 step "Python: end to end (daemon, MariaDB, Redis, stock rq 1.15.1 / 2.6.1 / 3.0 workers)"
 run "e2e tests" "${PYTEST[@]}" tests/e2e
+step "Chaos soak, 2 minutes: two daemons, 1,000 schedules, daemon/Redis/MariaDB restarts, storms, edits (tests/chaos/README.md)"
+run "chaos soak" "$VENV/bin/python" tests/chaos/soak.py --minutes 2
 
 if [ ${#failed[@]} -gt 0 ]; then
   printf '\n\033[1;31mFAILED:\033[0m %s\n' "${failed[*]}"
