@@ -19,6 +19,7 @@
 
 pub use btu_cron as cron;
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod engine;

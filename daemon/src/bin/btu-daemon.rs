@@ -70,8 +70,20 @@ fn init_logging(config: &Config) {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let path = config::resolve_path(args.config.as_deref());
-    let config = Config::load(&path)?;
-    init_logging(&config);
+    let file_config = Config::load(&path)?;
+    init_logging(&file_config);
+    let config = match &file_config.frappe.bench_path {
+        None => file_config,
+        Some(bench) => {
+            let found = btu::bench::discover(bench)?;
+            info!(bench = %found.bench_path.display(), bench_id = %found.bench_id, sites = found.sites.len(),
+                left_out = found.excluded.len(), "bench discovered");
+            for x in &found.excluded {
+                warn!(site = %x.site, reason = %x.reason, "bench site left out");
+            }
+            found.apply(&file_config)
+        }
+    };
     info!(config = %path.display(), version = env!("CARGO_PKG_VERSION"), "btu-daemon starting");
     if !config.unused_keys.is_empty() {
         warn!(keys = %config.unused_keys.join(", "), "configuration keys not used by this daemon (ignored)");

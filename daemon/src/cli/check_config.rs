@@ -1,7 +1,8 @@
 //! `btu check-config [--config PATH]`: validates a daemon configuration file and tries every
 //! connection it names (Redis PING, each site's MariaDB `SELECT 1` and schedule load, the
-//! schedules file). One line per check; exit status 1 when any check fails. Passwords are
-//! never printed.
+//! schedules file). With `[frappe] bench_path` it first prints what it discovered in the
+//! bench (bench id, queue names, Redis, each site's database) and which sites it left out and
+//! why. One line per check; exit status 1 when any check fails. Passwords are never printed.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -28,17 +29,33 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Runs every check for the file at `path`.
 pub async fn check(path: &std::path::Path) -> Vec<CheckLine> {
     let mut out = Vec::new();
-    let config = match Config::load(path) {
+    let file_config = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
             out.push(line(CheckStatus::Fail, "config", e.to_string()));
             return out;
         }
     };
-    let sources: Vec<String> = config
-        .sites
+    let (config, discovered) = match &file_config.frappe.bench_path {
+        None => (file_config.clone(), Vec::new()),
+        Some(bench) => match crate::bench::discover(bench) {
+            Ok(d) => {
+                let applied = d.apply(&file_config);
+                let lines = bench_lines(&d, &file_config, &applied);
+                (applied, lines)
+            }
+            Err(e) => {
+                out.push(line(CheckStatus::Fail, "bench", e.to_string()));
+                return out;
+            }
+        },
+    };
+    let sources: Vec<String> = file_config
+        .frappe
+        .bench_path
         .iter()
-        .map(|s| format!("site {} ({})", s.name, s.mode))
+        .map(|p| format!("bench {}", p.display()))
+        .chain(file_config.sites.iter().map(|s| format!("site {} ({})", s.name, s.mode)))
         .chain(config.file.iter().map(|f| format!("file {} ({})", f.path.display(), f.mode)))
         .collect();
     out.push(line(
@@ -53,6 +70,7 @@ pub async fn check(path: &std::path::Path) -> Vec<CheckLine> {
             format!("keys not used by this daemon: {}", config.unused_keys.join(", ")),
         ));
     }
+    out.extend(discovered);
     if let Some(zone) = &config.daemon.time_zone {
         out.push(line(CheckStatus::Ok, "time zone", zone.clone()));
     }
@@ -92,16 +110,38 @@ pub async fn check(path: &std::path::Path) -> Vec<CheckLine> {
                 match m.ping().await {
                     Ok(()) => out.push(line(CheckStatus::Ok, what.clone(), "SELECT 1 answered")),
                     Err(e) => {
-                        out.push(line(CheckStatus::Fail, what, e.to_string()));
+                        let why = if m.requires_app() { "left out for now (unreachable; retried): " } else { "" };
+                        out.push(line(CheckStatus::Fail, what, format!("{why}{e}")));
                         source.close().await;
                         continue;
                     }
                 }
-                if config.sites.iter().any(|s| s.name == m.site() && s.mode == Mode::Frappe) {
+                let frappe_site = config.sites.iter().any(|s| s.name == m.site() && s.mode == Mode::Frappe);
+                if m.requires_app() || frappe_site {
                     match m.installed_apps().await {
-                        Ok(apps) => out.push(runner_app_line(m.site(), &config.frappe.runner, &apps)),
+                        Ok(apps) => {
+                            if m.requires_app() {
+                                if !apps.iter().any(|a| a == crate::bench::BTU_APP) {
+                                    out.push(line(
+                                        CheckStatus::Warn,
+                                        format!("site {}", m.site()),
+                                        format!("left out: BTU app not installed (apps: {})", apps.join(", ")),
+                                    ));
+                                    source.close().await;
+                                    continue;
+                                }
+                                out.push(line(CheckStatus::Ok, format!("site {} apps", m.site()), apps.join(", ")));
+                            }
+                            if frappe_site {
+                                out.push(runner_app_line(m.site(), &config.frappe.runner, &apps));
+                            }
+                        }
                         Err(e) => {
-                            out.push(line(CheckStatus::Fail, format!("site {} runner app", m.site()), e.to_string()))
+                            out.push(line(CheckStatus::Fail, format!("site {} apps", m.site()), e.to_string()));
+                            if m.requires_app() {
+                                source.close().await;
+                                continue;
+                            }
                         }
                     }
                 }
@@ -137,6 +177,57 @@ pub async fn check(path: &std::path::Path) -> Vec<CheckLine> {
     }
     if let Some(workers) = &workers {
         out.extend(queue_lines(workers, &used));
+    }
+    out
+}
+
+/// What discovery found in the bench: id, queues, Redis, the sites it serves (from the bench
+/// or the file) and the ones it left out.
+fn bench_lines(d: &crate::bench::Discovery, file: &Config, applied: &Config) -> Vec<CheckLine> {
+    let mut out = Vec::new();
+    let id_from = if d.bench_path.to_string_lossy().trim_matches('/').replace('/', "-") == d.bench_id {
+        "the bench path"
+    } else {
+        "bench_id in common_site_config.json"
+    };
+    out.push(line(
+        CheckStatus::Ok,
+        format!("bench {}", d.bench_path.display()),
+        format!("bench id {} (from {id_from})", d.bench_id),
+    ));
+    let prefix = &applied.frappe.queue_prefix;
+    let from = if file.frappe.queue_prefix_explicit { "[frappe] queue_prefix" } else { "the bench id" };
+    out.push(line(
+        CheckStatus::Ok,
+        "queues",
+        format!("{prefix}default, {prefix}short, {prefix}long (prefix from {from})"),
+    ));
+    let redis_from = if file.redis.url_explicit {
+        "the configuration file (wins over redis_queue)".to_string()
+    } else {
+        match &d.queue_redis.user {
+            Some(user) => format!("redis_queue of common_site_config.json, use_rq_auth as user {user}"),
+            None => "redis_queue of common_site_config.json".to_string(),
+        }
+    };
+    out.push(line(
+        CheckStatus::Ok,
+        "queue redis",
+        format!("{} (from {redis_from})", crate::secret::redacted_url(applied.redis.url.expose())),
+    ));
+    for site in &d.sites {
+        let detail = if d.discovered(file, &site.name) {
+            format!("database {} (from site_config.json)", site.db.describe())
+        } else {
+            "listed in [[sites]]: the file's entry wins".to_string()
+        };
+        out.push(line(CheckStatus::Ok, format!("bench site {}", site.name), detail));
+    }
+    for x in &d.excluded {
+        out.push(line(CheckStatus::Warn, format!("bench site {}", x.site), format!("left out: {}", x.reason)));
+    }
+    if d.sites.is_empty() && d.excluded.is_empty() {
+        out.push(line(CheckStatus::Warn, "bench sites", "no site folder with a site_config.json"));
     }
     out
 }

@@ -31,6 +31,9 @@ pub(super) struct RawFile {
     pub time_zone_string: Option<String>,
     pub tracing_level: Option<String>,
     pub frappe_site: Option<String>,
+    /// The bench to discover sites, databases and the queue Redis from (flat spelling of
+    /// `[frappe] bench_path`).
+    pub frappe_bench_path: Option<String>,
     /// The original daemon's web server settings are unused (jobs no longer come from Frappe's
     /// web server); this one is kept as a fallback site name.
     pub webserver_host_header: Option<String>,
@@ -61,6 +64,7 @@ pub(super) struct RawFrappe {
     pub runner: Option<String>,
     pub queue_prefix: Option<String>,
     pub user: Option<String>,
+    pub bench_path: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

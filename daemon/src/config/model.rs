@@ -79,6 +79,9 @@ pub struct RedisConfig {
     /// PEM file of the CA(s) a `rediss://` server's certificate must be signed by; `None`
     /// trusts the built-in web roots.
     pub tls_ca_file: Option<PathBuf>,
+    /// The file named the Redis (`[redis] url` or `rq_host`/`rq_port`): a bench's
+    /// `redis_queue` is then not used.
+    pub url_explicit: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +92,11 @@ pub struct FrappeConfig {
     pub queue_prefix: String,
     /// The `user` Frappe's `execute_job` connects as.
     pub user: String,
+    /// `[frappe] bench_path` / `frappe_bench_path`: sites, databases, queue Redis and bench
+    /// id are discovered from this bench (`crate::bench`); explicit keys win.
+    pub bench_path: Option<PathBuf>,
+    /// The file set `queue_prefix`: the bench id does not replace it.
+    pub queue_prefix_explicit: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -96,11 +104,23 @@ pub struct SiteConfig {
     pub name: String,
     pub db: DbConfig,
     pub mode: Mode,
+    /// Found in a bench (`[frappe] bench_path`), not listed in the file: served only while
+    /// the BTU app is installed on it.
+    pub discovered: bool,
 }
 
 #[derive(Debug, Clone)]
 pub enum DbConfig {
-    Params { host: String, port: u16, user: String, password: Secret, database: String },
+    /// `socket`, when set, is a Unix socket path used instead of `host:port` (a Frappe site's
+    /// `db_socket`).
+    Params {
+        host: String,
+        port: u16,
+        user: String,
+        password: Secret,
+        database: String,
+        socket: Option<String>,
+    },
     Url(MysqlUrl),
 }
 
@@ -108,8 +128,11 @@ impl DbConfig {
     /// A description safe for logs: no password.
     pub fn describe(&self) -> String {
         match self {
-            DbConfig::Params { host, port, user, database, .. } => {
+            DbConfig::Params { host, port, user, database, socket: None, .. } => {
                 format!("mysql://{user}@{host}:{port}/{database}")
+            }
+            DbConfig::Params { user, database, socket: Some(socket), .. } => {
+                format!("mysql://{user}@localhost/{database}?socket={socket}")
             }
             DbConfig::Url(url) => redacted_url(url.text.expose()),
         }

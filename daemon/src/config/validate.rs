@@ -20,7 +20,7 @@ pub(super) fn config(mut raw: RawFile, unused_keys: Vec<String>, path: &Path) ->
     let v = Validator { path };
     let daemon = v.daemon(raw.daemon.take().unwrap_or_default(), &raw)?;
     let redis = v.redis(raw.redis.take().unwrap_or_default(), &raw)?;
-    let frappe = v.frappe(raw.frappe.take().unwrap_or_default())?;
+    let frappe = v.frappe(raw.frappe.take().unwrap_or_default(), raw.frappe_bench_path.take())?;
     let mut sites = v.sites(raw.sites.take().unwrap_or_default())?;
     let file = raw.file.take();
     if let Some(site) = v.flat_site(raw)? {
@@ -37,10 +37,10 @@ pub(super) fn config(mut raw: RawFile, unused_keys: Vec<String>, path: &Path) ->
             );
         }
     }
-    if sites.is_empty() && file.is_none() {
+    if sites.is_empty() && file.is_none() && frappe.bench_path.is_none() {
         return Err(v.invalid(
             "sites",
-            "no source of schedules: add [[sites]] (MariaDB), the flat mysql_* keys, or a [file] section".into(),
+            "no source of schedules: add [frappe] bench_path, [[sites]] (MariaDB), the flat mysql_* keys, or a [file] section".into(),
         ));
     }
     Ok(Config { path: path.to_path_buf(), daemon, redis, frappe, sites, file, unused_keys })
@@ -112,6 +112,7 @@ impl Validator<'_> {
     }
 
     fn redis(&self, r: RawRedis, flat: &RawFile) -> Result<RedisConfig, ConfigError> {
+        let url_explicit = r.url.is_some() || flat.rq_host.is_some() || flat.rq_port.is_some();
         let url = match (r.url, &flat.rq_host, flat.rq_port) {
             (Some(url), _, _) => url,
             (None, None, None) => Secret::new(DEFAULT_REDIS_URL),
@@ -144,14 +145,29 @@ impl Validator<'_> {
                 Some(p)
             }
         };
-        Ok(RedisConfig { url, key_prefix, tls_ca_file })
+        Ok(RedisConfig { url, key_prefix, tls_ca_file, url_explicit })
     }
 
-    fn frappe(&self, f: RawFrappe) -> Result<FrappeConfig, ConfigError> {
+    fn frappe(&self, f: RawFrappe, flat_bench_path: Option<String>) -> Result<FrappeConfig, ConfigError> {
+        let (bench_key, bench_path) = match (f.bench_path, flat_bench_path) {
+            (Some(p), _) => ("frappe.bench_path", Some(p)),
+            (None, p) => ("frappe_bench_path", p),
+        };
+        let bench_path = match bench_path {
+            None => None,
+            Some(p) if p.trim().is_empty() => {
+                return Err(
+                    self.invalid(bench_key, "must be the path of a bench, e.g. /home/frappe/frappe-bench".into())
+                );
+            }
+            Some(p) => Some(self.relative_to_file(PathBuf::from(p))),
+        };
         let frappe = FrappeConfig {
             runner: f.runner.unwrap_or_else(|| DEFAULT_RUNNER.into()),
+            queue_prefix_explicit: f.queue_prefix.is_some(),
             queue_prefix: f.queue_prefix.unwrap_or_default(),
             user: f.user.unwrap_or_else(|| "Administrator".into()),
+            bench_path,
         };
         if !is_dotted_path(&frappe.runner) {
             return Err(self.invalid(
@@ -187,6 +203,7 @@ impl Validator<'_> {
                     user: s.user.unwrap_or_else(|| "root".into()),
                     password: s.password.unwrap_or_default(),
                     database,
+                    socket: None,
                 },
                 (None, None) => {
                     return Err(
@@ -197,7 +214,7 @@ impl Validator<'_> {
             if sites.iter().any(|x| x.name == name) {
                 return Err(self.invalid(&key("name"), format!("site {name} is listed twice")));
             }
-            sites.push(SiteConfig { name, db, mode: s.mode.unwrap_or(Mode::Frappe) });
+            sites.push(SiteConfig { name, db, mode: s.mode.unwrap_or(Mode::Frappe), discovered: false });
         }
         Ok(sites)
     }
@@ -220,8 +237,10 @@ impl Validator<'_> {
                 user: flat.mysql_user.unwrap_or_else(|| "root".into()),
                 password: flat.mysql_password.unwrap_or_default(),
                 database,
+                socket: None,
             },
             mode: Mode::Frappe,
+            discovered: false,
         }))
     }
 

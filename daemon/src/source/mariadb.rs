@@ -11,6 +11,7 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row};
 
+use super::apps::{AppGate, installed_apps};
 use super::check::{BuildContext, RawSchedule, RowChecker, SourceRow};
 use super::error::SourceError;
 use super::frequency::{FrequencyFields, local_cron};
@@ -62,6 +63,8 @@ pub struct MariaDbSource {
     /// Which optional columns exist, or `COLUMNS_UNKNOWN`; shared by the clones the engine
     /// hands to tasks.
     optional_columns: Arc<AtomicU16>,
+    /// A site discovered in a bench is read only while BTU is installed on it.
+    apps: AppGate,
 }
 
 impl MariaDbSource {
@@ -83,9 +86,10 @@ impl MariaDbSource {
             // making every notify prepare its query again (an extra round trip or two).
             .with_reset_connection(false);
         let opts: Opts = match &site.db {
-            DbConfig::Params { host, port, user, password, database } => OptsBuilder::default()
+            DbConfig::Params { host, port, user, password, database, socket } => OptsBuilder::default()
                 .ip_or_hostname(host.clone())
                 .tcp_port(*port)
+                .socket(socket.clone())
                 .user(Some(user.clone()))
                 .pass(Some(password.expose().to_string()))
                 .db_name(Some(database.clone()))
@@ -98,6 +102,7 @@ impl MariaDbSource {
             target: site.db.describe(),
             pool: Pool::new(opts),
             optional_columns: Arc::new(AtomicU16::new(COLUMNS_UNKNOWN)),
+            apps: AppGate::new(site.name.as_str().into(), site.discovered),
         }
     }
 
@@ -106,6 +111,11 @@ impl MariaDbSource {
     }
 
     /// `mysql://user@host:port/db`, no password.
+    /// Whether the site is served only while BTU is installed (found in a bench).
+    pub fn requires_app(&self) -> bool {
+        self.apps.required()
+    }
+
     pub fn target(&self) -> &str {
         &self.target
     }
@@ -143,24 +153,7 @@ impl MariaDbSource {
     pub async fn installed_apps(&self) -> Result<Vec<String>, SourceError> {
         self.with_timeout(async {
             let mut conn = self.pool.get_conn().await.map_err(|e| self.db_err(e))?;
-            let mut apps: Vec<String> =
-                conn.query("SELECT app_name FROM `tabInstalled Application`").await.map_err(|e| self.db_err(e))?;
-            let lists: Vec<String> = conn
-                .exec(
-                    "SELECT defvalue FROM `tabDefaultValue` WHERE defkey = ? AND parent IN (?, ?)",
-                    ("installed_apps", "__global", "__default"),
-                )
-                .await
-                .map_err(|e| self.db_err(e))?;
-            for list in lists {
-                let names: Vec<String> = serde_json::from_str(&list)
-                    .map_err(|e| self.db_err(format!("tabDefaultValue installed_apps is not a JSON list: {e}")))?;
-                apps.extend(names);
-            }
-            apps.retain(|a| !a.is_empty());
-            apps.sort();
-            apps.dedup();
-            Ok(apps)
+            installed_apps(&mut conn).await.map_err(|e| self.db_err(e))
         })
         .await
     }
@@ -203,6 +196,9 @@ impl MariaDbSource {
     /// being read is in memory here.
     async fn read_rows(&self, one: Option<&str>, target: &mut impl RowTarget) -> Result<(), SourceError> {
         let mut conn = self.pool.get_conn().await.map_err(|e| self.db_err(e))?;
+        if !self.apps.open(one, &mut conn).await.map_err(|e| self.db_err(e))? {
+            return Ok(());
+        }
         let present = match (one, self.optional_columns.load(Ordering::Relaxed)) {
             (Some(_), known) if known != COLUMNS_UNKNOWN => known,
             _ => {

@@ -16,11 +16,13 @@
 //! | `error.rs`       | [`SourceError`]: a whole source could not be read                      |
 //! | `check.rs`       | `RowChecker`: the one check every row of every source goes through      |
 //! | `sink.rs`        | [`RowSink`]: a rebuild's rows, in batches, to the engine               |
+//! | `apps.rs`        | the apps a site has installed; the gate for sites found in a bench     |
 //! | `mariadb.rs`     | rows from a Frappe site's BTU tables                                   |
 //! | `file.rs`        | rows from a TOML schedules file                                        |
 //!
 //! The sources read rows and hand them to a `RowChecker`; they never build a spec themselves.
 
+mod apps;
 mod check;
 mod error;
 pub(crate) mod file;
