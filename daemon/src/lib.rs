@@ -9,6 +9,7 @@
 //! | [`pyvalue`] | Python values: read literals (task arguments), repr, pickle       | no  |
 //! | [`secret`]  | passwords kept out of logs; the one URL redaction                 | no  |
 //! | [`config`]  | the daemon's TOML configuration (new and original flat keys)      | file |
+//! | [`bench`]   | a Frappe bench read as Frappe v15 does: sites, databases, queue Redis, bench id | files |
 //! | [`source`]  | where schedules come from: MariaDB (Frappe BTU) or a TOML file    | MariaDB, file |
 //! | [`rq`]      | build RQ job hashes (zlib'd pickle) and write them to Redis       | Redis |
 //! | [`engine`]  | the plan, timers, rebuilds, firing, missed runs                   | Redis, sources |
