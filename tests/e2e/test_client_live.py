@@ -195,10 +195,11 @@ def _legacy(sock: str, request: dict[str, Any]) -> str:
 def test_the_original_btu_apps_json_requests(make_site, start_daemon, redis_conn, tmp_path):
     _site, _d, sock = start(make_site, start_daemon, tmp_path)
     assert _legacy(sock, {"request_type": "ping", "request_content": None}) == "pong"
+    # The app sends these before its transaction commits: the daemon follows the row meanwhile.
     assert _legacy(sock, {"request_type": "create_task_schedule", "request_content": "TS-000001"}) == \
-        "BTU Scheduler now re-processing Task Schedule TS-000001 in Python RQ."
+        "BTU Scheduler now re-processing Task Schedule TS-000001 in Python RQ. It will follow the change once saved."
     assert _legacy(sock, {"request_type": "cancel_task_schedule", "request_content": "TS-000001"}) == \
-        "Successfully cancelled BTU Task Schedule TS-000001 in Python RQ."
+        "Successfully cancelled BTU Task Schedule TS-000001 in Python RQ. It will follow the change once saved."
 
 
 def test_daemon_unavailable_once_stopped(make_site, start_daemon, redis_conn, tmp_path):

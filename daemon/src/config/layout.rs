@@ -34,6 +34,9 @@ pub(super) struct RawFile {
     /// The bench to discover sites, databases and the queue Redis from (flat spelling of
     /// `[frappe] bench_path`).
     pub frappe_bench_path: Option<String>,
+    /// Not a key of the original daemon: accepted among its flat keys, so a file in that format
+    /// can set it too (`[daemon] legacy_follow_secs` wins).
+    pub legacy_follow_secs: Option<u64>,
     /// The original daemon's web server settings are unused (jobs no longer come from Frappe's
     /// web server); this one is kept as a fallback site name.
     pub webserver_host_header: Option<String>,
@@ -43,6 +46,7 @@ pub(super) struct RawFile {
 pub(super) struct RawDaemon {
     pub rebuild_interval_secs: Option<u64>,
     pub missed_run_grace_secs: Option<u64>,
+    pub legacy_follow_secs: Option<u64>,
     pub time_zone: Option<String>,
     pub log_level: Option<String>,
     pub socket_path: Option<String>,

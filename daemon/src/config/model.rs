@@ -15,6 +15,10 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/btu_scheduler/btu_scheduler.toml";
 pub const CONFIG_ENV: &str = "BTU_CONFIG";
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 pub const DEFAULT_RUNNER: &str = "btu_hooks.runner.run_task";
+/// How long a schedule named by a legacy request is followed by default (`legacy_follow_secs`).
+pub const DEFAULT_LEGACY_FOLLOW_SECS: u64 = 60;
+/// The longest `legacy_follow_secs` accepted.
+pub const MAX_LEGACY_FOLLOW_SECS: u64 = 3600;
 
 /// What a fired run calls: Frappe's `execute_job` wrapping the task runner, or the schedule's
 /// own function.
@@ -56,6 +60,9 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub struct DaemonConfig {
     pub rebuild_interval: Duration,
     pub missed_run_grace: Duration,
+    /// How long the rows of a schedule named by a legacy request are followed (re-read until
+    /// the app's transaction has committed); zero = not at all.
+    pub legacy_follow: Duration,
     /// Fallback zone for cron strings (validated IANA name).
     pub time_zone: Option<String>,
     pub log_level: Option<String>,

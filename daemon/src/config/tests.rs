@@ -157,3 +157,22 @@ fn tls_ca_file_needs_rediss_and_an_existing_file() {
     assert_eq!(parse("[file]\npath = \"s.toml\"\n").unwrap().redis.tls_ca_file, None);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn legacy_follow_secs_in_both_formats() {
+    let site = "[[sites]]\nname = \"s\"\ndatabase = \"d\"\n";
+    assert_eq!(parse(site).unwrap().daemon.legacy_follow, Duration::from_secs(60));
+    let c = parse(&format!("[daemon]\nlegacy_follow_secs = 5\n{site}")).unwrap();
+    assert_eq!(c.daemon.legacy_follow, Duration::from_secs(5));
+    // After the original format's flat keys; the structured key wins over it.
+    let flat = "mysql_database = \"d\"\nfrappe_site = \"s\"\nlegacy_follow_secs = 0\n";
+    let c = parse(flat).unwrap();
+    assert_eq!(c.daemon.legacy_follow, Duration::ZERO);
+    assert!(c.unused_keys.is_empty(), "{:?}", c.unused_keys);
+    let c = parse(&format!("{flat}[daemon]\nlegacy_follow_secs = 9\n")).unwrap();
+    assert_eq!(c.daemon.legacy_follow, Duration::from_secs(9));
+    let e = parse(&format!("[daemon]\nlegacy_follow_secs = 7200\n{site}")).unwrap_err().to_string();
+    assert!(e.contains("daemon.legacy_follow_secs") && e.contains("3600"), "{e}");
+    let e = parse("mysql_database = \"d\"\nfrappe_site = \"s\"\nlegacy_follow_secs = -1\n").unwrap_err().to_string();
+    assert!(e.contains("legacy_follow_secs"), "{e}");
+}

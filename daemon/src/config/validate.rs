@@ -9,8 +9,8 @@ use btu_protocol::DEFAULT_SOCKET_PATH;
 
 use super::layout::{RawDaemon, RawFile, RawFileSource, RawFrappe, RawRedis, RawSite};
 use super::model::{
-    Config, ConfigError, DEFAULT_MAX_CONNECTIONS, DEFAULT_REDIS_URL, DEFAULT_RUNNER, DaemonConfig, DbConfig,
-    FileConfig, FrappeConfig, Mode, MysqlUrl, RedisConfig, SiteConfig,
+    Config, ConfigError, DEFAULT_LEGACY_FOLLOW_SECS, DEFAULT_MAX_CONNECTIONS, DEFAULT_REDIS_URL, DEFAULT_RUNNER,
+    DaemonConfig, DbConfig, FileConfig, FrappeConfig, MAX_LEGACY_FOLLOW_SECS, Mode, MysqlUrl, RedisConfig, SiteConfig,
 };
 use crate::secret::{Secret, redacted_url};
 
@@ -65,6 +65,13 @@ impl Validator<'_> {
             };
             return Err(self.invalid(key, "must be at least 1 second".into()));
         }
+        let follow_secs = d.legacy_follow_secs.or(flat.legacy_follow_secs).unwrap_or(DEFAULT_LEGACY_FOLLOW_SECS);
+        if follow_secs > MAX_LEGACY_FOLLOW_SECS {
+            let key = if d.legacy_follow_secs.is_some() { "daemon.legacy_follow_secs" } else { "legacy_follow_secs" };
+            return Err(
+                self.invalid(key, format!("must be at most {MAX_LEGACY_FOLLOW_SECS} seconds (0 = do not follow)"))
+            );
+        }
         let (zone_key, time_zone) = match (d.time_zone, flat.time_zone_string.clone()) {
             (Some(z), _) => ("daemon.time_zone", Some(z)),
             (None, Some(z)) => ("time_zone_string", Some(z)),
@@ -92,6 +99,7 @@ impl Validator<'_> {
         Ok(DaemonConfig {
             rebuild_interval: Duration::from_secs(rebuild_secs),
             missed_run_grace: Duration::from_secs(d.missed_run_grace_secs.unwrap_or(300)),
+            legacy_follow: Duration::from_secs(follow_secs),
             time_zone,
             log_level,
             socket_path: PathBuf::from(

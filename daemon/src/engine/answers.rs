@@ -8,17 +8,21 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
-use tracing::info;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
 
 use super::firing::Firing;
+use super::follow::{Because, FollowSet, Seen};
 use super::link::RedisLink;
 use super::loader::Loader;
 use super::plan::{Entry, Plan};
 use super::reports::{
-    EngineError, NOTIFY_NEXT_RUNS, RunNowResult, ScheduleState, ScheduleStatus, SiteStatus, StatusReport, UpcomingRun,
+    EngineError, LegacyKind, LegacyReport, NOTIFY_NEXT_RUNS, RunNowResult, ScheduleState, ScheduleStatus, SiteStatus,
+    StatusReport, UpcomingRun,
 };
+use super::reread::ReadResults;
 use super::store::{self, HistoryEntry, PlanWrite, rfc3339};
-use crate::source::{RowOutcome, ScheduleSpec, SkipReason};
+use crate::source::{RowOutcome, ScheduleSpec, SkipReason, SourceError};
 
 fn redis_down() -> EngineError {
     EngineError::Redis("redis is not reachable".into())
@@ -73,6 +77,91 @@ pub(super) async fn notify(rows: Vec<RowOutcome>, plan: &mut Plan, link: &mut Re
         }
     }
     states
+}
+
+/// A request of the original BTU app, which comes before the app's transaction commits:
+/// applied at once (a create: on each site whose source has the row; a cancel: the planned
+/// runs dropped on every site), then the row is followed on every database site.
+pub(super) async fn legacy(
+    kind: LegacyKind,
+    schedule: &str,
+    rows: Vec<Result<RowOutcome, SourceError>>,
+    plan: &mut Plan,
+    link: &mut RedisLink,
+    follows: &mut FollowSet,
+) -> LegacyReport {
+    let now = Instant::now();
+    let (mut found, mut errors, mut following) = (Vec::new(), Vec::new(), false);
+    for (idx, row) in rows.into_iter().enumerate() {
+        let seen = match &row {
+            Ok(row) => Seen::of(row),
+            Err(e) => {
+                errors.push(e.to_string());
+                Seen::Unread
+            }
+        };
+        if follows.follows(idx) {
+            follows.follow(idx, schedule, seen, now);
+            following = true;
+        }
+        match row {
+            Ok(RowOutcome::Skipped { reason: SkipReason::NotFound, .. }) | Err(_) => {}
+            Ok(row) => found.push(row),
+        }
+    }
+    let (states, cancelled) = match kind {
+        LegacyKind::Create => (notify(found, plan, link).await, false),
+        LegacyKind::Cancel => (Vec::new(), cancel_everywhere(schedule, plan, link).await),
+    };
+    if following {
+        info!(schedule, request = ?kind, secs = follows.window().as_secs(), "following the schedule's rows until its change is committed");
+    }
+    LegacyReport { states, cancelled, following: following.then(|| follows.window()), errors }
+}
+
+/// Drops `schedule`'s planned runs on every site; whether any site had some.
+async fn cancel_everywhere(schedule: &str, plan: &mut Plan, link: &mut RedisLink) -> bool {
+    let mut any = false;
+    for idx in 0..plan.sites().len() {
+        if plan.remove(idx, schedule) {
+            any = true;
+            info!(site = %plan.name(idx), schedule, "schedule cancelled");
+        }
+        // While Redis is not usable, the resync after recovery removes it.
+        let _ = link.remove(plan.name(idx), &[schedule.to_string()]).await;
+    }
+    any
+}
+
+/// Applies what a re-read of followed schedules found ([`super::follow`]): the rows that
+/// changed since they were seen, and those whose follow window ended, as a notify would.
+pub(super) async fn followed(results: ReadResults, follows: &mut FollowSet, plan: &mut Plan, link: &mut RedisLink) {
+    let mut apply = Vec::new();
+    for (idx, read) in results {
+        match read {
+            Ok(rows) => {
+                for (row, because) in follows.on_read(idx, rows) {
+                    match because {
+                        Because::Changed => {
+                            info!(site = %plan.name(idx), schedule = row.schedule(), "followed schedule changed; applying its committed row")
+                        }
+                        Because::WindowEnded => {
+                            debug!(site = %plan.name(idx), schedule = row.schedule(), "follow window ended; applying the committed row once more")
+                        }
+                    }
+                    apply.push(row);
+                }
+            }
+            Err(e) => {
+                if follows.read_failed(idx) {
+                    warn!(site = %plan.name(idx), error = %e, "cannot re-read followed schedules; retrying");
+                }
+            }
+        }
+    }
+    if !apply.is_empty() {
+        notify(apply, plan, link).await;
+    }
 }
 
 /// Where schedule `id` of site `idx` stands: its next runs, or why it does not run.

@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::reports::{EngineError, RebuildReport, RunNowResult, ScheduleState, StatusReport, UpcomingRun};
+use super::reports::{
+    EngineError, LegacyKind, LegacyReport, RebuildReport, RunNowResult, ScheduleState, StatusReport, UpcomingRun,
+};
 use super::store::HistoryEntry;
-use crate::source::{RowOutcome, SkipReason, Source};
+use crate::source::{RowOutcome, SkipReason, Source, SourceError};
 
 /// A request to the engine task, with the channel its answer goes back on.
 pub(crate) enum Command {
@@ -25,6 +27,14 @@ pub(crate) enum Command {
         site: Option<String>,
         schedule: String,
         reply: oneshot::Sender<Result<bool, EngineError>>,
+    },
+    Legacy {
+        kind: LegacyKind,
+        schedule: String,
+        /// Per site (engine order): the schedule's row as read at the request, or why the
+        /// site's database could not be read.
+        rows: Vec<Result<RowOutcome, SourceError>>,
+        reply: oneshot::Sender<LegacyReport>,
     },
     Rebuild {
         /// Index of the one site to rebuild (the engine's sites are in source order); `None`
@@ -129,6 +139,21 @@ impl EngineHandle {
     pub async fn cancel(&self, site: Option<&str>, schedule: &str) -> Result<bool, EngineError> {
         let site = site.map(str::to_string);
         self.ask(|reply| Command::Cancel { site, schedule: schedule.to_string(), reply }).await?
+    }
+
+    /// A request of the original BTU app (`create_task_schedule` / `cancel_task_schedule`),
+    /// which names no site and comes before the app's transaction commits: applied at once on
+    /// every site (a create: on each site whose source has the row; a cancel: the planned runs
+    /// dropped everywhere), then the row is followed on every database site for
+    /// `legacy_follow_secs` and its committed state applied ([`super::follow`]). The rows are
+    /// read here, in the caller's task.
+    pub async fn legacy(&self, kind: LegacyKind, schedule: &str) -> Result<LegacyReport, EngineError> {
+        let mut rows = Vec::with_capacity(self.sources.len());
+        for source in self.sources.iter() {
+            rows.push(source.load_one(schedule).await);
+        }
+        let schedule = schedule.to_string();
+        self.ask(|reply| Command::Legacy { kind, schedule, rows, reply }).await
     }
 
     /// Reloads the source of `site` (every source when `None`) and replans what changed;

@@ -15,6 +15,8 @@
 //! | `reports` | what the engine answers: schedule states, upcoming runs, status, errors |
 //! | `handle` | [`EngineHandle`] and the commands it sends |
 //! | `plan` | the plan: per site the planned schedules and the skipped rows, the timer |
+//! | `follow` | the follow set: schedules named by a legacy request, re-read for a while (pure) |
+//! | `reread` | the spawned re-read of the followed rows, one query per site |
 //! | `link` | the Redis link: connection, RQ writer, health — the one `usable()` answer |
 //! | `rebuild` | the steps of one site's rebuild, applied to the plan batch by batch |
 //! | `loader` | when and which sites load; per-site source state; rebuild waiters |
@@ -30,6 +32,7 @@
 mod answers;
 pub(crate) mod backoff;
 mod firing;
+mod follow;
 mod handle;
 pub(crate) mod jobs;
 mod link;
@@ -39,13 +42,14 @@ pub(crate) mod planner;
 mod prepare;
 mod rebuild;
 mod reports;
+mod reread;
 mod run;
 pub mod store;
 
 pub use handle::EngineHandle;
 pub use reports::{
-    EngineError, NOTIFY_NEXT_RUNS, RebuildReport, RunNowResult, ScheduleState, ScheduleStatus, SiteRebuild, SiteStatus,
-    StatusReport, UpcomingRun,
+    EngineError, LegacyKind, LegacyReport, NOTIFY_NEXT_RUNS, RebuildReport, RunNowResult, ScheduleState,
+    ScheduleStatus, SiteRebuild, SiteStatus, StatusReport, UpcomingRun,
 };
 pub use run::{Engine, EngineOptions};
 pub use store::HistoryEntry;

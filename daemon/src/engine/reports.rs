@@ -88,6 +88,30 @@ pub struct RebuildReport {
     pub sites: Vec<SiteRebuild>,
 }
 
+/// Which request of the original BTU app a [`LegacyReport`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegacyKind {
+    /// `create_task_schedule`: apply the schedule's row on every site whose database has it.
+    Create,
+    /// `cancel_task_schedule`: drop its planned runs on every site.
+    Cancel,
+}
+
+/// What a legacy request did at once, and whether the schedule is followed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyReport {
+    /// Create: where the schedule stands on each site whose database has its row now.
+    pub states: Vec<ScheduleState>,
+    /// Cancel: whether any site had runs planned.
+    pub cancelled: bool,
+    /// How long the schedule's row is followed (re-read until the app's transaction has
+    /// committed) on the database sites; `None` when it is not (`legacy_follow_secs = 0`, or
+    /// no database site).
+    pub following: Option<std::time::Duration>,
+    /// Sites whose database could not be read at the request, with why.
+    pub errors: Vec<String>,
+}
+
 /// Result of a run-now request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunNowResult {

@@ -1,10 +1,10 @@
 //! The engine task: one owner of all scheduling state, so firing, rebuilding and requests
 //! never race each other. It is a loop over one `select!`: whichever comes first — a request,
 //! the timer of the next due run, a batch of enqueues answering, a batch of loaded rows, a
-//! Redis (re)connection, the rebuild interval, a retry — is handed to the component that owns
-//! it. Slow I/O (source loads, batches of enqueues, history reads) runs in spawned tasks whose
-//! results come back into the loop; the loop itself only waits on short pipelined Redis
-//! writes.
+//! Redis (re)connection, the rebuild interval, a retry, a re-read of followed schedules due or
+//! done — is handed to the component that owns it. Slow I/O (source loads, re-reads, batches
+//! of enqueues, history reads) runs in spawned tasks whose results come back into the loop;
+//! the loop itself only waits on short pipelined Redis writes.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,15 +13,17 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tracing::info;
+use tracing::{error, info};
 
 use super::answers;
 use super::firing::{FireSettings, Firing};
+use super::follow::FollowSet;
 use super::handle::{Command, EngineHandle};
 use super::jobs::JobSettings;
 use super::link::RedisLink;
 use super::loader::Loader;
 use super::plan::Plan;
+use super::reread::Reread;
 use crate::config::{Config, Mode, Secret};
 use crate::rq;
 use crate::source::Source;
@@ -37,6 +39,8 @@ pub struct EngineOptions {
     pub jobs: JobSettings,
     /// Entries kept per schedule history list.
     pub history_max: usize,
+    /// How long a schedule named by a legacy request is followed (`legacy_follow_secs`).
+    pub legacy_follow: Duration,
     /// Keep per-run lateness samples for [`EngineHandle::take_lateness`] (benchmarks).
     pub record_lateness: bool,
     /// Some source is in Frappe mode: the job id form is decided from the registered workers
@@ -54,6 +58,7 @@ impl EngineOptions {
             rebuild_interval: config.daemon.rebuild_interval,
             jobs: JobSettings::from_config(config),
             history_max: 100,
+            legacy_follow: config.daemon.legacy_follow,
             record_lateness: false,
             frappe_ids: config.sites.iter().any(|s| s.mode == Mode::Frappe)
                 || config.file.iter().any(|f| f.mode == Mode::Frappe),
@@ -68,6 +73,8 @@ pub struct Engine {
     link: RedisLink,
     loader: Loader,
     firing: Firing,
+    follows: FollowSet,
+    reread: Reread,
     rx: mpsc::Receiver<Command>,
     rebuild_interval: Duration,
     started_at: DateTime<Utc>,
@@ -91,6 +98,8 @@ impl Engine {
                 history_max: opts.history_max,
                 record_lateness: opts.record_lateness,
             }),
+            follows: FollowSet::new(sources.iter().map(Source::follows_rows), opts.legacy_follow),
+            reread: Reread::new(sources.clone()),
             rx,
             rebuild_interval: opts.rebuild_interval,
             started_at: Utc::now(),
@@ -114,6 +123,7 @@ impl Engine {
             let timer_at = self.firing.deadline(&self.plan, &self.link);
             let site_retry_at = self.loader.retry_at();
             let redis_retry_at = self.link.retry_at();
+            let follow_at = self.follows.read_at();
             tokio::select! {
                 cmd = self.rx.recv() => match cmd {
                     Some(cmd) => self.on_command(cmd).await,
@@ -136,10 +146,21 @@ impl Engine {
                 }
                 _ = sleep_until_opt(site_retry_at), if site_retry_at.is_some() => self.loader.retry(&self.plan),
                 _ = sleep_until_opt(redis_retry_at), if redis_retry_at.is_some() => self.link.retry(),
+                _ = sleep_until_opt(follow_at), if follow_at.is_some() => {
+                    self.reread.start(self.follows.start_read(Instant::now()));
+                }
+                res = self.reread.done() => {
+                    match res {
+                        Ok(results) => answers::followed(results, &mut self.follows, &mut self.plan, &mut self.link).await,
+                        Err(e) => error!(error = %e, "re-read of followed schedules failed"),
+                    }
+                    self.follows.end_read(Instant::now());
+                }
             }
         }
 
         self.loader.abort();
+        self.reread.abort();
         self.link.abort();
         self.firing.finish(&mut self.plan, &mut self.link).await;
         self.loader.close().await;
@@ -169,6 +190,9 @@ impl Engine {
             Command::Rebuild { site, reply } => {
                 self.decide_id_form().await;
                 self.loader.request(site, reply, &self.plan);
+            }
+            Command::Legacy { kind, schedule, rows, reply } => {
+                let _ = reply.send(answers::legacy(kind, &schedule, rows, plan, link, &mut self.follows).await);
             }
             Command::Status { reply } => {
                 let _ = reply.send(answers::status(self.started_at, plan, link, &self.loader, &self.firing));

@@ -3,7 +3,7 @@
 //! A schedule runs when `enabled = 1` and its task exists with `docstatus = 1`. Every other row
 //! is still read, so that the engine (and a notify caller) learns why it does not run.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
@@ -51,6 +51,9 @@ const FIRST_OPTIONAL: usize = 14;
 /// full load; a notify reuses the answer instead of asking information_schema again, which
 /// cost more than the schedule query itself.
 const COLUMNS_UNKNOWN: u16 = 1 << 15;
+
+/// Most ids one `IN (...)` query names (a prepared statement takes at most 65,535 parameters).
+const MAX_IDS_PER_QUERY: usize = 10_000;
 
 /// Timeout used when a task says 0 seconds (BTU's own default).
 const DEFAULT_TASK_TIMEOUT: i64 = 600;
@@ -160,7 +163,7 @@ impl MariaDbSource {
 
     pub async fn load_all(&self) -> Result<Vec<RowOutcome>, SourceError> {
         let mut target = Outcomes { checker: RowChecker::new(&self.ctx), out: Vec::new() };
-        self.with_timeout(self.read_rows(None, &mut target)).await?;
+        self.with_timeout(self.read_rows(Rows::All, &mut target)).await?;
         Ok(target.out)
     }
 
@@ -169,7 +172,7 @@ impl MariaDbSource {
     pub async fn load_rebuild(&self, known: &KnownFingerprints, sink: &mut RowSink) -> Result<(), SourceError> {
         let mut target = Rebuild { checker: RowChecker::new(&self.ctx), known, sink };
         self.with_timeout(async {
-            self.read_rows(None, &mut target).await?;
+            self.read_rows(Rows::All, &mut target).await?;
             target.sink.flush().await;
             Ok(())
         })
@@ -178,7 +181,7 @@ impl MariaDbSource {
 
     pub async fn load_one(&self, schedule: &str) -> Result<RowOutcome, SourceError> {
         let mut target = Outcomes { checker: RowChecker::new(&self.ctx), out: Vec::new() };
-        self.with_timeout(self.read_rows(Some(schedule), &mut target)).await?;
+        self.with_timeout(self.read_rows(Rows::One(schedule), &mut target)).await?;
         Ok(target.out.pop().unwrap_or_else(|| RowOutcome::Skipped {
             site: self.ctx.site.to_string(),
             schedule: schedule.to_string(),
@@ -186,21 +189,48 @@ impl MariaDbSource {
         }))
     }
 
+    /// The rows of the schedules named, read by one query per [`MAX_IDS_PER_QUERY`] ids (a
+    /// parameterised `IN (...)`); an id without a row comes back as `Skipped { NotFound }`.
+    pub async fn load_some(&self, ids: &[String]) -> Result<Vec<RowOutcome>, SourceError> {
+        let mut target = Outcomes { checker: RowChecker::new(&self.ctx), out: Vec::with_capacity(ids.len()) };
+        self.with_timeout(async {
+            for chunk in ids.chunks(MAX_IDS_PER_QUERY) {
+                self.read_rows(Rows::These(chunk), &mut target).await?;
+            }
+            Ok(())
+        })
+        .await?;
+        let found: HashSet<String> = target.out.iter().map(|r| r.schedule().to_string()).collect();
+        for id in ids.iter().filter(|id| !found.contains(id.as_str())) {
+            target.out.push(RowOutcome::Skipped {
+                site: self.ctx.site.to_string(),
+                schedule: id.clone(),
+                reason: SkipReason::NotFound,
+            });
+        }
+        Ok(target.out)
+    }
+
     pub async fn close(&self) {
         // Errors here only mean connections were already gone.
         let _ = self.pool.clone().disconnect().await;
     }
 
-    /// Reads the schedule rows (all, or the one named) and hands each to `target`, as the
+    /// Reads the schedule rows (all, or the ones named) and hands each to `target`, as the
     /// fields to check or as the reason it does not run. Rows are streamed: only the row
     /// being read is in memory here.
-    async fn read_rows(&self, one: Option<&str>, target: &mut impl RowTarget) -> Result<(), SourceError> {
+    async fn read_rows(&self, rows: Rows<'_>, target: &mut impl RowTarget) -> Result<(), SourceError> {
         let mut conn = self.pool.get_conn().await.map_err(|e| self.db_err(e))?;
-        if !self.apps.open(one, &mut conn).await.map_err(|e| self.db_err(e))? {
+        let partial = match rows {
+            Rows::All => None,
+            Rows::One(id) => Some(id),
+            Rows::These(_) => Some(""),
+        };
+        if !self.apps.open(partial, &mut conn).await.map_err(|e| self.db_err(e))? {
             return Ok(());
         }
-        let present = match (one, self.optional_columns.load(Ordering::Relaxed)) {
-            (Some(_), known) if known != COLUMNS_UNKNOWN => known,
+        let present = match (&rows, self.optional_columns.load(Ordering::Relaxed)) {
+            (Rows::One(_) | Rows::These(_), known) if known != COLUMNS_UNKNOWN => known,
             _ => {
                 let marks = vec!["?"; OPTIONAL_COLUMNS.len()].join(", ");
                 let mut params: Vec<&str> = vec![SCHEDULE_TABLE];
@@ -230,9 +260,15 @@ impl MariaDbSource {
         let sql = SELECT_ROWS.replace("{optional}", &optional.join(", "));
         let (doctype, field) = SITE_ZONE_KEY;
         // Both as prepared statements (binary protocol), so both results have one type.
-        let started = match one {
-            None => conn.exec_iter(sql, (doctype, field)).await,
-            Some(id) => conn.exec_iter(format!("{sql} WHERE s.name = ?"), (doctype, field, id)).await,
+        let started = match rows {
+            Rows::All => conn.exec_iter(sql, (doctype, field)).await,
+            Rows::One(id) => conn.exec_iter(format!("{sql} WHERE s.name = ?"), (doctype, field, id)).await,
+            Rows::These(ids) => {
+                let marks = vec!["?"; ids.len()].join(", ");
+                let mut params: Vec<mysql_async::Value> = vec![doctype.into(), field.into()];
+                params.extend(ids.iter().map(|id| mysql_async::Value::from(id.as_str())));
+                conn.exec_iter(format!("{sql} WHERE s.name IN ({marks})"), params).await
+            }
         };
         let mut result = match started {
             Ok(r) => r,
@@ -253,6 +289,14 @@ impl MariaDbSource {
         }
         Ok(())
     }
+}
+
+/// Which rows [`MariaDbSource::read_rows`] reads.
+enum Rows<'a> {
+    All,
+    One(&'a str),
+    /// At most [`MAX_IDS_PER_QUERY`].
+    These(&'a [String]),
 }
 
 /// What becomes of the rows [`MariaDbSource::read_rows`] reads.

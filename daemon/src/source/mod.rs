@@ -97,6 +97,21 @@ impl Source {
         }
     }
 
+    /// Whether the source's rows can be followed after a legacy request (a database, whose
+    /// rows change when the BTU app's transaction commits; a schedules file is not followed).
+    pub fn follows_rows(&self) -> bool {
+        matches!(self, Source::MariaDb(_))
+    }
+
+    /// The rows of the schedules named, in one query (a database), each `Skipped { NotFound }`
+    /// when missing; a schedules file answers with no rows (its schedules are not followed).
+    pub async fn load_some(&self, ids: &[String]) -> Result<Vec<RowOutcome>, SourceError> {
+        match self {
+            Source::MariaDb(s) => s.load_some(ids).await,
+            Source::File(_) => Ok(Vec::new()),
+        }
+    }
+
     /// Releases connections (MariaDB pool); call once at shutdown.
     pub async fn close(&self) {
         if let Source::MariaDb(s) = self {
