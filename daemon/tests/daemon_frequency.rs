@@ -51,8 +51,13 @@ fn runs(spec: &ScheduleSpec, from: &str, n: usize) -> Vec<DateTime<Utc>> {
 async fn every_frequency_runs_at_local_time_across_a_dst_change() {
     let token = token();
     let db = TestDb::create("frequency").await;
+    // As on a real site: the app's "Time Zone for Scheduling" left at its default (UTC), the
+    // site itself in New York. The app reads the frequency fields in the System Settings zone,
+    // and so does the daemon.
+    db.exec("UPDATE tabSingles SET value = 'UTC' WHERE doctype = 'BTU Configuration' AND field = 'cron_time_zone'", ())
+        .await;
     db.exec(
-        "UPDATE tabSingles SET value = ? WHERE doctype = 'BTU Configuration' AND field = 'cron_time_zone'",
+        "UPDATE tabSingles SET value = ? WHERE doctype = 'System Settings' AND field = 'time_zone'",
         ("America/New_York",),
     )
     .await;
@@ -81,6 +86,11 @@ async fn every_frequency_runs_at_local_time_across_a_dst_change() {
     );
     // The sample's Daily TS-000001 (02:30 in its zone, stored as "30 10 * * *") too.
     assert_eq!(&*spec(&rows, "TS-000001").cron, "30 2 * * *");
+    // Zones: the fields in the site's System Settings zone, Cron Style strings in the app's
+    // "Time Zone for Scheduling".
+    assert_eq!(&*spec(&rows, "TS-D").zone, "America/New_York");
+    assert_eq!(&*spec(&rows, "TS-000001").zone, "America/New_York");
+    assert_eq!(&*spec(&rows, "TS-000002").zone, "UTC");
 
     // Spring forward in New York: Sunday 2027-03-14 02:00 EST -> 03:00 EDT.
     let at = |texts: &[&str]| texts.iter().map(|t| utc(t)).collect::<Vec<_>>();

@@ -97,7 +97,7 @@ async fn sample_data_plans_exactly_the_runnable_schedules() {
 }
 
 #[tokio::test]
-async fn zone_column_wins_then_site_then_config_then_utc() {
+async fn zone_column_wins_then_site_zones_then_config_then_utc() {
     let token = token();
     let db = TestDb::create("zones").await;
     db.exec("ALTER TABLE `tabBTU Task Schedule` ADD COLUMN `cron_time_zone` varchar(140) DEFAULT NULL", ()).await;
@@ -114,6 +114,17 @@ async fn zone_column_wins_then_site_then_config_then_utc() {
     db.exec("UPDATE `tabBTU Task Schedule` SET cron_time_zone = ? WHERE name = ?", ("Mars/Base", "TS-000001")).await;
     db.exec("DELETE FROM tabSingles WHERE doctype = ? AND field = ?", ("BTU Configuration", "cron_time_zone")).await;
     let cfg = config(&token, &format!("[[sites]]\nname = \"{token}.local\"\ndatabase = \"{}\"\n", db.name));
+    // Without the app's "Time Zone for Scheduling", a Cron Style row takes the site's own zone.
+    db.exec(
+        "UPDATE tabSingles SET value = ? WHERE doctype = ? AND field = ?",
+        ("Europe/Paris", "System Settings", "time_zone"),
+    )
+    .await;
+    let source = Source::all_from_config(&cfg).remove(0);
+    let rows = source.load_all().await.expect("load");
+    assert_eq!(&*loaded(&rows, "TS-000002").zone, "Europe/Paris");
+    source.close().await;
+    db.exec("DELETE FROM tabSingles WHERE doctype = ? AND field = ?", ("System Settings", "time_zone")).await;
     let mut cfg_zone = cfg.clone();
     cfg_zone.daemon.time_zone = Some("Europe/Dublin".into());
     let source = Source::all_from_config(&cfg_zone).remove(0);

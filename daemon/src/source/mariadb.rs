@@ -28,16 +28,21 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 const SCHEDULE_TABLE: &str = "tabBTU Task Schedule";
 
-/// Identifiers only (fixed text); values always travel as parameters. The site's zone
-/// (`BTU Configuration.cron_time_zone` in `tabSingles`) comes along as an uncorrelated
-/// subquery, so a notify costs one round trip, not two. `{optional}` is the optional columns
+/// Identifiers only (fixed text); values always travel as parameters. The site's two zones
+/// (`BTU Configuration.cron_time_zone` and `System Settings.time_zone` in `tabSingles`) come
+/// along as uncorrelated subqueries, so a notify costs one round trip, not three. `{optional}` is the optional columns
 /// ([`OPTIONAL_COLUMNS`]), each `s.<column>` or `NULL`.
 const SELECT_ROWS: &str = "SELECT s.name, s.enabled, s.task, s.task_description, s.queue_name, \
      s.cron_string, s.argument_overrides, \
      t.name, t.docstatus, t.function_string, t.arguments, t.max_task_duration, t.desc_short, \
+     (SELECT value FROM tabSingles WHERE doctype = ? AND field = ? LIMIT 1), \
      (SELECT value FROM tabSingles WHERE doctype = ? AND field = ? LIMIT 1), {optional} \
      FROM `tabBTU Task Schedule` s LEFT JOIN `tabBTU Task` t ON t.name = s.task";
-const SITE_ZONE_KEY: (&str, &str) = ("BTU Configuration", "cron_time_zone");
+/// The app's "Time Zone for Scheduling" (default `UTC`): the zone of `Cron Style` strings.
+const SCHEDULING_ZONE_KEY: (&str, &str) = ("BTU Configuration", "cron_time_zone");
+/// The site's own zone: the BTU app reads the Hourly..Yearly fields in it
+/// (`get_system_timezone()` when it converts them to its UTC `cron_string`).
+const SYSTEM_ZONE_KEY: (&str, &str) = ("System Settings", "time_zone");
 
 /// Columns of `tabBTU Task Schedule` a site may lack, read when present, in this order after
 /// the fixed ones: the per-row zone (a custom field some sites add) and the frequency fields
@@ -45,7 +50,7 @@ const SITE_ZONE_KEY: (&str, &str) = ("BTU Configuration", "cron_time_zone");
 const OPTIONAL_COLUMNS: [&str; 7] =
     ["cron_time_zone", "run_frequency", "minute", "hour", "day_of_week", "day_of_month", "month"];
 /// Index of the first optional column in a result row.
-const FIRST_OPTIONAL: usize = 14;
+const FIRST_OPTIONAL: usize = 15;
 
 /// Bit `1 << i` of a known answer: column `OPTIONAL_COLUMNS[i]` is present. Checked on every
 /// full load; a notify reuses the answer instead of asking information_schema again, which
@@ -258,14 +263,18 @@ impl MariaDbSource {
             .map(|(i, c)| if present & (1 << i) != 0 { format!("s.`{c}`") } else { "NULL".to_string() })
             .collect();
         let sql = SELECT_ROWS.replace("{optional}", &optional.join(", "));
-        let (doctype, field) = SITE_ZONE_KEY;
+        let (doctype, field) = SCHEDULING_ZONE_KEY;
+        let (sys_doctype, sys_field) = SYSTEM_ZONE_KEY;
         // Both as prepared statements (binary protocol), so both results have one type.
         let started = match rows {
-            Rows::All => conn.exec_iter(sql, (doctype, field)).await,
-            Rows::One(id) => conn.exec_iter(format!("{sql} WHERE s.name = ?"), (doctype, field, id)).await,
+            Rows::All => conn.exec_iter(sql, (doctype, field, sys_doctype, sys_field)).await,
+            Rows::One(id) => {
+                conn.exec_iter(format!("{sql} WHERE s.name = ?"), (doctype, field, sys_doctype, sys_field, id)).await
+            }
             Rows::These(ids) => {
                 let marks = vec!["?"; ids.len()].join(", ");
-                let mut params: Vec<mysql_async::Value> = vec![doctype.into(), field.into()];
+                let mut params: Vec<mysql_async::Value> =
+                    vec![doctype.into(), field.into(), sys_doctype.into(), sys_field.into()];
                 params.extend(ids.iter().map(|id| mysql_async::Value::from(id.as_str())));
                 conn.exec_iter(format!("{sql} WHERE s.name IN ({marks})"), params).await
             }
@@ -373,7 +382,9 @@ impl RowReader {
         let arguments = take::<String>(row, 10)?;
         let max_duration = take::<i64>(row, 11)?;
         let desc_short = take::<String>(row, 12)?;
-        let site_zone = take::<String>(row, 13)?.map(|z| z.trim().to_string()).filter(|z| !z.is_empty());
+        let named = |z: String| Some(z.trim().to_string()).filter(|z| !z.is_empty());
+        let scheduling_zone = take::<String>(row, 13)?.and_then(named);
+        let system_zone = take::<String>(row, 14)?.and_then(named);
         let row_zone = take::<String>(row, FIRST_OPTIONAL)?.filter(|z| !z.trim().is_empty());
         let frequency = FrequencyFields {
             run_frequency: take::<String>(row, FIRST_OPTIONAL + 1)?,
@@ -420,10 +431,12 @@ impl RowReader {
                 return Ok(Err(SkipReason::BadArguments { field: "argument_overrides".into(), error: e.to_string() }));
             }
         };
-        // Hourly..Yearly: the local cron from the fields; the stored cron_string is a UTC copy.
-        let cron = match local_cron(&frequency) {
-            Ok(None) => cron,
-            Ok(Some(local)) => Some(local),
+        // Hourly..Yearly: the local cron from the fields (the stored cron_string is a UTC copy),
+        // read in the zone the app itself reads the fields in: the site's System Settings zone.
+        // Cron Style: the app's "Time Zone for Scheduling" (BTU Configuration).
+        let (cron, site_zone) = match local_cron(&frequency) {
+            Ok(None) => (cron, scheduling_zone.or(system_zone)),
+            Ok(Some(local)) => (Some(local), system_zone.or(scheduling_zone)),
             Err(e) => return Ok(Err(SkipReason::InvalidFrequency(Box::new(e)))),
         };
         let timeout_secs = match max_duration.unwrap_or(0) {
@@ -436,7 +449,7 @@ impl RowReader {
             task_description: task_description.filter(|d| !d.is_empty()).or(desc_short),
             function,
             cron,
-            // Row column (custom field) > BTU Configuration > config file > UTC.
+            // Row column (custom field) > the site's zone (above) > config file > UTC.
             zone: row_zone.or(site_zone).or_else(|| self.default_zone.clone()).unwrap_or_else(|| "UTC".to_string()),
             queue,
             kwargs,
