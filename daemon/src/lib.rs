@@ -15,6 +15,9 @@
 //! | [`engine`]  | the plan, timers, rebuilds, firing, missed runs                   | Redis, sources |
 //! | [`server`]  | the Unix-socket server for live changes                           | socket |
 //! | [`cli`]     | the `btu` command's subcommands                                   | stdout |
+//! | [`outcome`] | what happened to a due run: the one list of outcomes              | no  |
+//! | [`metrics`] | Prometheus metrics, health and readiness over HTTP                | TCP |
+//! | [`systemd`] | `Type=notify`: ready, status, watchdog, stopping                  | notify socket |
 //!
 //! Which module may import which: `docs/architecture.md`.
 
@@ -24,8 +27,11 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod metrics;
+pub mod outcome;
 pub mod pyvalue;
 pub mod rq;
 pub mod secret;
 pub mod server;
 pub mod source;
+pub mod systemd;

@@ -4,13 +4,16 @@
 //! SIGHUP rebuilds from the sources; SIGTERM/SIGINT stop taking new work, finish in-flight
 //! enqueues and exit 0.
 
-use std::path::PathBuf;
-
 use anyhow::Context as _;
-use btu::config::{self, Config};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use btu::config::{self, Config, LogFormat};
 use btu::engine::{Engine, EngineHandle, EngineOptions};
+use btu::metrics::{self, Readiness};
 use btu::server::{self, ServerOptions};
 use btu::source::Source;
+use btu::systemd;
 use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
@@ -65,7 +68,13 @@ fn init_logging(config: &Config) {
     // Colours only on a terminal: under Supervisor/systemd the log is a file or the journal,
     // where escape codes make lines hard to grep.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).init();
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    match config.daemon.log_format {
+        LogFormat::Text => fmt.with_ansi(ansi).init(),
+        // One object per line: timestamp, level, the message and the event's fields at the top
+        // level (the same fields as a text line), for log shippers.
+        LogFormat::Json => fmt.json().flatten_event(true).with_current_span(false).with_span_list(false).init(),
+    }
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
@@ -105,22 +114,44 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     }
     raise_fd_limit();
-    // Bind before the engine starts: a second daemon on the same socket must stop here, before
-    // it fires anything.
+    // Bind before the engine starts: a second daemon on the same socket (or a taken metrics
+    // port) must stop here, before it fires anything.
+    let metrics_listener = match config.metrics.listen {
+        Some(addr) => Some(metrics::bind(addr).await?),
+        None => None,
+    };
     let bound = server::bind(ServerOptions::from_config(&config)).await?;
-    let (engine, handle) = Engine::new(EngineOptions::from_config(&config), sources);
+    let options = EngineOptions::from_config(&config);
+    let metrics = options.metrics.clone();
+    let (engine, handle) = Engine::new(options, sources);
     let engine_task = tokio::spawn(engine.run());
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server_ctx = std::sync::Arc::new(server::Context::from_config(handle.clone(), &config));
+    let server_ctx = Arc::new(server::Context::from_config(handle.clone(), &config).with_metrics(metrics.clone()));
     let server_task = tokio::spawn(bound.run(server_ctx, async move {
         let _ = server_stopped.await;
     }));
+    let ready = Arc::new(Readiness::default());
+    ready.set_socket(true);
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics_task = metrics_listener.map(|listener| {
+        tokio::spawn(metrics::serve(listener, metrics, ready.clone(), handle.clone(), async move {
+            let _ = metrics_stopped.await;
+        }))
+    });
+    let notifier = tokio::spawn(systemd::report(handle.clone()));
     watch_signals(&handle).await?;
+    notifier.abort();
+    systemd::stopping();
     // The server stops accepting first, so no new request meets an engine that is shutting down.
     let _ = stop_server.send(());
     server_task.await.context("socket server task")?;
+    ready.set_socket(false);
     handle.shutdown().await;
     engine_task.await.context("engine task")?;
+    let _ = stop_metrics.send(());
+    if let Some(task) = metrics_task {
+        task.await.context("metrics listener task")?;
+    }
     info!("btu-daemon stopped");
     Ok(())
 }

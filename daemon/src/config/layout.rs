@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use serde_ignored::Path;
 
-use super::model::Mode;
+use super::model::{LogFormat, Mode};
 use crate::secret::Secret;
 
 #[derive(Debug, Default, Deserialize)]
@@ -17,6 +17,12 @@ pub(super) struct RawFile {
     pub frappe: Option<RawFrappe>,
     pub sites: Option<Vec<RawSite>>,
     pub file: Option<RawFileSource>,
+    pub metrics: Option<RawMetrics>,
+    // Flat twins of new keys, for files in the original format (whose keys sit before any
+    // table): `[metrics]`'s keys and `[daemon] log_format`.
+    pub metrics_listen: Option<String>,
+    pub metrics_per_schedule: Option<bool>,
+    pub log_format: Option<LogFormat>,
     // The original daemon's flat keys.
     pub mysql_host: Option<String>,
     pub mysql_port: Option<u16>,
@@ -49,11 +55,18 @@ pub(super) struct RawDaemon {
     pub legacy_follow_secs: Option<u64>,
     pub time_zone: Option<String>,
     pub log_level: Option<String>,
+    pub log_format: Option<LogFormat>,
     pub socket_path: Option<String>,
     pub socket_file_group_owner: Option<String>,
     pub allowed_uids: Option<Vec<u32>>,
     pub allowed_gids: Option<Vec<u32>>,
     pub max_connections: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct RawMetrics {
+    pub listen: Option<String>,
+    pub per_schedule: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -10,6 +10,7 @@
 //! missed_run_grace_secs = 300      # missed runs younger than this are caught up once
 //! time_zone = "America/Los_Angeles" # zone of cron strings when the site does not say
 //! log_level = "info"               # RUST_LOG wins when set
+//! log_format = "text"              # or "json": one JSON object per line
 //! socket_path = "/tmp/btu_scheduler.sock"
 //! socket_file_group_owner = "frappe"
 //! allowed_uids = [1000]            # optional peer allowlist (SO_PEERCRED); see docs/server.md
@@ -30,6 +31,10 @@
 //! # or: url = "mysql://user:password@host:3306/_abc"
 //! # mode = "frappe" (default) | "plain"
 //!
+//! [metrics]                        # off unless listen is set; docs/operations.md
+//! listen = "127.0.0.1:9464"        # GET /metrics /healthz /readyz
+//! per_schedule = false             # a next-run and last-enqueue series per schedule
+//!
 //! [file]
 //! path = "/etc/btu_scheduler/schedules.toml"
 //! site = "local"      # namespace of these schedules in Redis
@@ -47,7 +52,7 @@ use std::path::{Path, PathBuf};
 pub use crate::secret::Secret;
 pub use model::{
     CONFIG_ENV, Config, ConfigError, DEFAULT_CONFIG_PATH, DEFAULT_MAX_CONNECTIONS, DaemonConfig, DbConfig, FileConfig,
-    FrappeConfig, Mode, MysqlUrl, RedisConfig, SiteConfig,
+    FrappeConfig, LogFormat, MetricsConfig, Mode, MysqlUrl, RedisConfig, SiteConfig,
 };
 
 /// `--config` if given, else `$BTU_CONFIG`, else [`DEFAULT_CONFIG_PATH`].

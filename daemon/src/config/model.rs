@@ -47,6 +47,7 @@ pub struct Config {
     pub frappe: FrappeConfig,
     pub sites: Vec<SiteConfig>,
     pub file: Option<FileConfig>,
+    pub metrics: MetricsConfig,
     /// Keys present in the file that the daemon does not use (original daemon's
     /// webserver settings and the like); reported in one warning.
     pub unused_keys: Vec<String>,
@@ -66,6 +67,7 @@ pub struct DaemonConfig {
     /// Fallback zone for cron strings (validated IANA name).
     pub time_zone: Option<String>,
     pub log_level: Option<String>,
+    pub log_format: LogFormat,
     pub socket_path: PathBuf,
     pub socket_file_group_owner: Option<String>,
     /// Peer uids allowed on the socket (besides the daemon's own); empty with `allowed_gids`
@@ -75,6 +77,26 @@ pub struct DaemonConfig {
     pub allowed_gids: Vec<u32>,
     /// Socket connections served at once; more are refused (closed at once).
     pub max_connections: usize,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, with the same fields, for log shippers.
+    Json,
+}
+
+/// The metrics and health listener (`[metrics]`, or the flat `metrics_*` keys).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Where `/metrics`, `/healthz` and `/readyz` are served; None: no listener.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Export a next-run and a last-enqueue series per schedule.
+    pub per_schedule: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use btu_protocol::DEFAULT_SOCKET_PATH;
 
-use super::layout::{RawDaemon, RawFile, RawFileSource, RawFrappe, RawRedis, RawSite};
+use super::layout::{RawDaemon, RawFile, RawFileSource, RawFrappe, RawMetrics, RawRedis, RawSite};
 use super::model::{
     Config, ConfigError, DEFAULT_LEGACY_FOLLOW_SECS, DEFAULT_MAX_CONNECTIONS, DEFAULT_REDIS_URL, DEFAULT_RUNNER,
-    DaemonConfig, DbConfig, FileConfig, FrappeConfig, MAX_LEGACY_FOLLOW_SECS, Mode, MysqlUrl, RedisConfig, SiteConfig,
+    DaemonConfig, DbConfig, FileConfig, FrappeConfig, MAX_LEGACY_FOLLOW_SECS, MetricsConfig, Mode, MysqlUrl,
+    RedisConfig, SiteConfig,
 };
 use crate::secret::{Secret, redacted_url};
 
@@ -21,6 +22,7 @@ pub(super) fn config(mut raw: RawFile, unused_keys: Vec<String>, path: &Path) ->
     let daemon = v.daemon(raw.daemon.take().unwrap_or_default(), &raw)?;
     let redis = v.redis(raw.redis.take().unwrap_or_default(), &raw)?;
     let frappe = v.frappe(raw.frappe.take().unwrap_or_default(), raw.frappe_bench_path.take())?;
+    let metrics = v.metrics(raw.metrics.take().unwrap_or_default(), &raw)?;
     let mut sites = v.sites(raw.sites.take().unwrap_or_default())?;
     let file = raw.file.take();
     if let Some(site) = v.flat_site(raw)? {
@@ -43,7 +45,7 @@ pub(super) fn config(mut raw: RawFile, unused_keys: Vec<String>, path: &Path) ->
             "no source of schedules: add [frappe] bench_path, [[sites]] (MariaDB), the flat mysql_* keys, or a [file] section".into(),
         ));
     }
-    Ok(Config { path: path.to_path_buf(), daemon, redis, frappe, sites, file, unused_keys })
+    Ok(Config { path: path.to_path_buf(), daemon, redis, frappe, sites, file, metrics, unused_keys })
 }
 
 struct Validator<'a> {
@@ -102,6 +104,7 @@ impl Validator<'_> {
             legacy_follow: Duration::from_secs(follow_secs),
             time_zone,
             log_level,
+            log_format: d.log_format.or(flat.log_format).unwrap_or_default(),
             socket_path: PathBuf::from(
                 d.socket_path.or(flat.socket_path.clone()).unwrap_or_else(|| DEFAULT_SOCKET_PATH.to_string()),
             ),
@@ -117,6 +120,21 @@ impl Validator<'_> {
                 Some(n) => n,
             },
         })
+    }
+
+    fn metrics(&self, m: RawMetrics, flat: &RawFile) -> Result<MetricsConfig, ConfigError> {
+        let (key, listen) = match (m.listen, flat.metrics_listen.clone()) {
+            (Some(l), _) => ("metrics.listen", Some(l)),
+            (None, l) => ("metrics_listen", l),
+        };
+        let listen = match listen.map(|l| l.trim().to_string()).filter(|l| !l.is_empty()) {
+            None => None,
+            Some(l) => Some(
+                l.parse::<std::net::SocketAddr>()
+                    .map_err(|e| self.invalid(key, format!("{l:?} is not an address like 127.0.0.1:9464 ({e})")))?,
+            ),
+        };
+        Ok(MetricsConfig { listen, per_schedule: m.per_schedule.or(flat.metrics_per_schedule).unwrap_or(false) })
     }
 
     fn redis(&self, r: RawRedis, flat: &RawFile) -> Result<RedisConfig, ConfigError> {

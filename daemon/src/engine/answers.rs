@@ -230,6 +230,7 @@ pub(super) fn status(
                     source_ok: source.source_ok,
                     planned: s.planned(),
                     skipped: s.skipped().len(),
+                    disabled: s.skipped().values().filter(|r| **r == SkipReason::Disabled).count(),
                     last_loaded: source.last_loaded,
                     last_error: source.last_error.clone(),
                 }

@@ -28,6 +28,8 @@ use super::planner;
 use super::prepare::{BuildSettings, PREPARE_AHEAD, Payload, Prepare, Prepared};
 use super::reports::{EngineError, RunNowResult};
 use super::store::{self, PlanWrite, rfc3339};
+use crate::metrics::SiteMetrics;
+use crate::outcome::RunOutcome;
 use crate::rq::{Claim, EnqueueOutcome, FormChoice, HistoryAppend, RqError, RqWriter};
 use crate::source::ScheduleSpec;
 
@@ -51,6 +53,8 @@ pub(super) struct FireSettings {
     pub history_max: usize,
     /// Keep per-run lateness samples (benchmarks).
     pub record_lateness: bool,
+    /// Per site (in site order): run outcomes and lateness.
+    pub metrics: Vec<SiteMetrics>,
 }
 
 /// Runs fired since start, by outcome.
@@ -108,12 +112,13 @@ pub(super) struct Firing {
     lateness: Vec<Duration>,
     /// The id form was decided from the workers at least once (its first decision is logged).
     id_form_decided: bool,
+    metrics: Vec<SiteMetrics>,
 }
 
 impl Firing {
     pub fn new(settings: FireSettings) -> Self {
         let claim_ttl_secs = planner::claim_ttl_secs(grace_delta(settings.grace));
-        let FireSettings { jobs, grace, history_max, record_lateness } = settings;
+        let FireSettings { jobs, grace, history_max, record_lateness, metrics } = settings;
         Firing {
             grace,
             history_max,
@@ -124,6 +129,7 @@ impl Firing {
             counters: RunCounters::default(),
             lateness: Vec::new(),
             id_form_decided: false,
+            metrics,
         }
     }
 
@@ -214,6 +220,9 @@ impl Firing {
             let site = plan.name(idx);
             if let Some((first, last)) = r.skipped {
                 self.counters.missed += 1;
+                if let Some(m) = self.metrics.get(idx) {
+                    m.run(RunOutcome::SkippedMissed);
+                }
                 if r.fire.is_some() {
                     warn!(site, schedule = %id, first = %rfc3339(first), last = %rfc3339(last),
                         "missed runs skipped (only the latest missed run is caught up)");
@@ -278,10 +287,16 @@ impl Firing {
                 Ok(o) => {
                     if o == EnqueueOutcome::Enqueued {
                         self.counters.enqueued += 1;
+                        if let Some(m) = self.metrics.get(item.site) {
+                            m.enqueued(&item.id, item.due, done_at);
+                        }
                         info!(site, schedule = %item.id, job_id = %item.job_id, due = %rfc3339(item.due),
                             lateness_ms = (done_at - item.due).num_milliseconds(), "run enqueued");
                     } else {
                         self.counters.already_claimed += 1;
+                        if let Some(m) = self.metrics.get(item.site) {
+                            m.run(RunOutcome::DuplicateClaim);
+                        }
                         debug!(site, schedule = %item.id, job_id = %item.job_id, due = %rfc3339(item.due),
                             "run already enqueued by an earlier attempt or another daemon");
                     }

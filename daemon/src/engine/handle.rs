@@ -15,6 +15,7 @@ use super::reports::{
     EngineError, LegacyKind, LegacyReport, RebuildReport, RunNowResult, ScheduleState, StatusReport, UpcomingRun,
 };
 use super::store::HistoryEntry;
+use crate::metrics::{SiteSnapshot, Snapshot, StateSource};
 use crate::source::{RowOutcome, SkipReason, Source, SourceError};
 
 /// A request to the engine task, with the channel its answer goes back on.
@@ -212,5 +213,27 @@ impl EngineHandle {
     pub async fn shutdown(&self) {
         // Err: the engine is gone already, which is what was asked.
         let _ = self.tx.send(Command::Shutdown).await;
+    }
+}
+
+/// The metrics listener's view of the engine: its `status` answer.
+impl StateSource for EngineHandle {
+    async fn snapshot(&self) -> Option<Snapshot> {
+        let status = self.status().await.ok()?;
+        Some(Snapshot {
+            redis_up: status.redis_up,
+            sites: status
+                .sites
+                .into_iter()
+                .map(|s| SiteSnapshot {
+                    name: s.name,
+                    source_up: s.source_ok,
+                    last_loaded: s.last_loaded,
+                    planned: s.planned,
+                    skipped: s.skipped,
+                    disabled: s.disabled,
+                })
+                .collect(),
+        })
     }
 }

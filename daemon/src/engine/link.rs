@@ -8,22 +8,34 @@
 //! here do both themselves: they do nothing while Redis is not usable, and mark it failed
 //! when a write fails, so a caller only learns [`RedisDown`].
 //!
+//! While idle, the link pings Redis every [`CHECK_EVERY`], so an outage is seen (and readiness
+//! and `btu_redis_up` turn) within seconds rather than at the next write. Each new connection
+//! also reads Redis' `maxmemory-policy`: anything but `noeviction` can silently drop queued
+//! jobs, which is reported (metric and one warning), not fatal.
+//!
 //! Reconnecting uses a fresh connection rather than waiting for the old connection manager's
 //! own reconnect cycle, whose delays would add to ours (seconds after Redis is back).
 
 use std::fmt::Display;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use tokio::task::{JoinError, JoinHandle};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::backoff::Backoff;
 use super::store::{self, PlanWrite, SiteState};
 use crate::config::Secret;
+use crate::metrics::Metrics;
 use crate::rq::{self, RqError, RqWriter, WorkerInfo};
+
+/// How often a usable link pings Redis.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// A ping (or the policy read) slower than this counts as a failure.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A connection to Redis and the RQ writer over it (both cheap to clone: one multiplexed
 /// connection underneath).
@@ -40,6 +52,22 @@ pub(super) struct RedisDown;
 
 /// What a finished connection attempt returns.
 pub(super) type ConnectResult = Result<Result<ConnectionManager, RqError>, JoinError>;
+/// What a finished ping returns.
+pub(super) type CheckResult = Result<Result<(), String>, JoinError>;
+
+/// What the link's background work yields to the engine loop.
+pub(super) enum LinkEvent {
+    Connected(ConnectResult),
+    Checked(CheckResult),
+}
+
+/// A task's result (pending when there is no task).
+async fn join<T>(task: &mut Option<JoinHandle<T>>) -> Result<T, JoinError> {
+    match task.as_mut() {
+        Some(task) => task.await,
+        None => std::future::pending().await,
+    }
+}
 
 pub(super) struct RedisLink {
     url: Secret,
@@ -53,12 +81,16 @@ pub(super) struct RedisLink {
     retry_at: Option<Instant>,
     backoff: Backoff,
     connecting: Option<JoinHandle<Result<ConnectionManager, RqError>>>,
+    /// The running ping, and when the next one is due.
+    checking: Option<JoinHandle<Result<(), String>>>,
+    check_at: Instant,
+    metrics: Arc<Metrics>,
 }
 
 impl RedisLink {
     /// A link to `url` (not connected yet: see [`RedisLink::connect`]); RQ keys start with
     /// `key_prefix`.
-    pub fn new(url: Secret, tls_ca_file: Option<PathBuf>, key_prefix: String) -> Self {
+    pub fn new(url: Secret, tls_ca_file: Option<PathBuf>, key_prefix: String, metrics: Arc<Metrics>) -> Self {
         RedisLink {
             url,
             tls_ca_file,
@@ -69,6 +101,9 @@ impl RedisLink {
             retry_at: None,
             backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
             connecting: None,
+            checking: None,
+            check_at: Instant::now(),
+            metrics,
         }
     }
 
@@ -95,7 +130,7 @@ impl RedisLink {
 
     // ---- connecting ---------------------------------------------------------------------------
 
-    /// Starts a connection attempt; [`RedisLink::connection_done`] yields its result.
+    /// Starts a connection attempt; [`RedisLink::next_event`] yields its result.
     pub fn connect(&mut self) {
         let (url, ca) = (self.url.clone(), self.tls_ca_file.clone());
         self.connecting = Some(tokio::spawn(async move { rq::connect_with(url.expose(), ca.as_deref()).await }));
@@ -112,11 +147,13 @@ impl RedisLink {
         self.connect();
     }
 
-    /// The result of the running connection attempt (pending when there is none).
-    pub async fn connection_done(&mut self) -> ConnectResult {
-        match self.connecting.as_mut() {
-            Some(task) => task.await,
-            None => std::future::pending().await,
+    /// The running connection attempt's or ping's result (pending while neither runs).
+    pub async fn next_event(&mut self) -> LinkEvent {
+        let (connecting, checking) = (&mut self.connecting, &mut self.checking);
+        tokio::select! {
+            res = join(connecting), if connecting.is_some() => LinkEvent::Connected(res),
+            res = join(checking), if checking.is_some() => LinkEvent::Checked(res),
+            else => std::future::pending().await,
         }
     }
 
@@ -130,6 +167,7 @@ impl RedisLink {
                 return None;
             }
         };
+        self.check_policy(conn.clone());
         let writer = RqWriter::new(conn.clone(), &self.key_prefix);
         self.connected = Some(Connected { conn, writer });
         let was_down = !self.up;
@@ -148,11 +186,68 @@ impl RedisLink {
         Some(was_down)
     }
 
-    /// Stops a running connection attempt (shutdown).
+    /// Stops a running connection attempt or ping (shutdown).
     pub fn abort(&mut self) {
         if let Some(task) = self.connecting.take() {
             task.abort();
         }
+        if let Some(task) = self.checking.take() {
+            task.abort();
+        }
+    }
+
+    // ---- health -------------------------------------------------------------------------------
+
+    /// When the next ping is due (none while Redis is not usable or a ping runs).
+    pub fn check_at(&self) -> Option<Instant> {
+        (self.is_usable() && self.checking.is_none()).then_some(self.check_at)
+    }
+
+    /// Starts the ping [`RedisLink::check_at`] asked for.
+    pub fn ping(&mut self) {
+        let Some(c) = self.usable() else { return };
+        let mut conn = c.conn.clone();
+        self.checking = Some(tokio::spawn(async move {
+            match tokio::time::timeout(CHECK_TIMEOUT, redis::cmd("PING").query_async::<()>(&mut conn)).await {
+                Ok(res) => res.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer to PING within {CHECK_TIMEOUT:?}")),
+            }
+        }));
+    }
+
+    /// Takes a ping's result: a failure marks Redis failed.
+    pub fn on_check(&mut self, res: CheckResult) {
+        self.checking = None;
+        self.check_at = Instant::now() + CHECK_EVERY;
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => self.failed(&e),
+            Err(e) => self.failed(&e),
+        }
+    }
+
+    /// Reads `maxmemory-policy` on a new connection (in the background) and reports it.
+    fn check_policy(&self, mut conn: ConnectionManager) {
+        let metrics = self.metrics.clone();
+        tokio::spawn(async move {
+            let mut cmd = redis::cmd("CONFIG");
+            cmd.arg("GET").arg("maxmemory-policy");
+            let get = cmd.query_async::<Vec<String>>(&mut conn);
+            let policy = match tokio::time::timeout(CHECK_TIMEOUT, get).await {
+                Ok(Ok(pair)) => pair.into_iter().nth(1),
+                Ok(Err(e)) => {
+                    debug!(error = %e, "cannot read redis' maxmemory-policy (CONFIG GET refused?)");
+                    None
+                }
+                Err(_) => None,
+            };
+            if metrics.eviction_policy(policy.as_deref()) {
+                warn!(
+                    policy = policy.as_deref().unwrap_or("unknown"),
+                    "redis maxmemory-policy is not noeviction: under memory pressure Redis may drop queued jobs"
+                );
+            }
+        });
     }
 
     // ---- the plan in Redis ------------------------------------------------------------------

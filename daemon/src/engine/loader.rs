@@ -23,6 +23,7 @@ use super::link::RedisLink;
 use super::plan::Plan;
 use super::rebuild::{Finished, SiteLoad, resync};
 use super::reports::{RebuildReport, SiteRebuild};
+use crate::metrics::SiteMetrics;
 use crate::source::{RebuildRow, RowSink, Source, SourceError};
 
 type LoadResults = Vec<(usize, Result<(), SourceError>)>;
@@ -71,11 +72,15 @@ pub(super) struct Loader {
     /// … and these when the one after it ends.
     waiters_next: Vec<Waiter>,
     last_rebuild: Option<DateTime<Utc>>,
+    /// When the running load started (its sites' rebuild duration).
+    started: Option<Instant>,
+    /// Per site (in site order): rebuild durations.
+    metrics: Vec<SiteMetrics>,
 }
 
 impl Loader {
     /// A loader over `sources`, one per site, in the plan's site order.
-    pub fn new(sources: Arc<Vec<Source>>) -> Self {
+    pub fn new(sources: Arc<Vec<Source>>, metrics: Vec<SiteMetrics>) -> Self {
         let sites = sources
             .iter()
             .map(|_| SiteSource {
@@ -98,6 +103,8 @@ impl Loader {
             waiters: Vec::new(),
             waiters_next: Vec::new(),
             last_rebuild: None,
+            started: None,
+            metrics,
         }
     }
 
@@ -142,6 +149,7 @@ impl Loader {
         // these batches of built specs exist beside the plan.
         let (tx, rx) = mpsc::channel(2);
         self.rows = Some(rx);
+        self.started = Some(Instant::now());
         let sources = self.sources.clone();
         self.task = Some(tokio::spawn(async move {
             let mut set = JoinSet::new();
@@ -224,6 +232,7 @@ impl Loader {
 
     async fn on_loaded(&mut self, results: LoadResults, plan: &mut Plan, link: &mut RedisLink) {
         let mut report = RebuildReport::default();
+        let elapsed = self.started.take().map(|t| t.elapsed());
         for (idx, res) in results {
             let site_name = plan.name(idx).to_string();
             match res {
@@ -233,6 +242,10 @@ impl Loader {
                         info!(site = %site_name, "schedule source reachable again; rebuilding");
                     }
                     site.source_ok = Some(true);
+                    if let (Some(m), Some(elapsed)) = (self.metrics.get(idx), elapsed) {
+                        m.rebuilt(elapsed);
+                    }
+                    let site = &mut self.sites[idx];
                     site.last_error = None;
                     site.last_loaded = Some(Utc::now());
                     site.retry_at = None;

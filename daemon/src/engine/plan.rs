@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use tracing::{debug, info, warn};
 
 use super::reports::EngineError;
+use crate::metrics::SiteMetrics;
 use crate::source::{Fingerprint, KnownFingerprints, ScheduleSpec, SkipReason};
 
 /// One planned run in the timer: due instant, site index, schedule id. Ordered by due instant
@@ -103,6 +104,9 @@ pub(super) enum Confirmation {
 pub(super) struct Plan {
     sites: Vec<SitePlan>,
     timer: BTreeSet<TimerKey>,
+    /// Per site, where each schedule's next run is reported (`per_schedule` metrics; empty
+    /// in tests).
+    metrics: Vec<SiteMetrics>,
 }
 
 impl Plan {
@@ -112,7 +116,13 @@ impl Plan {
             .into_iter()
             .map(|name| SitePlan { name, entries: HashMap::new(), skipped: HashMap::new(), generation: 0 })
             .collect();
-        Plan { sites, timer: BTreeSet::new() }
+        Plan { sites, timer: BTreeSet::new(), metrics: Vec::new() }
+    }
+
+    /// Reports every change of a next run to `metrics` (one per site, in site order).
+    pub fn with_metrics(mut self, metrics: Vec<SiteMetrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn sites(&self) -> &[SitePlan] {
@@ -168,6 +178,9 @@ impl Plan {
         // A replaced entry keeps its generation (a rebuild marks what it confirms itself); a
         // new one takes the site's newest, so a notify during a rebuild is not undone by it.
         let generation = site.entries.get(&id).map_or(site.generation, |e| e.generation);
+        if let Some(m) = self.metrics.get(idx) {
+            m.next_run(&id, next);
+        }
         site.entries.insert(id, Entry { spec, next, generation });
     }
 
@@ -181,12 +194,18 @@ impl Plan {
             self.timer.insert((due, idx, id.clone()));
         }
         entry.next = next;
+        if let Some(m) = self.metrics.get(idx) {
+            m.next_run(id, next);
+        }
     }
 
     /// Forgets `id`; whether it was planned.
     pub fn remove(&mut self, idx: usize, id: &str) -> bool {
         match self.sites[idx].entries.remove_entry(id) {
             Some((key, e)) => {
+                if let Some(m) = self.metrics.get(idx) {
+                    m.forget(&key);
+                }
                 if let Some(due) = e.next {
                     self.timer.remove(&(due, idx, key));
                 }

@@ -51,6 +51,8 @@ pub struct SiteStatus {
     pub source_ok: Option<bool>,
     pub planned: usize,
     pub skipped: usize,
+    /// Of the skipped rows, those disabled.
+    pub disabled: usize,
     pub last_loaded: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
 }

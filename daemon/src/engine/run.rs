@@ -20,11 +20,12 @@ use super::firing::{FireSettings, Firing};
 use super::follow::FollowSet;
 use super::handle::{Command, EngineHandle};
 use super::jobs::JobSettings;
-use super::link::RedisLink;
+use super::link::{LinkEvent, RedisLink};
 use super::loader::Loader;
 use super::plan::Plan;
 use super::reread::Reread;
 use crate::config::{Config, Mode, Secret};
+use crate::metrics::{Metrics, SiteMetrics};
 use crate::rq;
 use crate::source::Source;
 
@@ -46,6 +47,8 @@ pub struct EngineOptions {
     /// Some source is in Frappe mode: the job id form is decided from the registered workers
     /// (`docs/rq.md`, "Job ids"); otherwise every id is portable.
     pub frappe_ids: bool,
+    /// Where runs, rebuilds and Redis' state are counted (served only with `[metrics]`).
+    pub metrics: Arc<Metrics>,
 }
 
 impl EngineOptions {
@@ -62,6 +65,7 @@ impl EngineOptions {
             record_lateness: false,
             frappe_ids: config.sites.iter().any(|s| s.mode == Mode::Frappe)
                 || config.file.iter().any(|f| f.mode == Mode::Frappe),
+            metrics: Arc::new(Metrics::new(config.metrics.per_schedule)),
         }
     }
 }
@@ -88,15 +92,17 @@ impl Engine {
     pub fn new(opts: EngineOptions, sources: Vec<Source>) -> (Engine, EngineHandle) {
         let (tx, rx) = mpsc::channel(1024);
         let sources = Arc::new(sources);
+        let site_metrics: Vec<SiteMetrics> = sources.iter().map(|s| opts.metrics.site(s.site())).collect();
         let engine = Engine {
-            plan: Plan::new(sources.iter().map(|s| s.site().to_string())),
-            link: RedisLink::new(opts.redis_url, opts.redis_tls_ca_file, opts.key_prefix),
-            loader: Loader::new(sources.clone()),
+            plan: Plan::new(sources.iter().map(|s| s.site().to_string())).with_metrics(site_metrics.clone()),
+            link: RedisLink::new(opts.redis_url, opts.redis_tls_ca_file, opts.key_prefix, opts.metrics),
+            loader: Loader::new(sources.clone(), site_metrics.clone()),
             firing: Firing::new(FireSettings {
                 jobs: opts.jobs,
                 grace: opts.grace,
                 history_max: opts.history_max,
                 record_lateness: opts.record_lateness,
+                metrics: site_metrics,
             }),
             follows: FollowSet::new(sources.iter().map(Source::follows_rows), opts.legacy_follow),
             reread: Reread::new(sources.clone()),
@@ -124,6 +130,7 @@ impl Engine {
             let site_retry_at = self.loader.retry_at();
             let redis_retry_at = self.link.retry_at();
             let follow_at = self.follows.read_at();
+            let redis_check_at = self.link.check_at();
             tokio::select! {
                 cmd = self.rx.recv() => match cmd {
                     Some(cmd) => self.on_command(cmd).await,
@@ -134,12 +141,15 @@ impl Engine {
                 }
                 event = self.firing.next_event() => self.firing.on_event(event, &mut self.plan, &mut self.link).await,
                 event = self.loader.next_event() => self.loader.on_event(event, &mut self.plan, &mut self.link).await,
-                res = self.link.connection_done() => {
-                    if let Some(was_down) = self.link.on_connect(res) {
-                        self.decide_id_form().await;
-                        self.loader.on_redis_up(was_down, &mut self.plan, &mut self.link).await;
+                event = self.link.next_event() => match event {
+                    LinkEvent::Connected(res) => {
+                        if let Some(was_down) = self.link.on_connect(res) {
+                            self.decide_id_form().await;
+                            self.loader.on_redis_up(was_down, &mut self.plan, &mut self.link).await;
+                        }
                     }
-                }
+                    LinkEvent::Checked(res) => self.link.on_check(res),
+                },
                 _ = rebuild_tick.tick() => {
                     self.decide_id_form().await;
                     self.loader.start(self.loader.all(), &self.plan);
@@ -156,6 +166,7 @@ impl Engine {
                     }
                     self.follows.end_read(Instant::now());
                 }
+                _ = sleep_until_opt(redis_check_at), if redis_check_at.is_some() => self.link.ping(),
             }
         }
 

@@ -244,8 +244,10 @@ impl Connection {
 
     /// Answers a legacy request in plain text and ends the connection, as the original did.
     async fn answer_legacy(&mut self, request: &LegacyRequest) -> Result<(), ConnectionError> {
+        let started = std::time::Instant::now();
         let text =
             if self.permitted { legacy::answer(&self.ctx, request).await } else { legacy::denied(self.peer.uid) };
+        self.ctx.count("legacy", if self.permitted { "ok" } else { "denied" }, started.elapsed());
         info!(peer_uid = self.peer.uid, peer_pid = ?self.peer.pid, request = ?request, answer = %text, "legacy request answered");
         self.write_bytes(text.as_bytes()).await?;
         // Shut down our side so a client reading until EOF stops at once.

@@ -1,6 +1,7 @@
 //! Serving one decoded request: a protocol [`Request`] becomes an [`EngineHandle`] call, whose
 //! result becomes a protocol [`Response`] (or a typed error answer).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use btu_protocol::{
@@ -13,6 +14,7 @@ use tracing::warn;
 
 use crate::config::Config;
 use crate::engine::{self, EngineError, EngineHandle, ScheduleStatus};
+use crate::metrics::Metrics;
 use crate::source::SkipReason;
 
 /// Most runs one `upcoming` or `history` answer lists: keeps the answer far below the frame
@@ -26,11 +28,26 @@ pub struct Context {
     pub daemon_version: String,
     /// Where schedules come from, for `status` (passwords redacted).
     pub source: String,
+    /// Where requests are counted (`btu_requests_total`, `btu_request_duration_seconds`).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl Context {
     pub fn new(engine: EngineHandle, source: impl Into<String>) -> Self {
-        Context { engine, daemon_version: env!("CARGO_PKG_VERSION").to_string(), source: source.into() }
+        Context { engine, daemon_version: env!("CARGO_PKG_VERSION").to_string(), source: source.into(), metrics: None }
+    }
+
+    /// Counts every request in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// One request of `kind` answered with `result` (`ok` or an error code) in `elapsed`.
+    pub(super) fn count(&self, kind: &'static str, result: &'static str, elapsed: std::time::Duration) {
+        if let Some(m) = &self.metrics {
+            m.request(kind, result, elapsed);
+        }
     }
 
     /// A context describing the sources of `config`.
@@ -45,7 +62,8 @@ impl Context {
     /// Answers one request. Never fails: engine errors become `error` responses.
     pub async fn handle(&self, request: Request) -> Response {
         let kind = request.kind();
-        match self.dispatch(request).await {
+        let started = Instant::now();
+        let response = match self.dispatch(request).await {
             Ok(response) => response,
             Err(reply) => {
                 if reply.code == ErrorCode::Internal {
@@ -53,7 +71,13 @@ impl Context {
                 }
                 Response::Error(reply)
             }
-        }
+        };
+        let result = match &response {
+            Response::Error(reply) => reply.code.as_str(),
+            _ => "ok",
+        };
+        self.count(kind, result, started.elapsed());
+        response
     }
 
     async fn dispatch(&self, request: Request) -> Result<Response, ErrorReply> {
