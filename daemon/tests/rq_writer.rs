@@ -100,7 +100,7 @@ async fn enqueue_is_atomic_and_once() {
     assert_eq!(keys(&mut conn, &token).await, before, "nothing written, not even the claim");
 
     // An invalid job is refused before Redis is touched.
-    let invalid = RqJob { id: "site1.local||x".into(), ..bad.clone() };
+    let invalid = RqJob { id: "site1.local||x:y".into(), ..bad.clone() };
     match w.enqueue_once(&invalid, &c, None, now).await {
         Err(RqError::Invalid { field: "id", .. }) => {}
         other => panic!("expected an invalid id, got {other:?}"),
