@@ -12,7 +12,7 @@ use btu::config::{self, Config, LogFormat};
 use btu::engine::{Engine, EngineHandle, EngineOptions};
 use btu::metrics::{self, Readiness};
 use btu::server::{self, ServerOptions};
-use btu::source::Source;
+use btu::source::{Source, SourceSet};
 use btu::systemd;
 use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
@@ -79,20 +79,8 @@ fn init_logging(config: &Config) {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let path = config::resolve_path(args.config.as_deref());
-    let file_config = Config::load(&path)?;
-    init_logging(&file_config);
-    let config = match &file_config.frappe.bench_path {
-        None => file_config,
-        Some(bench) => {
-            let found = btu::bench::discover(bench)?;
-            info!(bench = %found.bench_path.display(), bench_id = %found.bench_id, sites = found.sites.len(),
-                left_out = found.excluded.len(), "bench discovered");
-            for x in &found.excluded {
-                warn!(site = %x.site, reason = %x.reason, "bench site left out");
-            }
-            found.apply(&file_config)
-        }
-    };
+    let config = Config::load(&path)?;
+    init_logging(&config);
     info!(config = %path.display(), version = env!("CARGO_PKG_VERSION"), "btu-daemon starting");
     if !config.unused_keys.is_empty() {
         warn!(keys = %config.unused_keys.join(", "), "configuration keys not used by this daemon (ignored)");
@@ -105,12 +93,14 @@ fn run(args: Args) -> anyhow::Result<()> {
     runtime.block_on(serve(config))
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    let sources = Source::all_from_config(&config);
-    for s in &sources {
+async fn serve(file_config: Config) -> anyhow::Result<()> {
+    // With [frappe] bench_path the bench is read here (and again at every full rebuild).
+    let (sources, config) = SourceSet::from_config(&file_config)?;
+    for s in sources.snapshot().iter() {
         match s {
             Source::MariaDb(m) => info!(site = %m.site(), database = %m.target(), "source: MariaDB"),
             Source::File(f) => info!(site = %f.site(), path = %f.path().display(), "source: schedules file"),
+            Source::Dropped(_) => {}
         }
     }
     raise_fd_limit();
@@ -123,7 +113,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let bound = server::bind(ServerOptions::from_config(&config)).await?;
     let options = EngineOptions::from_config(&config);
     let metrics = options.metrics.clone();
-    let (engine, handle) = Engine::new(options, sources);
+    let (engine, handle) = Engine::with_source_set(options, sources);
     let engine_task = tokio::spawn(engine.run());
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server_ctx = Arc::new(server::Context::from_config(handle.clone(), &config).with_metrics(metrics.clone()));

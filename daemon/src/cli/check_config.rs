@@ -146,11 +146,12 @@ pub async fn check(path: &std::path::Path) -> Vec<CheckLine> {
                     }
                 }
             }
-            Source::File(_) => {}
+            Source::File(_) | Source::Dropped(_) => {}
         }
         let what = match &source {
             Source::MariaDb(m) => format!("site {} schedules", m.site()),
             Source::File(f) => format!("site {} schedules file {}", f.site(), f.path().display()),
+            Source::Dropped(site) => format!("site {site}"),
         };
         match source.load_all().await {
             Ok(rows) => {

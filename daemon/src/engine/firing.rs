@@ -116,6 +116,11 @@ pub(super) struct Firing {
 }
 
 impl Firing {
+    /// A site added to the engine (found in a bench) at the next index.
+    pub fn add_site(&mut self, metrics: SiteMetrics) {
+        self.metrics.push(metrics);
+    }
+
     pub fn new(settings: FireSettings) -> Self {
         let claim_ttl_secs = planner::claim_ttl_secs(grace_delta(settings.grace));
         let FireSettings { jobs, grace, history_max, record_lateness, metrics } = settings;

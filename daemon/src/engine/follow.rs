@@ -93,6 +93,12 @@ impl FollowSet {
         }
     }
 
+    /// A site added to the engine (found in a bench) at the next index.
+    pub fn add_site(&mut self, followable: bool) {
+        self.sites.push(followable.then(HashMap::new));
+        self.failing.push(false);
+    }
+
     /// Whether site `idx` follows schedules (a database site, and a non-zero window).
     pub fn follows(&self, idx: usize) -> bool {
         !self.window.is_zero() && self.sites.get(idx).is_some_and(Option::is_some)

@@ -6,7 +6,6 @@
 //! Work that needs no engine state runs here, in the caller's task: a notify reads its rows
 //! from the source before the engine applies them, so a slow database never stalls firing.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -16,7 +15,7 @@ use super::reports::{
 };
 use super::store::HistoryEntry;
 use crate::metrics::{SiteSnapshot, Snapshot, StateSource};
-use crate::source::{RowOutcome, SkipReason, Source, SourceError};
+use crate::source::{RowOutcome, SkipReason, Source, SourceError, SourceSet};
 
 /// A request to the engine task, with the channel its answer goes back on.
 pub(crate) enum Command {
@@ -73,7 +72,7 @@ pub(crate) enum Command {
 #[derive(Clone)]
 pub struct EngineHandle {
     tx: mpsc::Sender<Command>,
-    sources: Arc<Vec<Source>>,
+    sources: SourceSet,
 }
 
 impl std::fmt::Debug for EngineHandle {
@@ -83,7 +82,7 @@ impl std::fmt::Debug for EngineHandle {
 }
 
 impl EngineHandle {
-    pub(crate) fn new(tx: mpsc::Sender<Command>, sources: Arc<Vec<Source>>) -> Self {
+    pub(crate) fn new(tx: mpsc::Sender<Command>, sources: SourceSet) -> Self {
         EngineHandle { tx, sources }
     }
 
@@ -95,18 +94,29 @@ impl EngineHandle {
 
     /// Configured site names.
     pub fn sites(&self) -> Vec<String> {
-        self.sources.iter().map(|s| s.site().to_string()).collect()
+        self.sources.snapshot().iter().map(|s| s.site().to_string()).collect()
     }
 
     /// The index of site `name` (the engine keeps its sites in source order).
     fn site_index(&self, name: &str) -> Result<usize, EngineError> {
-        self.sources.iter().position(|s| s.site() == name).ok_or_else(|| EngineError::UnknownSite(name.to_string()))
+        self.sources
+            .snapshot()
+            .iter()
+            .position(|s| s.site() == name)
+            .ok_or_else(|| EngineError::UnknownSite(name.to_string()))
     }
 
-    fn sources_for(&self, site: Option<&str>) -> Result<Vec<&Source>, EngineError> {
+    fn sources_for(&self, site: Option<&str>) -> Result<Vec<Source>, EngineError> {
+        let all = self.sources.snapshot();
         match site {
-            Some(name) => Ok(vec![&self.sources[self.site_index(name)?]]),
-            None => Ok(self.sources.iter().collect()),
+            Some(name) => {
+                let i = all
+                    .iter()
+                    .position(|s| s.site() == name)
+                    .ok_or_else(|| EngineError::UnknownSite(name.to_string()))?;
+                Ok(vec![all[i].clone()])
+            }
+            None => Ok(all.iter().cloned().collect()),
         }
     }
 
@@ -149,8 +159,9 @@ impl EngineHandle {
     /// `legacy_follow_secs` and its committed state applied ([`super::follow`]). The rows are
     /// read here, in the caller's task.
     pub async fn legacy(&self, kind: LegacyKind, schedule: &str) -> Result<LegacyReport, EngineError> {
-        let mut rows = Vec::with_capacity(self.sources.len());
-        for source in self.sources.iter() {
+        let sources = self.sources.snapshot();
+        let mut rows = Vec::with_capacity(sources.len());
+        for source in sources.iter() {
             rows.push(source.load_one(schedule).await);
         }
         let schedule = schedule.to_string();

@@ -9,7 +9,6 @@
 //! next load (the running one may have read its source before the request).
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -23,8 +22,8 @@ use super::link::RedisLink;
 use super::plan::Plan;
 use super::rebuild::{Finished, SiteLoad, resync};
 use super::reports::{RebuildReport, SiteRebuild};
-use crate::metrics::SiteMetrics;
-use crate::source::{RebuildRow, RowSink, Source, SourceError};
+use crate::metrics::{Metrics, SiteMetrics};
+use crate::source::{RebuildRow, RowSink, SourceError, SourceSet};
 
 type LoadResults = Vec<(usize, Result<(), SourceError>)>;
 
@@ -45,6 +44,21 @@ pub(super) struct SiteSource {
     backoff: Backoff,
 }
 
+impl SiteSource {
+    fn new() -> Self {
+        SiteSource {
+            synced: false,
+            pending_rows: None,
+            load: None,
+            source_ok: None,
+            last_loaded: None,
+            last_error: None,
+            retry_at: None,
+            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
+        }
+    }
+}
+
 /// A caller waiting for a rebuild, of one site or all.
 struct Waiter {
     site: Option<String>,
@@ -60,7 +74,7 @@ pub(super) enum LoadEvent {
 }
 
 pub(super) struct Loader {
-    sources: Arc<Vec<Source>>,
+    sources: SourceSet,
     sites: Vec<SiteSource>,
     task: Option<JoinHandle<LoadResults>>,
     /// Batches of rows of the running load.
@@ -80,20 +94,8 @@ pub(super) struct Loader {
 
 impl Loader {
     /// A loader over `sources`, one per site, in the plan's site order.
-    pub fn new(sources: Arc<Vec<Source>>, metrics: Vec<SiteMetrics>) -> Self {
-        let sites = sources
-            .iter()
-            .map(|_| SiteSource {
-                synced: false,
-                pending_rows: None,
-                load: None,
-                source_ok: None,
-                last_loaded: None,
-                last_error: None,
-                retry_at: None,
-                backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
-            })
-            .collect();
+    pub fn new(sources: SourceSet, metrics: Vec<SiteMetrics>) -> Self {
+        let sites = sources.snapshot().iter().map(|_| SiteSource::new()).collect();
         Loader {
             sources,
             sites,
@@ -106,6 +108,21 @@ impl Loader {
             started: None,
             metrics,
         }
+    }
+
+    /// Re-reads a bench's sites (a no-op without one) before a full load: a new site gets
+    /// the next index here and in `plan`; a dropped one loads no rows from now on.
+    /// Returns the sites added, each with the metrics handle it was given.
+    pub fn refresh_sites(&mut self, plan: &mut Plan, metrics: &Metrics) -> Vec<SiteMetrics> {
+        let mut added = Vec::new();
+        for name in self.sources.refresh() {
+            let m = metrics.site(&name);
+            plan.add_site(name, m.clone());
+            self.sites.push(SiteSource::new());
+            self.metrics.push(m.clone());
+            added.push(m);
+        }
+        added
     }
 
     pub fn site(&self, idx: usize) -> &SiteSource {
@@ -150,7 +167,7 @@ impl Loader {
         let (tx, rx) = mpsc::channel(2);
         self.rows = Some(rx);
         self.started = Some(Instant::now());
-        let sources = self.sources.clone();
+        let sources = self.sources.snapshot();
         self.task = Some(tokio::spawn(async move {
             let mut set = JoinSet::new();
             for (idx, known) in known {
@@ -364,7 +381,7 @@ impl Loader {
 
     /// Releases the sources' connections (shutdown).
     pub async fn close(&self) {
-        for s in self.sources.iter() {
+        for s in self.sources.snapshot().iter() {
             s.close().await;
         }
     }

@@ -125,6 +125,14 @@ impl Plan {
         self
     }
 
+    /// A new, empty site at the next index (a site created in a bench).
+    pub fn add_site(&mut self, name: String, metrics: SiteMetrics) {
+        self.sites.push(SitePlan { name, entries: HashMap::new(), skipped: HashMap::new(), generation: 0 });
+        if !self.metrics.is_empty() {
+            self.metrics.push(metrics);
+        }
+    }
+
     pub fn sites(&self) -> &[SitePlan] {
         &self.sites
     }

@@ -2,28 +2,26 @@
 //! per site for all of the site's followed ids, the sites read side by side. The engine loop
 //! starts a read when the follow set says one is due and gets the rows back here.
 
-use std::sync::Arc;
-
 use tokio::task::{JoinError, JoinHandle, JoinSet};
 
-use crate::source::{RowOutcome, Source, SourceError};
+use crate::source::{RowOutcome, SourceError, SourceSet};
 
 /// Per site read: its index and its rows, or why it could not be read.
 pub(super) type ReadResults = Vec<(usize, Result<Vec<RowOutcome>, SourceError>)>;
 
 pub(super) struct Reread {
-    sources: Arc<Vec<Source>>,
+    sources: SourceSet,
     task: Option<JoinHandle<ReadResults>>,
 }
 
 impl Reread {
-    pub fn new(sources: Arc<Vec<Source>>) -> Self {
+    pub fn new(sources: SourceSet) -> Self {
         Reread { sources, task: None }
     }
 
     /// Reads the ids of each site listed (what [`super::follow::FollowSet::start_read`] gave).
     pub fn start(&mut self, reads: Vec<(usize, Vec<String>)>) {
-        let sources = self.sources.clone();
+        let sources = self.sources.snapshot();
         self.task = Some(tokio::spawn(async move {
             let mut set = JoinSet::new();
             for (idx, ids) in reads {

@@ -27,7 +27,7 @@ use super::reread::Reread;
 use crate::config::{Config, Mode, Secret};
 use crate::metrics::{Metrics, SiteMetrics};
 use crate::rq;
-use crate::source::Source;
+use crate::source::{Source, SourceSet};
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -74,6 +74,8 @@ impl EngineOptions {
 /// loop. Create it with [`Engine::new`], then await [`Engine::run`].
 pub struct Engine {
     plan: Plan,
+    /// To give sites found later in a bench their metrics handles.
+    metrics: Arc<Metrics>,
     link: RedisLink,
     loader: Loader,
     firing: Firing,
@@ -90,11 +92,17 @@ impl Engine {
     /// An engine over `sources` (one per site) and a handle to it. Nothing happens until
     /// [`Engine::run`] is awaited.
     pub fn new(opts: EngineOptions, sources: Vec<Source>) -> (Engine, EngineHandle) {
+        Engine::with_source_set(opts, SourceSet::fixed(sources))
+    }
+
+    /// An engine over a [`SourceSet`], whose sites may change at each full rebuild (a bench).
+    pub fn with_source_set(opts: EngineOptions, sources: SourceSet) -> (Engine, EngineHandle) {
         let (tx, rx) = mpsc::channel(1024);
-        let sources = Arc::new(sources);
-        let site_metrics: Vec<SiteMetrics> = sources.iter().map(|s| opts.metrics.site(s.site())).collect();
+        let site_metrics: Vec<SiteMetrics> =
+            sources.snapshot().iter().map(|s| opts.metrics.site(s.site())).collect();
         let engine = Engine {
-            plan: Plan::new(sources.iter().map(|s| s.site().to_string())).with_metrics(site_metrics.clone()),
+            plan: Plan::new(sources.snapshot().iter().map(|s| s.site().to_string())).with_metrics(site_metrics.clone()),
+            metrics: opts.metrics.clone(),
             link: RedisLink::new(opts.redis_url, opts.redis_tls_ca_file, opts.key_prefix, opts.metrics),
             loader: Loader::new(sources.clone(), site_metrics.clone()),
             firing: Firing::new(FireSettings {
@@ -104,7 +112,7 @@ impl Engine {
                 record_lateness: opts.record_lateness,
                 metrics: site_metrics,
             }),
-            follows: FollowSet::new(sources.iter().map(Source::follows_rows), opts.legacy_follow),
+            follows: FollowSet::new(sources.snapshot().iter().map(Source::follows_rows), opts.legacy_follow),
             reread: Reread::new(sources.clone()),
             rx,
             rebuild_interval: opts.rebuild_interval,
@@ -152,6 +160,7 @@ impl Engine {
                 },
                 _ = rebuild_tick.tick() => {
                     self.decide_id_form().await;
+                    self.refresh_sites();
                     self.loader.start(self.loader.all(), &self.plan);
                 }
                 _ = sleep_until_opt(site_retry_at), if site_retry_at.is_some() => self.loader.retry(&self.plan),
@@ -200,6 +209,9 @@ impl Engine {
             }
             Command::Rebuild { site, reply } => {
                 self.decide_id_form().await;
+                if site.is_none() {
+                    self.refresh_sites();
+                }
                 self.loader.request(site, reply, &self.plan);
             }
             Command::Legacy { kind, schedule, rows, reply } => {
@@ -221,6 +233,17 @@ impl Engine {
                 let _ = reply.send(self.firing.take_lateness());
             }
             Command::Shutdown => self.stopping = true,
+        }
+    }
+}
+
+impl Engine {
+    /// Re-reads a bench's sites before a full load; new sites join the plan, the loader and
+    /// the legacy follows (as database sites) at the next indices.
+    fn refresh_sites(&mut self) {
+        for m in self.loader.refresh_sites(&mut self.plan, &self.metrics) {
+            self.follows.add_site(true);
+            self.firing.add_site(m);
         }
     }
 }

@@ -19,6 +19,7 @@
 //! | `apps.rs`        | the apps a site has installed; the gate for sites found in a bench     |
 //! | `mariadb.rs`     | rows from a Frappe site's BTU tables                                   |
 //! | `file.rs`        | rows from a TOML schedules file                                        |
+//! | `set.rs`         | [`SourceSet`]: the sources by site index; a bench's re-read on rebuilds |
 //!
 //! The sources read rows and hand them to a `RowChecker`; they never build a spec themselves.
 
@@ -30,6 +31,7 @@ mod fingerprint;
 mod frequency;
 pub(crate) mod mariadb;
 mod row;
+mod set;
 mod sink;
 mod skip;
 mod spec;
@@ -40,6 +42,7 @@ pub(crate) use check::{BuildContext, RawSchedule, RowChecker};
 pub use error::SourceError;
 pub use fingerprint::Fingerprint;
 pub use row::{RebuildRow, RowOutcome, SkippedRow};
+pub use set::SourceSet;
 pub use sink::RowSink;
 pub use skip::SkipReason;
 pub use spec::{KnownFingerprints, ScheduleSpec};
@@ -51,6 +54,9 @@ use crate::config::Config;
 pub enum Source {
     MariaDb(mariadb::MariaDbSource),
     File(file::FileSource),
+    /// A bench site that was dropped (or lost its configuration): no rows, so a rebuild
+    /// takes its schedules out of the plan. Named so the site keeps its index.
+    Dropped(String),
 }
 
 impl Source {
@@ -68,6 +74,7 @@ impl Source {
         match self {
             Source::MariaDb(s) => s.site(),
             Source::File(s) => s.site(),
+            Source::Dropped(site) => site,
         }
     }
 
@@ -76,6 +83,7 @@ impl Source {
         match self {
             Source::MariaDb(s) => s.load_all().await,
             Source::File(s) => s.load_all().await,
+            Source::Dropped(_) => Ok(Vec::new()),
         }
     }
 
@@ -86,6 +94,7 @@ impl Source {
         match self {
             Source::MariaDb(s) => s.load_rebuild(known, sink).await,
             Source::File(s) => s.load_rebuild(known, sink).await,
+            Source::Dropped(_) => Ok(()),
         }
     }
 
@@ -94,6 +103,11 @@ impl Source {
         match self {
             Source::MariaDb(s) => s.load_one(schedule).await,
             Source::File(s) => s.load_one(schedule).await,
+            Source::Dropped(site) => Ok(RowOutcome::Skipped {
+                site: site.clone(),
+                schedule: schedule.to_string(),
+                reason: SkipReason::NotFound,
+            }),
         }
     }
 
@@ -108,7 +122,7 @@ impl Source {
     pub async fn load_some(&self, ids: &[String]) -> Result<Vec<RowOutcome>, SourceError> {
         match self {
             Source::MariaDb(s) => s.load_some(ids).await,
-            Source::File(_) => Ok(Vec::new()),
+            Source::File(_) | Source::Dropped(_) => Ok(Vec::new()),
         }
     }
 
