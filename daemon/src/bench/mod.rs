@@ -19,6 +19,8 @@ mod walk;
 
 use std::path::Path;
 
+use crate::config::Config;
+
 pub use discovery::{BTU_APP, Discovery, Excluded, same_db};
 pub use error::BenchError;
 
@@ -27,6 +29,15 @@ pub use error::BenchError;
 pub fn discover(path: &Path) -> Result<Discovery, BenchError> {
     let env = |key: &str| std::env::var(key).ok();
     discover_with(path, &env)
+}
+
+/// `config` as the daemon uses it: with `[frappe] bench_path`, filled in from the bench
+/// ([`Discovery::apply`]); otherwise unchanged.
+pub fn effective(config: &Config) -> Result<Config, BenchError> {
+    match &config.frappe.bench_path {
+        None => Ok(config.clone()),
+        Some(path) => Ok(discover(path)?.apply(config)),
+    }
 }
 
 /// [`discover`] with an explicit environment (tests).

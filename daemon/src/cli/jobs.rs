@@ -108,7 +108,9 @@ async fn connect(config: &Config) -> Result<ConnectionManager, CliError> {
 }
 
 fn load(args: &JobsArgs) -> Result<Config, CliError> {
-    Config::load(&config::resolve_path(args.config.as_deref())).map_err(|e| CliError::Config(e.to_string()))
+    let config =
+        Config::load(&config::resolve_path(args.config.as_deref())).map_err(|e| CliError::Config(e.to_string()))?;
+    crate::bench::effective(&config).map_err(|e| CliError::Config(e.to_string()))
 }
 
 fn redis_err(e: redis::RedisError) -> CliError {

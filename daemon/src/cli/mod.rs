@@ -15,6 +15,7 @@ pub(crate) mod jobs;
 pub(crate) mod next;
 pub(crate) mod print_config;
 pub(crate) mod remote;
+pub(crate) mod setup;
 mod text;
 
 use chrono::{DateTime, Utc};
@@ -44,6 +45,9 @@ pub enum Command {
     ListJobs(jobs::JobsArgs),
     /// Show one RQ job: its fields, its decoded call and its status (read from Redis).
     ShowJob(jobs::ShowJobArgs),
+    /// Service set-up: `setup supervisor --bench PATH [--user USER]`, `setup systemd`.
+    #[command(subcommand)]
+    Setup(setup::SetupCommand),
     /// Subcommands that ask the running btu-daemon (ping, status, upcoming, notify, ...).
     #[command(flatten)]
     Remote(remote::RemoteCommand),
@@ -59,6 +63,7 @@ impl Command {
             Command::PrintConfig(args) => print_config::run(args),
             Command::ListJobs(args) => jobs::run_list(args),
             Command::ShowJob(args) => jobs::run_show(args),
+            Command::Setup(cmd) => cmd.run(),
             Command::Remote(cmd) => Ok(cmd.run()?),
         }
     }

@@ -159,6 +159,7 @@ pub fn toml_text(e: &Effective) -> Result<String, CliError> {
 pub fn run(args: &PrintConfigArgs) -> Result<String, CliError> {
     let path = config::resolve_path(args.config.as_deref());
     let config = Config::load(&path).map_err(|e| CliError::Config(e.to_string()))?;
+    let config = crate::bench::effective(&config).map_err(|e| CliError::Config(e.to_string()))?;
     let e = effective(&config);
     if args.json {
         let mut s = serde_json::to_string_pretty(&e).map_err(|err| CliError::Json(err.to_string()))?;
