@@ -17,6 +17,9 @@ step "Rust: build and test the workspace (unit, property, integration, real rq w
 cargo build --workspace --all-targets --locked
 run "cargo test" cargo test --workspace --locked --no-fail-fast
 
+step "Package: the .deb (dev profile, reusing the build above) that the e2e suite installs"
+run "package" bash scripts/package.sh --debug
+
 step "Lint: clippy (warnings are errors), rustfmt, the layout rules (no import loop, no file over 600 lines)"
 run "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
 run "rustfmt" cargo fmt --all --check
