@@ -195,29 +195,10 @@ impl FollowSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Mode;
-    use crate::source::{BuildContext, RawSchedule, RowChecker};
-
-    fn ctx() -> BuildContext {
-        BuildContext {
-            site: "s1".into(),
-            mode: Mode::Plain,
-            queue_prefix: String::new(),
-            default_zone: None,
-            runner: String::new(),
-        }
-    }
+    use crate::source::plain_row;
 
     fn runs(id: &str, cron: &str) -> RowOutcome {
-        let raw = RawSchedule {
-            id: id.into(),
-            function: Some("m.f".into()),
-            cron: Some(cron.into()),
-            zone: "UTC".into(),
-            timeout_secs: 60,
-            ..Default::default()
-        };
-        RowChecker::new(&ctx()).check(Ok(raw))
+        plain_row("s1", id, cron)
     }
 
     fn missing(id: &str) -> RowOutcome {

@@ -357,26 +357,10 @@ pub(super) fn sorted_skips(skipped: &HashMap<String, SkipReason>) -> Vec<(String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Mode;
-    use crate::source::{BuildContext, RawSchedule, RowChecker, RowOutcome};
+    use crate::source::{RowOutcome, plain_row};
 
     fn spec(site: &str, id: &str, cron: &str) -> Arc<ScheduleSpec> {
-        let ctx = BuildContext {
-            site: site.into(),
-            mode: Mode::Plain,
-            queue_prefix: String::new(),
-            default_zone: None,
-            runner: String::new(),
-        };
-        let raw = RawSchedule {
-            id: id.into(),
-            function: Some("m.f".into()),
-            cron: Some(cron.into()),
-            zone: "UTC".into(),
-            timeout_secs: 60,
-            ..Default::default()
-        };
-        match RowChecker::new(&ctx).check(Ok(raw)) {
+        match plain_row(site, id, cron) {
             RowOutcome::Loaded(s) => Arc::new(s),
             other => panic!("{other:?}"),
         }

@@ -169,6 +169,28 @@ fn fingerprint_of(ctx: &BuildContext, raw: &RawSchedule) -> Result<Fingerprint, 
     Ok(h.finish())
 }
 
+/// Test support for the engine's tests: the outcome of checking a plain-mode row of `site` that
+/// runs `m.f` on `cron` in UTC.
+#[cfg(test)]
+pub(crate) fn plain_row(site: &str, id: &str, cron: &str) -> RowOutcome {
+    let ctx = BuildContext {
+        site: site.into(),
+        mode: Mode::Plain,
+        queue_prefix: String::new(),
+        default_zone: None,
+        runner: String::new(),
+    };
+    let raw = RawSchedule {
+        id: id.into(),
+        function: Some("m.f".into()),
+        cron: Some(cron.into()),
+        zone: "UTC".into(),
+        timeout_secs: 60,
+        ..Default::default()
+    };
+    RowChecker::new(&ctx).check(Ok(raw))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

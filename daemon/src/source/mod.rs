@@ -38,7 +38,7 @@ mod spec;
 
 /// For other modules' tests that build a spec the way a source does.
 #[cfg(test)]
-pub(crate) use check::{BuildContext, RawSchedule, RowChecker};
+pub(crate) use check::plain_row;
 pub use error::SourceError;
 pub use fingerprint::Fingerprint;
 pub use row::{RebuildRow, RowOutcome, SkippedRow};
