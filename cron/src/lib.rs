@@ -10,12 +10,17 @@
 //!   and wall times inside a spring-forward gap run at the first real instant after the gap
 //!   (several of them collapse into that single run).
 //!
+//! A schedule may choose other daylight-saving policies ([`DstGap`], [`DstOverlap`],
+//! [`LocalSchedule::with_dst`]): skip gap runs instead of shifting them, and run overlap
+//! wall times in the first, the last or both passes.
+//!
 //! Every search is bounded (400 years of calendar, or the year field's range), so a valid
 //! expression that never runs again yields `None`, never an endless loop.
 //!
 //! | module       | job                                                                   |
 //! |--------------|-----------------------------------------------------------------------|
 //! | `calendar`   | proleptic Gregorian day numbers and civil dates on plain integers      |
+//! | `dst`        | [`DstGap`], [`DstOverlap`]: the daylight-saving policies and their names |
 //! | `error`      | [`CronError`] and [`explain::ExplainError`]: why a request is refused   |
 //! | `field`      | the fields of an expression: names, ranges, month and day names        |
 //! | `expr`       | parse a cron string into bitsets; match and search naive wall times    |
@@ -26,12 +31,14 @@
 //! only, so no I/O and no adapter can creep in (`docs/architecture.md`).
 
 mod calendar;
+mod dst;
 mod error;
 pub mod explain;
 mod expr;
 mod field;
 mod schedule;
 
+pub use dst::{DstGap, DstOverlap, PolicyValueError, parse_policy};
 pub use error::CronError;
 pub use expr::CronExpr;
 pub use field::{Field, MAX_YEAR, MIN_YEAR};

@@ -5,6 +5,7 @@ use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::{GapInfo, Tz};
 
 use crate::calendar;
+use crate::dst::{DstGap, DstOverlap};
 use crate::error::CronError;
 use crate::expr::CronExpr;
 use crate::field::{MAX_YEAR, MIN_YEAR};
@@ -18,11 +19,14 @@ pub fn parse_zone(name: &str) -> Result<Tz, CronError> {
 /// day pattern recurs within the 400-year Gregorian cycle.
 const SEARCH_YEARS: i64 = 400;
 
-/// A cron expression read in a time zone.
+/// A cron expression read in a time zone, with the daylight-saving policies it runs under
+/// (by default the Vixie cron / cronie rule).
 #[derive(Clone, Debug)]
 pub struct LocalSchedule {
     expr: CronExpr,
     tz: Tz,
+    gap: DstGap,
+    overlap: DstOverlap,
 }
 
 /// How one naive wall time maps to real instants (UTC epoch seconds).
@@ -56,7 +60,30 @@ fn naive(secs: i64) -> Option<NaiveDateTime> {
 
 impl LocalSchedule {
     pub fn new(expr: CronExpr, tz: Tz) -> LocalSchedule {
-        LocalSchedule { expr, tz }
+        LocalSchedule { expr, tz, gap: DstGap::default(), overlap: DstOverlap::default() }
+    }
+
+    /// The same schedule under other daylight-saving policies.
+    pub fn with_dst(self, gap: DstGap, overlap: DstOverlap) -> LocalSchedule {
+        LocalSchedule { gap, overlap, ..self }
+    }
+
+    pub fn dst_gap(&self) -> DstGap {
+        self.gap
+    }
+
+    pub fn dst_overlap(&self) -> DstOverlap {
+        self.overlap
+    }
+
+    /// Whether runs whose wall time repeats run in the first and in the second pass.
+    pub(crate) fn passes(&self) -> (bool, bool) {
+        self.overlap.passes(self.expr.is_wildcard())
+    }
+
+    /// Whether a wall time inside a spring-forward gap runs at the gap's end.
+    fn gap_runs(&self) -> bool {
+        !self.expr.is_wildcard() && self.gap == DstGap::Shift
     }
 
     /// Parse an expression and a zone name.
@@ -82,22 +109,20 @@ impl LocalSchedule {
         let secs = match self.resolve(m)? {
             Resolved::Ambiguous { early, late } => {
                 let ov = self.overlap(m, early, late)?;
-                let wild = self.expr.is_wildcard();
+                let (first, second) = self.passes();
                 let next_in = |from: i64| self.expr.next_match(from, last_year).filter(|&n| n < ov.end);
                 if a < ov.at {
-                    // First pass: later first-pass runs, then (wildcard) the second pass from its
-                    // start, then whatever follows the overlap.
-                    if let Some(n) = next_in(m + 1) {
+                    // First pass: later first-pass runs, then the second pass from its start,
+                    // then whatever follows the overlap.
+                    if first && let Some(n) = next_in(m + 1) {
                         return from_secs(n - ov.before);
                     }
-                    if wild && let Some(n) = next_in(ov.start) {
+                    if second && let Some(n) = next_in(ov.start) {
                         return from_secs(n - ov.after);
                     }
-                } else if wild {
-                    // Second pass: fixed jobs already ran in the first pass.
-                    if let Some(n) = next_in(m + 1) {
-                        return from_secs(n - ov.after);
-                    }
+                } else if second && let Some(n) = next_in(m + 1) {
+                    // Second pass: the first-pass runs are all in the past.
+                    return from_secs(n - ov.after);
                 }
                 self.forward_from(ov.end, last_year)?
             }
@@ -133,20 +158,23 @@ impl LocalSchedule {
             match self.resolve(p)? {
                 Resolved::Single(u) => return from_secs(u),
                 Resolved::Ambiguous { early, late } => {
-                    if self.expr.is_wildcard() {
-                        let ov = self.overlap(p, early, late)?;
-                        if a >= ov.at {
-                            // Second-pass runs come after every first-pass run.
-                            let q = self.expr.prev_match((ov.end - 1).min(a + ov.after), first_year);
-                            if let Some(q) = q.filter(|&q| q >= ov.start) {
-                                return from_secs(q - ov.after);
-                            }
+                    let ov = self.overlap(p, early, late)?;
+                    let (first, second) = self.passes();
+                    if second && a >= ov.at {
+                        // Second-pass runs come after every first-pass run.
+                        let q = self.expr.prev_match((ov.end - 1).min(a + ov.after), first_year);
+                        if let Some(q) = q.filter(|&q| q >= ov.start) {
+                            return from_secs(q - ov.after);
                         }
                     }
-                    return from_secs(early);
+                    if first {
+                        return from_secs(early);
+                    }
+                    // Second pass only, and none of it at or before `a`: look before the overlap.
+                    h = ov.start - 1;
                 }
                 Resolved::Gap { end } => {
-                    if !self.expr.is_wildcard() {
+                    if self.gap_runs() {
                         return from_secs(end?);
                     }
                     let begin = naive(p).and_then(|n| GapInfo::new(&n, &self.tz)).and_then(|g| g.begin);
@@ -166,13 +194,16 @@ impl LocalSchedule {
             let n = self.expr.next_match(start, last_year)?;
             match self.resolve(n)? {
                 Resolved::Single(u) => return Some(u),
-                Resolved::Ambiguous { early, .. } => return Some(early),
+                // The earliest run of an overlap wall time: its first pass when that runs,
+                // else its second (the first-pass instants of the overlap all come earlier).
+                Resolved::Ambiguous { early, late } => return Some(if self.passes().0 { early } else { late }),
                 Resolved::Gap { end } => {
                     let end = end?;
-                    if !self.expr.is_wildcard() {
+                    if self.gap_runs() {
                         return Some(end); // collapsed gap run
                     }
-                    // Wildcard jobs skip the gap: continue at the wall time right after it.
+                    // Wildcard jobs (and `dst_gap = skip`) skip the gap: continue at the wall
+                    // time right after it.
                     start = (end + self.offset_at(end)?).max(n + 1);
                 }
             }

@@ -7,9 +7,9 @@
 
 mod cron_support;
 
-use btu_cron::{CronError, LocalSchedule};
+use btu_cron::{CronError, DstGap, DstOverlap, LocalSchedule};
 use chrono::{DateTime, Duration, Utc};
-use cron_support::{Spec, TestExpr, ZONES, first_difference, reference_runs, spec_strategy, transitions};
+use cron_support::{RefDst, Spec, TestExpr, ZONES, first_difference, reference_runs_with, spec_strategy, transitions};
 use proptest::prelude::*;
 
 fn check(
@@ -18,13 +18,16 @@ fn check(
     e: &TestExprParts,
     start_kind: u8,
     start_pick: i64,
+    dst: RefDst,
 ) -> Result<(), TestCaseError> {
     let zone = ZONES[zone_ix];
     let trs = transitions(zone);
     let (at, shift) = trs[tr_ix % trs.len()];
     let expr = e.build(zone, at);
+    let gap = if dst.gap_skip { DstGap::Skip } else { DstGap::Shift };
+    let overlap = DstOverlap::ALL[usize::from(dst.overlap)];
     let sched = match LocalSchedule::parse(&expr.text, zone) {
-        Ok(sched) => sched,
+        Ok(sched) => sched.with_dst(gap, overlap),
         Err(CronError::NeverMatches { .. }) => {
             // Rejected as never matching: no date in four centuries may match either.
             prop_assert!(!expr.any_date_matches(1970, 2400), "{:?} wrongly rejected", expr.text);
@@ -34,7 +37,7 @@ fn check(
     };
     let w0 = at - Duration::hours(30);
     let w1 = at + Duration::hours(30);
-    let runs = reference_runs(&expr, zone, w0, w1);
+    let runs = reference_runs_with(&expr, zone, w0, w1, dst);
 
     // Start instants that matter: random, around the transition, one overlap/gap length after
     // it, exactly on a run, and one second either side of a run.
@@ -53,7 +56,10 @@ fn check(
     let want: Vec<DateTime<Utc>> = runs.iter().copied().filter(|&u| u > s).collect();
     let got: Vec<DateTime<Utc>> = sched.runs_after(s).take_while(|&u| u < w1).collect();
     if let Some(diff) = first_difference(&got, &want) {
-        return Err(TestCaseError::fail(format!("expr {:?} zone {zone} start {s} transition {at}: {diff}", expr.text)));
+        return Err(TestCaseError::fail(format!(
+            "expr {:?} zone {zone} {gap}/{overlap} start {s} transition {at}: {diff}",
+            expr.text
+        )));
     }
 
     let before: Option<DateTime<Utc>> = runs.iter().copied().rfind(|&u| u <= s);
@@ -128,7 +134,21 @@ proptest! {
         start_kind in 0u8..5,
         start_pick in any::<i64>(),
     ) {
-        check(zone_ix, tr_ix, &e, start_kind, start_pick)?;
+        check(zone_ix, tr_ix, &e, start_kind, start_pick, RefDst::default())?;
+    }
+
+    /// The same against the reference under every `dst_gap` and `dst_overlap` policy.
+    #[test]
+    fn dst_policies_match_the_brute_force_reference(
+        zone_ix in 0..ZONES.len(),
+        tr_ix in 0usize..1000,
+        e in parts(),
+        start_kind in 0u8..5,
+        start_pick in any::<i64>(),
+        gap_skip in any::<bool>(),
+        overlap in 0u8..4,
+    ) {
+        check(zone_ix, tr_ix, &e, start_kind, start_pick, RefDst { gap_skip, overlap })?;
     }
 }
 

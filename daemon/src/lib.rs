@@ -16,6 +16,7 @@
 //! | [`server`]  | the Unix-socket server for live changes                           | socket |
 //! | [`cli`]     | the `btu` command's subcommands                                   | stdout |
 //! | [`outcome`] | what happened to a due run: the one list of outcomes              | no  |
+//! | [`policy`]  | per-schedule policies: overlap, catch-up, jitter, DST gap/overlap | no  |
 //! | [`metrics`] | Prometheus metrics, health and readiness over HTTP                | TCP |
 //! | [`systemd`] | `Type=notify`: ready, status, watchdog, stopping                  | notify socket |
 //!
@@ -29,6 +30,7 @@ pub mod config;
 pub mod engine;
 pub mod metrics;
 pub mod outcome;
+pub mod policy;
 pub mod pyvalue;
 pub mod rq;
 pub mod secret;

@@ -267,6 +267,35 @@ pub fn first_difference(got: &[DateTime<Utc>], want: &[DateTime<Utc>]) -> Option
 /// ambiguous one runs at its first occurrence, and also its second if the job is a wildcard
 /// job; a non-existent one runs, for fixed-time jobs only, at the first real instant after it.
 pub fn reference_runs(e: &TestExpr, zone: &str, w0: DateTime<Utc>, w1: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    reference_runs_with(e, zone, w0, w1, RefDst::default())
+}
+
+/// The daylight-saving policies, spelled out for the reference (no `btu_cron` types here).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RefDst {
+    /// `dst_gap = skip`: a fixed-time wall time in a gap does not run at all.
+    pub gap_skip: bool,
+    /// `dst_overlap`: 0 auto, 1 first, 2 last, 3 both.
+    pub overlap: u8,
+}
+
+/// [`reference_runs`] under other policies: an ambiguous wall time runs at its first
+/// occurrence (auto, first, both), its second (last, both; auto for wildcard jobs); a
+/// non-existent one runs at the first real instant after it for fixed-time jobs with
+/// `gap_skip` false only.
+pub fn reference_runs_with(
+    e: &TestExpr,
+    zone: &str,
+    w0: DateTime<Utc>,
+    w1: DateTime<Utc>,
+    dst: RefDst,
+) -> Vec<DateTime<Utc>> {
+    let (run_first, run_second) = match dst.overlap {
+        0 => (true, e.wildcard),
+        1 => (true, false),
+        2 => (false, true),
+        _ => (true, true),
+    };
     let tz = tz(zone);
     let mut out = BTreeSet::new();
     let mut n = (w0 - Duration::days(2)).naive_utc().with_second(0).expect("minute start");
@@ -281,12 +310,14 @@ pub fn reference_runs(e: &TestExpr, zone: &str, w0: DateTime<Utc>, w1: DateTime<
                     }
                     LocalResult::Ambiguous(a, b) => {
                         let (a, b) = (a.with_timezone(&Utc), b.with_timezone(&Utc));
-                        out.insert(a.min(b));
-                        if e.wildcard {
+                        if run_first {
+                            out.insert(a.min(b));
+                        }
+                        if run_second {
                             out.insert(a.max(b));
                         }
                     }
-                    LocalResult::None if !e.wildcard => {
+                    LocalResult::None if !e.wildcard && !dst.gap_skip => {
                         out.insert(first_real_after(tz, t));
                     }
                     LocalResult::None => {}

@@ -18,11 +18,18 @@ pub(super) struct RawFile {
     pub sites: Option<Vec<RawSite>>,
     pub file: Option<RawFileSource>,
     pub metrics: Option<RawMetrics>,
+    /// Per-schedule policy defaults (issue 9).
+    pub defaults: Option<RawDefaults>,
     // Flat twins of new keys, for files in the original format (whose keys sit before any
     // table): `[metrics]`'s keys and `[daemon] log_format`.
     pub metrics_listen: Option<String>,
     pub metrics_per_schedule: Option<bool>,
     pub log_format: Option<LogFormat>,
+    pub default_overlap: Option<String>,
+    pub default_catchup: Option<String>,
+    pub default_jitter_secs: Option<i64>,
+    pub default_dst_gap: Option<String>,
+    pub default_dst_overlap: Option<String>,
     // The original daemon's flat keys.
     pub mysql_host: Option<String>,
     pub mysql_port: Option<u16>,
@@ -61,6 +68,16 @@ pub(super) struct RawDaemon {
     pub allowed_uids: Option<Vec<u32>>,
     pub allowed_gids: Option<Vec<u32>>,
     pub max_connections: Option<usize>,
+}
+
+/// `[defaults]`: the policies of every schedule that does not set its own.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct RawDefaults {
+    pub overlap: Option<String>,
+    pub catchup: Option<String>,
+    pub jitter_secs: Option<i64>,
+    pub dst_gap: Option<String>,
+    pub dst_overlap: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

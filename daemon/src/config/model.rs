@@ -48,6 +48,9 @@ pub struct Config {
     pub sites: Vec<SiteConfig>,
     pub file: Option<FileConfig>,
     pub metrics: MetricsConfig,
+    /// `[defaults]` (or the flat `default_*` keys): the policies of schedules that do not set
+    /// their own.
+    pub defaults: crate::policy::Policies,
     /// Keys present in the file that the daemon does not use (original daemon's
     /// webserver settings and the like); reported in one warning.
     pub unused_keys: Vec<String>,

@@ -176,3 +176,30 @@ fn legacy_follow_secs_in_both_formats() {
     let e = parse("mysql_database = \"d\"\nfrappe_site = \"s\"\nlegacy_follow_secs = -1\n").unwrap_err().to_string();
     assert!(e.contains("legacy_follow_secs"), "{e}");
 }
+
+#[test]
+fn policy_defaults_from_the_table_and_the_flat_keys() {
+    use crate::policy::{Catchup, DstGap, DstOverlap, Overlap, Policies};
+    let site = "[[sites]]\nname = \"s\"\ndatabase = \"_a\"\n";
+    assert_eq!(parse(site).unwrap().defaults, Policies::default());
+    let c = parse(&format!(
+        "default_overlap = \"skip\"\ndefault_jitter_secs = 7\ndefault_dst_gap = \"skip\"\n\
+         [defaults]\noverlap = \"replace\"\ncatchup = \"all\"\ndst_overlap = \"last\"\n{site}"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.defaults,
+        Policies {
+            overlap: Overlap::Replace,
+            catchup: Catchup::All,
+            jitter_secs: 7,
+            dst_gap: DstGap::Skip,
+            dst_overlap: DstOverlap::Last
+        }
+    );
+    assert!(c.unused_keys.is_empty(), "{:?}", c.unused_keys);
+    let e = parse(&format!("[defaults]\ncatchup = \"some\"\n{site}")).unwrap_err().to_string();
+    assert!(e.contains("key `defaults.catchup`") && e.contains("latest|all|none"), "{e}");
+    let e = parse(&format!("default_jitter_secs = -1\n{site}")).unwrap_err().to_string();
+    assert!(e.contains("key `default_jitter_secs`"), "{e}");
+}

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use btu_protocol::DEFAULT_SOCKET_PATH;
 
-use super::layout::{RawDaemon, RawFile, RawFileSource, RawFrappe, RawMetrics, RawRedis, RawSite};
+use super::layout::{RawDaemon, RawDefaults, RawFile, RawFileSource, RawFrappe, RawMetrics, RawRedis, RawSite};
 use super::model::{
     Config, ConfigError, DEFAULT_LEGACY_FOLLOW_SECS, DEFAULT_MAX_CONNECTIONS, DEFAULT_REDIS_URL, DEFAULT_RUNNER,
     DaemonConfig, DbConfig, FileConfig, FrappeConfig, MAX_LEGACY_FOLLOW_SECS, MetricsConfig, Mode, MysqlUrl,
     RedisConfig, SiteConfig,
 };
+use crate::policy::{Policies, PolicyTexts};
 use crate::secret::{Secret, redacted_url};
 
 /// Checks one configuration file's values; `path` names the file in errors and anchors a
@@ -23,6 +24,7 @@ pub(super) fn config(mut raw: RawFile, unused_keys: Vec<String>, path: &Path) ->
     let redis = v.redis(raw.redis.take().unwrap_or_default(), &raw)?;
     let frappe = v.frappe(raw.frappe.take().unwrap_or_default(), raw.frappe_bench_path.take())?;
     let metrics = v.metrics(raw.metrics.take().unwrap_or_default(), &raw)?;
+    let defaults = v.defaults(raw.defaults.take(), &mut raw)?;
     let mut sites = v.sites(raw.sites.take().unwrap_or_default())?;
     let file = raw.file.take();
     if let Some(site) = v.flat_site(raw)? {
@@ -45,7 +47,7 @@ pub(super) fn config(mut raw: RawFile, unused_keys: Vec<String>, path: &Path) ->
             "no source of schedules: add [frappe] bench_path, [[sites]] (MariaDB), the flat mysql_* keys, or a [file] section".into(),
         ));
     }
-    Ok(Config { path: path.to_path_buf(), daemon, redis, frappe, sites, file, metrics, unused_keys })
+    Ok(Config { path: path.to_path_buf(), daemon, redis, frappe, sites, file, metrics, defaults, unused_keys })
 }
 
 struct Validator<'a> {
@@ -120,6 +122,28 @@ impl Validator<'_> {
                 Some(n) => n,
             },
         })
+    }
+
+    /// `[defaults]` over the flat `default_*` keys (the table wins, key by key).
+    fn defaults(&self, d: Option<RawDefaults>, flat: &mut RawFile) -> Result<Policies, ConfigError> {
+        let flat = PolicyTexts {
+            overlap: flat.default_overlap.take(),
+            catchup: flat.default_catchup.take(),
+            jitter_secs: flat.default_jitter_secs.take(),
+            dst_gap: flat.default_dst_gap.take(),
+            dst_overlap: flat.default_dst_overlap.take(),
+        };
+        let base =
+            flat.apply(Policies::default()).map_err(|e| self.invalid(&format!("default_{}", e.key), e.problem))?;
+        let d = d.unwrap_or_default();
+        let table = PolicyTexts {
+            overlap: d.overlap,
+            catchup: d.catchup,
+            jitter_secs: d.jitter_secs,
+            dst_gap: d.dst_gap,
+            dst_overlap: d.dst_overlap,
+        };
+        table.apply(base).map_err(|e| self.invalid(&format!("defaults.{}", e.key), e.problem))
     }
 
     fn metrics(&self, m: RawMetrics, flat: &RawFile) -> Result<MetricsConfig, ConfigError> {

@@ -9,6 +9,7 @@ use super::row::{RebuildRow, RowOutcome};
 use super::skip::SkipReason;
 use super::spec::{Interner, KnownFingerprints, ScheduleSpec};
 use crate::config::Mode;
+use crate::policy::{Policies, PolicyTexts};
 use crate::pyvalue::{Kwargs, kwargs_repr};
 
 /// Everything a source needs besides its own connection settings.
@@ -23,6 +24,8 @@ pub struct BuildContext {
     pub default_zone: Option<String>,
     /// Frappe mode calls this runner; kept here so the fingerprint changes when it does.
     pub runner: String,
+    /// The config's `[defaults]`: the policies of rows that do not set their own.
+    pub defaults: Policies,
 }
 
 /// Fields of one schedule as a source read them, before validation.
@@ -37,6 +40,8 @@ pub struct RawSchedule {
     pub queue: Option<String>,
     pub kwargs: Kwargs,
     pub timeout_secs: i64,
+    /// The row's own policy settings (file keys, MariaDB columns); unset ones are the defaults.
+    pub policies: PolicyTexts,
 }
 
 /// One row as a source read it: its fields, or already why it does not run (disabled, its
@@ -59,8 +64,9 @@ impl<'a> RowChecker<'a> {
     /// Checks one row: the runnable spec, or why it does not run.
     pub fn check(&mut self, row: SourceRow) -> RowOutcome {
         let checked = row.and_then(|raw| {
-            let fingerprint = fingerprint_of(self.ctx, &raw)?;
-            self.spec(raw, fingerprint)
+            let policies = policies_of(self.ctx, &raw)?;
+            let fingerprint = fingerprint_of(self.ctx, &raw, &policies)?;
+            self.spec(raw, fingerprint, policies)
         });
         match checked {
             Ok(spec) => RowOutcome::Loaded(spec),
@@ -72,24 +78,30 @@ impl<'a> RowChecker<'a> {
     /// becomes [`RebuildRow::Unchanged`] before anything is parsed or allocated for it.
     ///
     /// The fingerprint covers every input of the checks (mode, task, function, cron, zone,
-    /// timeout), so a listed fingerprint also means the row passed them when it was planned.
+    /// timeout, policies), so a listed fingerprint also means the row passed them when it was planned.
     pub fn check_rebuild(&mut self, row: SourceRow, known: &KnownFingerprints) -> RebuildRow {
         let checked = row.and_then(|raw| {
-            let fingerprint = fingerprint_of(self.ctx, &raw)?;
+            let policies = policies_of(self.ctx, &raw)?;
+            let fingerprint = fingerprint_of(self.ctx, &raw, &policies)?;
             if let Some((id, _)) = known.get_key_value(raw.id.as_str()).filter(|(_, f)| **f == fingerprint) {
                 return Ok(RebuildRow::Unchanged { id: id.clone(), fingerprint });
             }
-            self.spec(raw, fingerprint).map(|spec| RebuildRow::Loaded(Arc::new(spec)))
+            self.spec(raw, fingerprint, policies).map(|spec| RebuildRow::Loaded(Arc::new(spec)))
         });
         checked.unwrap_or_else(|(schedule, reason)| RebuildRow::skipped(schedule, reason))
     }
 
     /// Validates the row (zone, cron, function, task, timeout) and builds its spec.
-    fn spec(&mut self, raw: RawSchedule, fingerprint: Fingerprint) -> Result<ScheduleSpec, (String, SkipReason)> {
+    fn spec(
+        &mut self,
+        raw: RawSchedule,
+        fingerprint: Fingerprint,
+        policies: Policies,
+    ) -> Result<ScheduleSpec, (String, SkipReason)> {
         let (cron, zone, function, queue_prefix, queue_name) = fields(self.ctx, &raw);
         let mut check = || -> Result<_, SkipReason> {
             let Some(cron) = cron else { return Err(SkipReason::NoCron) };
-            let parsed = self.interner.schedule(cron, zone)?;
+            let parsed = self.interner.schedule(cron, zone, policies.dst_gap, policies.dst_overlap)?;
             if self.ctx.mode == Mode::Plain && function.is_empty() {
                 return Err(SkipReason::Invalid { problem: "no function to call".into() });
             }
@@ -127,6 +139,7 @@ impl<'a> RowChecker<'a> {
             kwargs,
             timeout_secs: raw.timeout_secs,
             mode: self.ctx.mode,
+            policies,
             fingerprint,
         })
     }
@@ -143,10 +156,22 @@ fn fields<'a>(ctx: &'a BuildContext, raw: &'a RawSchedule) -> (Option<&'a str>, 
     )
 }
 
+/// The row's effective policies: its own settings over the config's defaults.
+fn policies_of(ctx: &BuildContext, raw: &RawSchedule) -> Result<Policies, (String, SkipReason)> {
+    raw.policies
+        .apply(ctx.defaults)
+        .map_err(|e| (raw.id.clone(), SkipReason::InvalidSetting { key: e.key, problem: e.problem }))
+}
+
 /// The row's fingerprint, hashed in place (no joined text is built). The same parts, in the
 /// same order, as every earlier release, so fingerprints a previous daemon stored in Redis
-/// stay valid.
-fn fingerprint_of(ctx: &BuildContext, raw: &RawSchedule) -> Result<Fingerprint, (String, SkipReason)> {
+/// stay valid; policies other than the defaults add parts after them (so a schedule that
+/// keeps the defaults keeps its fingerprint).
+fn fingerprint_of(
+    ctx: &BuildContext,
+    raw: &RawSchedule,
+    policies: &Policies,
+) -> Result<Fingerprint, (String, SkipReason)> {
     let (cron, zone, function, queue_prefix, queue_name) = fields(ctx, raw);
     let Some(cron) = cron else { return Err((raw.id.clone(), SkipReason::NoCron)) };
     let mut h = FingerprintHasher::new();
@@ -166,6 +191,15 @@ fn fingerprint_of(ctx: &BuildContext, raw: &RawSchedule) -> Result<Fingerprint, 
     let _ = fmt::Write::write_fmt(&mut h, format_args!("{}", raw.timeout_secs));
     h.end();
     h.part(&kwargs_repr(&raw.kwargs));
+    if *policies != Policies::default() {
+        h.part("policies");
+        h.part(policies.overlap.as_str());
+        h.part(policies.catchup.as_str());
+        let _ = fmt::Write::write_fmt(&mut h, format_args!("{}", policies.jitter_secs));
+        h.end();
+        h.part(policies.dst_gap.as_str());
+        h.part(policies.dst_overlap.as_str());
+    }
     Ok(h.finish())
 }
 
@@ -179,6 +213,7 @@ pub(crate) fn plain_row(site: &str, id: &str, cron: &str) -> RowOutcome {
         queue_prefix: String::new(),
         default_zone: None,
         runner: String::new(),
+        defaults: Policies::default(),
     };
     let raw = RawSchedule {
         id: id.into(),
@@ -212,6 +247,7 @@ mod tests {
             queue_prefix: "bench:".into(),
             default_zone: None,
             runner: "btu_hooks.runner.run_task".into(),
+            defaults: Policies::default(),
         }
     }
 
@@ -300,6 +336,50 @@ mod tests {
         assert_eq!(s.fingerprint, joined);
         assert_eq!(Fingerprint::parse_hex(&s.fingerprint.to_string()), Some(s.fingerprint));
         assert_eq!(Fingerprint::parse_hex("xyz"), None);
+    }
+
+    #[test]
+    fn policies_come_from_defaults_then_the_row_and_enter_the_fingerprint() {
+        use crate::policy::{Catchup, DstGap, Overlap};
+        let mut c = ctx(Mode::Frappe);
+        let RowOutcome::Loaded(plain) = finish(&c, raw()) else { panic!() };
+        assert_eq!(plain.policies, Policies::default());
+        c.defaults.catchup = Catchup::All;
+        let RowOutcome::Loaded(s) = finish(&c, raw()) else { panic!() };
+        assert_eq!(s.policies.catchup, Catchup::All);
+        assert_ne!(s.fingerprint, plain.fingerprint);
+        let mut r = raw();
+        r.policies.overlap = Some("skip".into());
+        r.policies.dst_gap = Some("skip".into());
+        r.policies.catchup = Some("latest".into());
+        let RowOutcome::Loaded(s) = finish(&c, r) else { panic!() };
+        assert_eq!((s.policies.overlap, s.policies.catchup), (Overlap::Skip, Catchup::Latest));
+        assert_eq!(s.schedule.dst_gap(), DstGap::Skip);
+        assert_ne!(s.fingerprint, plain.fingerprint);
+        // Back at the defaults: the fingerprint of earlier releases.
+        let mut r = raw();
+        r.policies.catchup = Some("latest".into());
+        let RowOutcome::Loaded(s) = finish(&ctx(Mode::Frappe), r) else { panic!() };
+        assert_eq!(s.fingerprint, plain.fingerprint);
+        let mut r = raw();
+        r.policies.jitter_secs = Some(-5);
+        let RowOutcome::Skipped { reason, .. } = finish(&c, r) else { panic!() };
+        assert_eq!(reason.code(), "invalid_setting");
+        assert!(reason.to_string().contains("jitter_secs"), "{reason}");
+    }
+
+    #[test]
+    fn interner_keys_schedules_by_dst_policies_too() {
+        let ctx = ctx(Mode::Frappe);
+        let mut checker = RowChecker::new(&ctx);
+        let a = checker.check(Ok(raw()));
+        let mut r = raw();
+        r.id = "TS-2".into();
+        r.policies.dst_overlap = Some("both".into());
+        let b = checker.check(Ok(r));
+        let (RowOutcome::Loaded(a), RowOutcome::Loaded(b)) = (a, b) else { panic!() };
+        assert!(!Arc::ptr_eq(&a.schedule, &b.schedule));
+        assert_eq!(b.schedule.dst_overlap(), crate::policy::DstOverlap::Both);
     }
 
     #[test]

@@ -19,6 +19,11 @@
 //! kwargs = { greeting = "hello", n = 3, tags = ["a", "b"] }
 //! # task = "BTU-00001"                # frappe mode: the BTU Task the runner loads
 //! # description = "Say hello"
+//! overlap = "skip"                    # policies (docs/policies.md); unset: the config's [defaults]
+//! catchup = "all"
+//! jitter_secs = 30
+//! dst_gap = "skip"
+//! dst_overlap = "first"
 //! ```
 
 use std::path::PathBuf;
@@ -30,10 +35,26 @@ use super::sink::RowSink;
 use super::skip::SkipReason;
 use super::spec::KnownFingerprints;
 use crate::config::{Config, FileConfig};
+use crate::policy::PolicyTexts;
 use crate::pyvalue::{Kwargs, PyValue};
 
-const SCHEDULE_KEYS: &[&str] =
-    &["id", "function", "cron", "zone", "queue", "timeout", "enabled", "kwargs", "task", "description"];
+const SCHEDULE_KEYS: &[&str] = &[
+    "id",
+    "function",
+    "cron",
+    "zone",
+    "queue",
+    "timeout",
+    "enabled",
+    "kwargs",
+    "task",
+    "description",
+    "overlap",
+    "catchup",
+    "jitter_secs",
+    "dst_gap",
+    "dst_overlap",
+];
 const DEFAULT_TIMEOUT: i64 = 600;
 
 #[derive(Debug, Clone)]
@@ -51,6 +72,7 @@ impl FileSource {
                 queue_prefix: config.frappe.queue_prefix.clone(),
                 default_zone: config.daemon.time_zone.clone(),
                 runner: config.frappe.runner.clone(),
+                defaults: config.defaults,
             },
             path: file.path.clone(),
         }
@@ -189,6 +211,21 @@ fn read_one(ctx: &BuildContext, defaults: &toml::Table, t: &toml::Table, id: &st
         }
     };
     let zone = string("zone")?.or_else(|| ctx.default_zone.clone()).unwrap_or_else(|| "UTC".into());
+    let jitter_secs = match get("jitter_secs") {
+        None => None,
+        Some(toml::Value::Integer(n)) => Some(*n),
+        Some(other) => {
+            let problem = format!("must be whole seconds, not {}", other.type_str());
+            return Err(SkipReason::InvalidSetting { key: "jitter_secs", problem });
+        }
+    };
+    let policies = PolicyTexts {
+        overlap: string("overlap")?,
+        catchup: string("catchup")?,
+        jitter_secs,
+        dst_gap: string("dst_gap")?,
+        dst_overlap: string("dst_overlap")?,
+    };
     Ok(RawSchedule {
         id: id.to_string(),
         task: string("task")?,
@@ -199,6 +236,7 @@ fn read_one(ctx: &BuildContext, defaults: &toml::Table, t: &toml::Table, id: &st
         queue: string("queue")?,
         kwargs,
         timeout_secs,
+        policies,
     })
 }
 
@@ -228,6 +266,7 @@ mod tests {
             queue_prefix: String::new(),
             default_zone: Some("Europe/Paris".into()),
             runner: "r.run".into(),
+            defaults: crate::policy::Policies::default(),
         }
     }
 
@@ -278,6 +317,43 @@ mod tests {
             })
             .collect();
         assert_eq!(reasons, vec!["invalid_cron", "disabled", "unknown_zone", "invalid"]);
+    }
+
+    #[test]
+    fn policy_keys_per_schedule_and_in_defaults() {
+        use crate::policy::{Catchup, Overlap};
+        let text = r#"
+            [defaults]
+            catchup = "all"
+            [[schedule]]
+            id = "a"
+            function = "m.f"
+            cron = "* * * * *"
+            overlap = "replace"
+            jitter_secs = 20
+            dst_overlap = "both"
+            [[schedule]]
+            id = "b"
+            function = "m.f"
+            cron = "* * * * *"
+            dst_gap = "sometimes"
+            [[schedule]]
+            id = "c"
+            function = "m.f"
+            cron = "* * * * *"
+            jitter_secs = "20"
+        "#;
+        let rows = parse_schedules(&ctx(), text).unwrap();
+        let RowOutcome::Loaded(a) = &rows[0] else { panic!("{:?}", rows[0]) };
+        assert_eq!(
+            (a.policies.overlap, a.policies.catchup, a.policies.jitter_secs),
+            (Overlap::Replace, Catchup::All, 20)
+        );
+        assert_eq!(a.policies.dst_overlap.as_str(), "both");
+        for row in &rows[1..] {
+            let RowOutcome::Skipped { reason, .. } = row else { panic!("{row:?}") };
+            assert_eq!(reason.code(), "invalid_setting", "{reason}");
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ use super::sink::RowSink;
 use super::skip::SkipReason;
 use super::spec::KnownFingerprints;
 use crate::config::{Config, DbConfig, SiteConfig};
+use crate::policy::PolicyTexts;
 use crate::pyvalue::{self, Kwargs};
 
 /// Longest a whole load may take before the site counts as unreachable (a host that drops
@@ -45,10 +46,23 @@ const SCHEDULING_ZONE_KEY: (&str, &str) = ("BTU Configuration", "cron_time_zone"
 const SYSTEM_ZONE_KEY: (&str, &str) = ("System Settings", "time_zone");
 
 /// Columns of `tabBTU Task Schedule` a site may lack, read when present, in this order after
-/// the fixed ones: the per-row zone (a custom field some sites add) and the frequency fields
-/// (absent on schemas older than the app's Hourly..Yearly frequencies).
-const OPTIONAL_COLUMNS: [&str; 7] =
-    ["cron_time_zone", "run_frequency", "minute", "hour", "day_of_week", "day_of_month", "month"];
+/// the fixed ones: the per-row zone (a custom field some sites add), the frequency fields
+/// (absent on schemas older than the app's Hourly..Yearly frequencies) and the policies
+/// (custom fields `btu_hooks` ships; empty or NULL = the config's default).
+const OPTIONAL_COLUMNS: [&str; 12] = [
+    "cron_time_zone",
+    "run_frequency",
+    "minute",
+    "hour",
+    "day_of_week",
+    "day_of_month",
+    "month",
+    "overlap_policy",
+    "catchup_policy",
+    "jitter_secs",
+    "dst_gap",
+    "dst_overlap",
+];
 /// Index of the first optional column in a result row.
 const FIRST_OPTIONAL: usize = 15;
 
@@ -84,6 +98,7 @@ impl MariaDbSource {
             queue_prefix: config.frappe.queue_prefix.clone(),
             default_zone: config.daemon.time_zone.clone(),
             runner: config.frappe.runner.clone(),
+            defaults: config.defaults,
         };
         // A small pool: rebuilds use one connection, notifications a few more.
         let pool_opts = PoolOpts::default()
@@ -394,6 +409,13 @@ impl RowReader {
             day_of_month: take::<i64>(row, FIRST_OPTIONAL + 5)?,
             month: take::<String>(row, FIRST_OPTIONAL + 6)?,
         };
+        let policies = PolicyTexts {
+            overlap: take::<String>(row, FIRST_OPTIONAL + 7)?,
+            catchup: take::<String>(row, FIRST_OPTIONAL + 8)?,
+            jitter_secs: take::<i64>(row, FIRST_OPTIONAL + 9)?,
+            dst_gap: take::<String>(row, FIRST_OPTIONAL + 10)?,
+            dst_overlap: take::<String>(row, FIRST_OPTIONAL + 11)?,
+        };
 
         if enabled == 0 {
             return Ok(Err(SkipReason::Disabled));
@@ -454,6 +476,7 @@ impl RowReader {
             queue,
             kwargs,
             timeout_secs,
+            policies,
         }))
     }
 }

@@ -39,6 +39,12 @@ pub enum SkipReason {
         field: String,
         error: String,
     },
+    /// A policy setting (overlap, catchup, jitter_secs, dst_gap, dst_overlap) with a value
+    /// that is not allowed.
+    InvalidSetting {
+        key: &'static str,
+        problem: String,
+    },
     /// Anything else wrong with the row (missing function, bad value type, ...).
     Invalid {
         problem: String,
@@ -63,6 +69,7 @@ impl fmt::Display for SkipReason {
             SkipReason::UnknownZone { zone, error } => write!(f, "time zone {zone:?}: {error}"),
             SkipReason::InvalidFrequency(e) => e.fmt(f),
             SkipReason::BadArguments { field, error } => write!(f, "{field}: {error}"),
+            SkipReason::InvalidSetting { key, problem } => write!(f, "setting {key}: {problem}"),
             SkipReason::Invalid { problem } => f.write_str(problem),
             SkipReason::NotFound => write!(f, "no such schedule"),
         }
@@ -80,6 +87,7 @@ impl SkipReason {
             SkipReason::NoCron | SkipReason::InvalidCron { .. } | SkipReason::InvalidFrequency(_) => "invalid_cron",
             SkipReason::UnknownZone { .. } => "unknown_zone",
             SkipReason::BadArguments { .. } => "bad_arguments",
+            SkipReason::InvalidSetting { .. } => "invalid_setting",
             SkipReason::Invalid { .. } => "invalid",
             SkipReason::NotFound => "not_found",
         }

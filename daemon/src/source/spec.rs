@@ -7,7 +7,8 @@ use std::sync::Arc;
 use super::fingerprint::Fingerprint;
 use super::skip::SkipReason;
 use crate::config::Mode;
-use crate::cron::{self, LocalSchedule};
+use crate::cron::{self, DstGap, DstOverlap, LocalSchedule};
+use crate::policy::Policies;
 use crate::pyvalue::Kwargs;
 
 /// One runnable schedule, everything a fired run needs.
@@ -37,6 +38,9 @@ pub struct ScheduleSpec {
     pub kwargs: Kwargs,
     pub timeout_secs: i64,
     pub mode: Mode,
+    /// The effective policies (config defaults overridden by the row's own settings); the DST
+    /// ones are also in `schedule`.
+    pub policies: Policies,
     /// Changes whenever anything that shapes a run or its job changes; stored in Redis so a
     /// restarted daemon knows whether the stored next run still belongs to this schedule.
     pub fingerprint: Fingerprint,
@@ -47,7 +51,7 @@ pub struct ScheduleSpec {
 #[derive(Debug, Default)]
 pub struct Interner {
     texts: HashSet<Arc<str>>,
-    schedules: HashMap<(Arc<str>, Arc<str>), Arc<LocalSchedule>>,
+    schedules: HashMap<ScheduleKey, Arc<LocalSchedule>>,
 }
 
 impl Interner {
@@ -61,22 +65,32 @@ impl Interner {
         t
     }
 
-    /// The parsed `cron` in `zone`, parsed once per pair; errors are not remembered (bad rows
-    /// are rare and each one reports its own problem).
-    pub(super) fn schedule(&mut self, cron: &str, zone: &str) -> Result<SharedSchedule, SkipReason> {
+    /// The parsed `cron` in `zone` under the DST policies, parsed once per combination; errors
+    /// are not remembered (bad rows are rare and each one reports its own problem).
+    pub(super) fn schedule(
+        &mut self,
+        cron: &str,
+        zone: &str,
+        gap: DstGap,
+        overlap: DstOverlap,
+    ) -> Result<SharedSchedule, SkipReason> {
         let (cron, zone) = (self.text(cron), self.text(zone));
-        if let Some(s) = self.schedules.get(&(cron.clone(), zone.clone())) {
+        let key = (cron.clone(), zone.clone(), gap, overlap);
+        if let Some(s) = self.schedules.get(&key) {
             return Ok((cron, zone, s.clone()));
         }
         let tz = cron::parse_zone(&zone)
             .map_err(|e| SkipReason::UnknownZone { zone: zone.to_string(), error: e.to_string() })?;
         let expr = cron::CronExpr::parse(&cron)
             .map_err(|e| SkipReason::InvalidCron { cron: cron.to_string(), error: e.to_string() })?;
-        let s = Arc::new(LocalSchedule::new(expr, tz));
-        self.schedules.insert((cron.clone(), zone.clone()), s.clone());
+        let s = Arc::new(LocalSchedule::new(expr, tz).with_dst(gap, overlap));
+        self.schedules.insert(key, s.clone());
         Ok((cron, zone, s))
     }
 }
+
+/// What a parsed schedule depends on: cron text, zone name, DST policies.
+type ScheduleKey = (Arc<str>, Arc<str>, DstGap, DstOverlap);
 
 /// A cron text, a zone name and the schedule parsed from them, each shared.
 type SharedSchedule = (Arc<str>, Arc<str>, Arc<LocalSchedule>);
