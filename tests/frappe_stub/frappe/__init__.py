@@ -3,7 +3,7 @@
 It mirrors the signatures and the observable behaviour of the Frappe v15 functions that
 btu_hooks, the stand-in BTU app (tests/btu_standin) and the end-to-end tests of the daemon's
 Frappe mode use, backed by the real MariaDB tables through PyMySQL and a real Redis for the
-cache. It is NOT Frappe: a small DocType metadata table, no permissions. See
+cache. It is NOT Frappe: a small DocType metadata table, role permissions only. See
 tests/frappe_stub/README.md for what is faithful and what is not.
 """
 
@@ -63,6 +63,10 @@ class RetryBackgroundJobError(Exception):
     pass
 
 
+class PermissionError(Exception):  # noqa: A001  # frappe.PermissionError shadows the builtin, as in Frappe
+    http_status_code = 403
+
+
 # --- thread-local state and proxies (real Frappe: werkzeug Local + LocalProxy) -----------------
 local = threading.local()
 
@@ -99,6 +103,7 @@ session: Any = _LocalProxy("session")
 flags: Any = _LocalProxy("flags")
 conf: Any = _LocalProxy("conf")
 request: Any = _LocalProxy("request")
+form_dict: Any = _LocalProxy("form_dict")
 
 cache: Any = None
 """The site cache (frappe.utils.redis_wrapper.RedisWrapper on `redis_cache`), set by init()."""
@@ -142,6 +147,7 @@ def init(site: str, sites_path: str = ".", new_site: bool = False, force: bool =
                         in_uninstall=False, in_test=False, ignore_links=False, new_site=new_site)
     local.session = _dict(user="Guest")
     local.message_log = []
+    local.form_dict = _dict()
     local.realtime_log = []
     local.error_log = []  # stand-in for the Error Log DocType (see log_error)
     local.request = None
@@ -232,11 +238,41 @@ def _(msg: str, lang: str | None = None, context: str | None = None) -> str:
     return msg
 
 
+whitelisted: list[Any] = []
+guest_methods: list[Any] = []
+allowed_http_methods_for_whitelisted_func: dict[Any, list[str]] = {}
+
+
 def whitelist(allow_guest: bool = False, xss_safe: bool = False, methods: list[str] | None = None) -> Any:
-    """Marks a function callable over HTTP; the stand-in has no HTTP, so it only returns it."""
+    """Marks a function callable over HTTP (frappe.handler.execute_cmd checks it), with the HTTP
+    methods allowed (default GET, POST, PUT, DELETE), as in Frappe v15."""
     def decorator(fn: Any) -> Any:
+        whitelisted.append(fn)
+        allowed_http_methods_for_whitelisted_func[fn] = methods or ["GET", "POST", "PUT", "DELETE"]
+        if allow_guest:
+            guest_methods.append(fn)
         return fn
     return decorator
+
+
+def is_whitelisted(method: Any) -> None:
+    """Raise PermissionError unless `method` is whitelisted (and allows guests, for Guest)."""
+    if method not in whitelisted or (session.user == "Guest" and method not in guest_methods):
+        throw(f"Function {getattr(method, '__qualname__', method)} is not whitelisted.", PermissionError,
+              title="Method Not Allowed")
+
+
+def has_permission(doctype: str | None = None, ptype: str = "read", doc: Any = None, user: str | None = None,
+                   verbose: bool = False, throw: bool = False, **kwargs: Any) -> bool:
+    from frappe.permissions import has_permission as _has_permission
+
+    return _has_permission(doctype, ptype, doc, user, verbose, throw, **kwargs)
+
+
+def get_roles(username: str | None = None) -> list[str]:
+    from frappe.permissions import get_roles as _get_roles
+
+    return _get_roles(username)
 
 
 def throw(msg: str, exc: type[Exception] = ValidationError, title: str | None = None, **_kw: Any) -> None:

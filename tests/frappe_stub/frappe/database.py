@@ -103,6 +103,27 @@ class Database:
         if self._conn.open:
             self._conn.close()
 
+    # --- schema (real: frappe/database/schema.py DbTable / mariadb/schema.py) ------------------
+    def sql_ddl(self, query: str) -> None:
+        """DDL commits implicitly on MariaDB: Frappe commits first (callbacks run), then runs it."""
+        self.commit()
+        self.sql(query)
+        self._columns.clear()
+
+    def updatedb(self, doctype: str) -> None:
+        """Add the columns of the DocType's Custom Fields that its table lacks (ALTER TABLE ADD
+        COLUMN, with Frappe's column type for the field type). Frappe never drops a column here."""
+        present = set(self.get_table_columns(doctype))
+        rows = self.sql("SELECT `fieldname`, `fieldtype`, `default` FROM `tabCustom Field` WHERE `dt` = %s ORDER BY `idx`,"
+                        " `creation`", (doctype,), as_dict=True)
+        adds = []
+        for row in rows:
+            definition = column_definition(row.fieldtype, row.default)
+            if definition and row.fieldname not in present:
+                adds.append(f"ADD COLUMN {_col(row.fieldname)} {definition}")
+        if adds:
+            self.sql_ddl(f"ALTER TABLE {_table(doctype)} {', '.join(adds)}")
+
     # --- helpers -------------------------------------------------------------------------------
     def get_table_columns(self, doctype: str) -> list[str]:
         return list(self.get_not_null_defaults(doctype))
@@ -191,6 +212,31 @@ class Database:
         where, params = _where(dn if isinstance(dn, dict) else {"name": dn})
         assignments = ", ".join(f"{_col(f)} = %s" for f in values)
         self.sql(f"UPDATE {_table(dt)} SET {assignments}{where}", [*values.values(), *params])
+
+
+# Frappe v15's MariaDB column types (frappe/database/mariadb/database.py type_map); the field
+# types missing here (Section Break, Column Break, HTML, Button, Table...) have no column.
+_COLUMN_TYPES = {
+    "Data": "varchar(140)", "Link": "varchar(140)", "Select": "varchar(140)", "Dynamic Link": "varchar(140)",
+    "Small Text": "text", "Text": "text", "Long Text": "longtext", "Code": "longtext", "Datetime": "datetime(6)",
+    "Date": "date", "Time": "time(6)", "Int": "int(11)", "Check": "int(1)", "Float": "decimal(21,9)",
+}
+
+
+def column_definition(fieldtype: str, default: Any = None) -> str | None:
+    """The column Frappe creates for a field: Int/Check NOT NULL DEFAULT <default or 0>; other
+    types nullable, with the field's default as column default."""
+    column = _COLUMN_TYPES.get(fieldtype)
+    if column is None:
+        return None
+    if fieldtype in ("Int", "Check"):
+        return f"{column} NOT NULL DEFAULT {int(default or 0)}"
+    if fieldtype == "Float":
+        return f"{column} NOT NULL DEFAULT {float(default or 0)}"
+    if default not in (None, ""):
+        escaped = str(default).replace("\\", "\\\\").replace("'", "''")
+        return f"{column} DEFAULT '{escaped}'"
+    return column
 
 
 def _where(filters: Any) -> tuple[str, list[Any]]:

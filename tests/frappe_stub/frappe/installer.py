@@ -1,8 +1,10 @@
 """`bench --site SITE install-app APP` / `uninstall-app` as far as the stand-in goes
 (frappe/installer.py, v15): the app must be on the bench (sites/apps.txt); its hooks.py is
 loaded; before_install / after_install hooks run; the app is appended to the global default
-`installed_apps`; the cache is cleared before and after. DocTypes, Module Defs, patches and
-fixtures are not synced (the tables come from tests/sql/schema.sql)."""
+`installed_apps`; the cache is cleared before and after. `remove_app` runs the app's
+before_uninstall hooks, removes it from `installed_apps` and runs after_uninstall. DocTypes,
+Module Defs (and the records linked to them), patches and fixtures are not synced or deleted
+(the tables come from tests/sql/schema.sql)."""
 
 from __future__ import annotations
 
@@ -28,6 +30,25 @@ def install_app(name: str, verbose: bool = False, set_as_patched: bool = True, f
             frappe.get_attr(after_install)()
     finally:
         frappe.flags.in_install = False
+    frappe.clear_cache()
+
+
+def remove_app(app_name: str, dry_run: bool = False, yes: bool = False, no_backup: bool = False,
+               force: bool = False) -> None:
+    app_hooks = frappe.get_hooks(app_name=app_name)
+    if not force and app_name not in frappe.get_installed_apps():
+        return
+    frappe.flags.in_uninstall = True
+    try:
+        for before_uninstall in app_hooks.before_uninstall or []:
+            frappe.get_attr(before_uninstall)()
+        if not dry_run:
+            remove_from_installed_apps(app_name)
+            frappe.db.commit()
+        for after_uninstall in app_hooks.after_uninstall or []:
+            frappe.get_attr(after_uninstall)()
+    finally:
+        frappe.flags.in_uninstall = False
     frappe.clear_cache()
 
 

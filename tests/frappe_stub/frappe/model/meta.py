@@ -31,6 +31,7 @@ DOCTYPES: dict[str, Meta] = {
     "BTU Configuration": Meta(module=_BTU, issingle=True,
                               int_fields=frozenset({"email_body_is_html", "create_in_progress_logs"})),
     "System Settings": Meta(issingle=True),
+    "Custom Field": Meta(module="Custom"),  # named <dt>-<fieldname> by its controller
 }
 
 
