@@ -34,3 +34,14 @@ doc_events = {
 override_doctype_class = {
     "BTU Task Schedule": "btu_hooks.task_schedule.BTUTaskSchedule",
 }
+
+# The form's buttons (Pause, Resume, Skip next, Run now, Backfill) and its read-only section of
+# upcoming runs and outcomes; they call btu_hooks.schedule_actions (whitelisted methods).
+doctype_js = {"BTU Task Schedule": "public/js/btu_task_schedule.js"}
+
+# The per-schedule policies btu-daemon reads (Custom Fields on BTU Task Schedule, see
+# btu_hooks.custom_fields): created on install and brought up to date on every migrate; their
+# records go on uninstall (the columns and values stay, as Frappe leaves them).
+after_install = "btu_hooks.custom_fields.ensure_custom_fields"
+after_migrate = "btu_hooks.custom_fields.ensure_custom_fields"
+before_uninstall = "btu_hooks.custom_fields.remove_custom_fields"

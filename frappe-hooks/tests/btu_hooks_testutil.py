@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -11,6 +11,7 @@ from btu_testdb import TestDatabase
 
 _UTC_RUN = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
 _LA = ZoneInfo("America/Los_Angeles")
+_NY = ZoneInfo("America/New_York")
 
 DB_NAME = "btu_test_hooks"
 SITE = "hooks.test"
@@ -44,6 +45,9 @@ class FakeClient:
         pass
 
     class ScheduleError(BtuError):
+        pass
+
+    class DaemonError(BtuError):
         pass
 
     def __init__(self) -> None:
@@ -80,6 +84,75 @@ class FakeClient:
     def rebuild(self, *, site: str | None = None, socket_path: str | None = None, timeout: float = 2.0) -> dict[str, Any]:
         self._enter("rebuild", site, socket_path)
         return {"sites": [site], "schedules": 4, "skipped": 2, "duration_ms": 3}
+
+
+class FakeActionsClient(FakeClient):
+    """FakeClient plus the calls behind the form (btu_client: upcoming, history, status, run_now
+    and issue 9's pause, resume, skip_next, backfill), with the same signatures and answer
+    shapes; keeps the pauses and skips it was given, as the daemon keeps them in Redis."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paused: dict[str, dict[str, Any]] = {}
+        self.skipped: dict[str, int] = {}
+        self.history_entries: list[dict[str, Any]] = []
+
+    def _runs(self, count: int) -> list[datetime]:
+        return [_UTC_RUN + timedelta(hours=i) for i in range(count)]
+
+    def upcoming(self, schedule: Any = None, count: int = 10, *, site: str | None = None,
+                 socket_path: str | None = None, timeout: float = 2.0) -> list[dict[str, Any]]:
+        self._enter("upcoming", schedule, count, site, socket_path)
+        skipped = self.skipped.get(schedule, 0)
+        return [{"site": site, "schedule": schedule, "task": "BTU-00001", "utc": t, "local": t.astimezone(_NY),
+                 "paused": schedule in self.paused, "skipped": i < skipped} for i, t in enumerate(self._runs(count))]
+
+    def history(self, schedule: Any, count: int = 20, *, site: str | None = None, socket_path: str | None = None,
+                timeout: float = 2.0) -> list[dict[str, Any]]:
+        self._enter("history", schedule, count, site, socket_path)
+        return self.history_entries[:count]
+
+    def status(self, *, socket_path: str | None = None, timeout: float = 2.0) -> dict[str, Any]:
+        self._enter("status", socket_path)
+        return {"daemon_version": "0.1.0", "protocol_version": 2, "sites": [
+            {"site": SITE, "schedules": 4, "redis_ok": True, "source_ok": True, "last_rebuild": None,
+             "paused": [{"schedule": s, "pause": p} for s, p in self.paused.items()], "skipped": []}]}
+
+    def run_now(self, schedule: Any, *, site: str | None = None, socket_path: str | None = None,
+                timeout: float = 2.0) -> dict[str, Any]:
+        self._enter("run_now", schedule, site, socket_path)
+        return {"site": site, "schedule": schedule, "job_id": f"{site}||btu-{schedule}-now", "queue": "default"}
+
+    def pause(self, schedule: Any, until: datetime | None = None, note: str | None = None, *, site: str | None = None,
+              socket_path: str | None = None, timeout: float = 2.0) -> dict[str, Any]:
+        self._enter("pause", schedule, until, note, site, socket_path)
+        pause = {"until": until, "note": note, "at": _UTC_RUN - timedelta(hours=1), "uid": 1000, "pid": 42}
+        self.paused[schedule] = pause
+        return {"site": site, "schedule": schedule, "pause": pause}
+
+    def resume(self, schedule: Any, *, site: str | None = None, socket_path: str | None = None,
+               timeout: float = 2.0) -> dict[str, Any]:
+        self._enter("resume", schedule, site, socket_path)
+        return {"site": site, "schedule": schedule, "was_paused": self.paused.pop(schedule, None) is not None}
+
+    def skip_next(self, schedule: Any, count: int = 1, *, site: str | None = None, socket_path: str | None = None,
+                  timeout: float = 2.0) -> dict[str, Any]:
+        self._enter("skip_next", schedule, count, site, socket_path)
+        before = self.skipped.get(schedule, 0)
+        self.skipped[schedule] = before + count
+        runs = [{"utc": t, "local": t.astimezone(_NY)} for t in self._runs(before + count)]
+        return {"site": site, "schedule": schedule, "added": runs[before:], "pending": runs}
+
+    def backfill(self, schedule: Any, start: datetime, end: datetime, max: int = 1000,  # noqa: A002
+                 dry_run: bool = False, *, site: str | None = None, socket_path: str | None = None,
+                 timeout: float = 2.0) -> dict[str, Any]:
+        self._enter("backfill", schedule, start, end, max, dry_run, site, socket_path)
+        runs, t = [], start
+        while t < end and len(runs) < max:
+            runs.append({"due": t, "local": t.astimezone(_NY), "job_id": f"{site}||btu-{schedule}-{int(t.timestamp())}",
+                         "status": "would_enqueue" if dry_run else "enqueued"})
+            t += timedelta(hours=1)
+        return {"site": site, "schedule": schedule, "dry_run": dry_run, "runs": runs}
 
 
 def add_task(db: TestDatabase, name: str, function_string: str, *, arguments: str | None = None,
