@@ -101,9 +101,9 @@ def backfill(schedule: str, start: str, end: str, max: int | str = 1000,  # noqa
     if end_dt <= start_dt:
         _throw(_("Until must be after From."))
     limit = _positive(max, "Max", MAX_BACKFILL)
-    reply = _call("backfill", schedule, start=start_dt, end=end_dt, max=limit, dry_run=bool(cint(dry_run)))
-    return {"message": view.describe_backfill(reply), "runs": view.backfill_rows(reply.get("runs") or []),
-            "dry_run": bool(reply.get("dry_run"))}
+    dry = bool(cint(dry_run))
+    runs = list(_call("backfill", schedule, start=start_dt, end=end_dt, max=limit, dry_run=dry))
+    return {"message": view.describe_backfill(schedule, runs, dry), "runs": view.backfill_rows(runs), "dry_run": dry}
 
 
 @frappe.whitelist()
@@ -214,7 +214,8 @@ def explain(client: Any, error: Exception, action: str, schedule: str | None, pa
             return (f"btu-daemon does not plan {schedule} ({error}): is the schedule enabled, its task submitted, "
                     "and the schedule saved?")
         return f"btu-daemon refused {schedule}: {error}"
-    if code == "invalid_argument":
+    argument_error = getattr(client, "ArgumentError", None)
+    if code == "invalid_argument" or (argument_error is not None and isinstance(error, argument_error)):
         return f"btu-daemon refused the {what}: {error}"
     return f"btu-daemon could not do the {what} of {schedule or 'the site'}: {type(error).__name__}: {error}"
 

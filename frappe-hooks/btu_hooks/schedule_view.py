@@ -99,24 +99,23 @@ def history_rows(entries: Iterable[Mapping[str, Any]], zone: tzinfo | None = Non
 
 
 def pause_of(status: Mapping[str, Any], site: str | None, schedule: str) -> dict[str, Any] | None:
-    """The schedule's pause from btu_client.status (each site lists its paused schedules), as
-    {until_utc, note, at_utc}; None when not paused."""
+    """The schedule's pause from btu_client.status (each site lists its paused schedules: Pause
+    dicts with schedule, until, note, at), as {until_utc, note, at_utc}; None when not paused."""
     for site_status in status.get("sites") or []:
         if site is not None and site_status.get("site") != site:
             continue
-        for paused in site_status.get("paused") or []:
-            if paused.get("schedule") == schedule:
-                info = paused.get("pause") or {}
-                return {"until_utc": fmt_utc(info.get("until")) if info.get("until") else "",
-                        "note": str(info.get("note") or ""), "at_utc": fmt_utc(info.get("at"))}
+        for pause in site_status.get("paused") or []:
+            if pause.get("schedule") == schedule:
+                return {"until_utc": fmt_utc(pause.get("until")) if pause.get("until") else "",
+                        "note": str(pause.get("note") or ""), "at_utc": fmt_utc(pause.get("at"))}
     return None
 
 
 def describe_pause(reply: Mapping[str, Any]) -> str:
-    info = reply.get("pause") or {}
-    until = info.get("until")
+    """btu_client.pause's answer (a Paused dict: site, schedule, until, note, at, uid, pid)."""
+    until = reply.get("until")
     text = f"{reply.get('schedule')} is paused " + (f"until {fmt_utc(until)}" if until else "until resumed")
-    return text + (f" ({info['note']})" if info.get("note") else "") + "."
+    return text + (f" ({reply['note']})" if reply.get("note") else "") + "."
 
 
 def describe_resume(reply: Mapping[str, Any]) -> str:
@@ -141,12 +140,12 @@ def backfill_rows(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
              "job_id": str(r.get("job_id") or "")} for r in runs]
 
 
-def describe_backfill(reply: Mapping[str, Any]) -> str:
-    runs = list(reply.get("runs") or [])
+def describe_backfill(schedule: str, runs: Sequence[Mapping[str, Any]], dry_run: bool) -> str:
+    """btu_client.backfill's answer (BackfillRun dicts, oldest first) in one line."""
     counts: dict[str, int] = {}
     for run in runs:
         counts[str(run.get("status"))] = counts.get(str(run.get("status")), 0) + 1
     parts = [f"{n} {status.replace('_', ' ')}" for status, n in sorted(counts.items())]
-    what = "Dry run" if reply.get("dry_run") else "Backfill"
-    return f"{what} of {reply.get('schedule')}: {len(runs)} planned run{'s' if len(runs) != 1 else ''}" + (
+    what = "Dry run" if dry_run else "Backfill"
+    return f"{what} of {schedule}: {len(runs)} planned run{'s' if len(runs) != 1 else ''}" + (
         f" ({', '.join(parts)})." if parts else ".")

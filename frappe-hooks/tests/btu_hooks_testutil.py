@@ -50,6 +50,9 @@ class FakeClient:
     class DaemonError(BtuError):
         pass
 
+    class ArgumentError(BtuError, ValueError):
+        pass
+
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
         self.fail: BaseException | None = None  # raised by every call
@@ -116,7 +119,7 @@ class FakeActionsClient(FakeClient):
         self._enter("status", socket_path)
         return {"daemon_version": "0.1.0", "protocol_version": 2, "sites": [
             {"site": SITE, "schedules": 4, "redis_ok": True, "source_ok": True, "last_rebuild": None,
-             "paused": [{"schedule": s, "pause": p} for s, p in self.paused.items()], "skipped": []}]}
+             "paused": list(self.paused.values()), "skipped": []}]}
 
     def run_now(self, schedule: Any, *, site: str | None = None, socket_path: str | None = None,
                 timeout: float = 2.0) -> dict[str, Any]:
@@ -126,9 +129,10 @@ class FakeActionsClient(FakeClient):
     def pause(self, schedule: Any, until: datetime | None = None, note: str | None = None, *, site: str | None = None,
               socket_path: str | None = None, timeout: float = 2.0) -> dict[str, Any]:
         self._enter("pause", schedule, until, note, site, socket_path)
-        pause = {"until": until, "note": note, "at": _UTC_RUN - timedelta(hours=1), "uid": 1000, "pid": 42}
+        pause = {"schedule": schedule, "until": until, "note": note, "at": _UTC_RUN - timedelta(hours=1),
+                 "uid": 1000, "pid": 42}
         self.paused[schedule] = pause
-        return {"site": site, "schedule": schedule, "pause": pause}
+        return {"site": site, **pause}
 
     def resume(self, schedule: Any, *, site: str | None = None, socket_path: str | None = None,
                timeout: float = 2.0) -> dict[str, Any]:
@@ -145,14 +149,14 @@ class FakeActionsClient(FakeClient):
 
     def backfill(self, schedule: Any, start: datetime, end: datetime, max: int = 1000,  # noqa: A002
                  dry_run: bool = False, *, site: str | None = None, socket_path: str | None = None,
-                 timeout: float = 2.0) -> dict[str, Any]:
+                 timeout: float = 30.0) -> list[dict[str, Any]]:
         self._enter("backfill", schedule, start, end, max, dry_run, site, socket_path)
         runs, t = [], start
         while t < end and len(runs) < max:
             runs.append({"due": t, "local": t.astimezone(_NY), "job_id": f"{site}||btu-{schedule}-{int(t.timestamp())}",
                          "status": "would_enqueue" if dry_run else "enqueued"})
             t += timedelta(hours=1)
-        return {"site": site, "schedule": schedule, "dry_run": dry_run, "runs": runs}
+        return runs
 
 
 def add_task(db: TestDatabase, name: str, function_string: str, *, arguments: str | None = None,

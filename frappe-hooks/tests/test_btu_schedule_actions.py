@@ -60,7 +60,7 @@ def test_pause_sends_note_and_until_in_utc(desk: str, client: FakeActionsClient)
     assert until == until_local.replace(microsecond=0).astimezone(UTC) and until.tzinfo is not None
     assert note == "holidays (Administrator via Desk)"  # the daemon's audit knows only the web process
     assert out["message"].startswith("TS-000002 is paused until ") and "(holidays (Administrator via Desk))" in out["message"]
-    assert out["reply"]["pause"]["until"] == until.isoformat()  # JSON-friendly for the browser
+    assert out["reply"]["until"] == until.isoformat()  # JSON-friendly for the browser
 
 
 def test_pause_without_until_and_with_an_offset(desk: str, client: FakeActionsClient) -> None:
@@ -182,7 +182,7 @@ def _client_errors(c: FakeActionsClient) -> list[tuple[Exception, str]]:
         (_coded(c.ScheduleError, "unknown schedule TS-000002", "unknown_schedule"),
          "btu-daemon does not plan TS-000002 (unknown schedule TS-000002): is the schedule enabled, its task "
          "submitted, and the schedule saved?"),
-        (_coded(c.BtuError, "until is in the past", "invalid_argument"),
+        (_coded(c.ArgumentError, "until is in the past", "invalid_argument"),
          "btu-daemon refused the pause: until is in the past"),
         (_coded(c.DaemonError, "redis unreachable", "internal"),
          "btu-daemon could not do the pause of TS-000002: DaemonError: redis unreachable"),
