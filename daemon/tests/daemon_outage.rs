@@ -79,6 +79,19 @@ async fn engine_survives_redis_outages() {
     assert_eq!(planned, vec!["tick"]);
     let st = handle.status().await.expect("status");
     assert!(st.runs_enqueued > enqueued_before);
+    // The history says what happened to each instant: the runs missed during the outage
+    // (skipped_missed, one entry per instant, no lateness), then enqueued ones with lateness.
+    let history: Vec<String> = conn.lrange(format!("btu:{token}-x:history:tick"), 0, -1).await.expect("lrange");
+    let entries: Vec<serde_json::Value> = history.iter().map(|e| serde_json::from_str(e).expect("json")).collect();
+    let missed: Vec<&serde_json::Value> = entries.iter().filter(|e| e["outcome"] == "skipped_missed").collect();
+    assert!(!missed.is_empty(), "{history:?}");
+    assert!(missed.iter().all(|e| e["lateness_ms"].is_null() && e["enqueued_at"].is_null()), "{history:?}");
+    let dues: HashSet<&str> = missed.iter().filter_map(|e| e["due"].as_str()).collect();
+    assert_eq!(dues.len(), missed.len(), "one entry per missed instant: {history:?}");
+    assert!(
+        entries.iter().any(|e| e["outcome"] == "enqueued" && e["lateness_ms"].as_i64().is_some_and(|l| l >= 0)),
+        "{history:?}"
+    );
     stop(handle, task).await;
     let ids: Vec<String> = conn.lrange(&qkey, 0, -1).await.expect("lrange");
     assert_eq!(ids.len(), ids.iter().collect::<HashSet<_>>().len(), "{ids:?}");

@@ -284,15 +284,27 @@ pub struct History {
     pub runs: Vec<HistoryRun>,
 }
 
-/// One enqueued run in [`History`].
+/// What happened to one due instant, in [`History`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryRun {
-    /// The RQ job id.
+    /// The RQ job id (for a run not enqueued: the id it would have had).
     pub job_id: String,
     /// RFC 3339 UTC due instant the run was planned for.
     pub due: String,
-    /// RFC 3339 UTC instant the job was written to Redis.
-    pub enqueued_at: String,
+    /// RFC 3339 UTC instant the job was written to Redis; `None` when it was not enqueued.
+    #[serde(default)]
+    pub enqueued_at: Option<String>,
+    /// `enqueued`, `replaced`, `skipped_overlap`, `skipped_paused`, `skipped_by_request` or
+    /// `skipped_missed` (a string, so a newer daemon's outcome reaches an older client as text).
+    #[serde(default = "enqueued")]
+    pub outcome: String,
+    /// `enqueued_at` minus `due` in milliseconds, for enqueued and replaced runs.
+    #[serde(default)]
+    pub lateness_ms: Option<i64>,
+}
+
+fn enqueued() -> String {
+    "enqueued".to_string()
 }
 
 /// Answer to [`Request::RunNow`].

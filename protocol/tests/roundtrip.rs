@@ -111,16 +111,22 @@ fn response() -> impl Strategy<Value = Response> {
                 .map(|(site, schedule, task, utc, local)| UpcomingRun { site, schedule, task, utc, local })
                 .collect()
         })),
-        (text(), text(), vec((text(), text(), text()), 0..4)).prop_map(|(site, schedule, runs)| Response::History(
-            History {
+        (text(), text(), vec((text(), text(), option::of(text()), text(), option::of(any::<i64>())), 0..4)).prop_map(
+            |(site, schedule, runs)| Response::History(History {
                 site,
                 schedule,
                 runs: runs
                     .into_iter()
-                    .map(|(job_id, due, enqueued_at)| HistoryRun { job_id, due, enqueued_at })
+                    .map(|(job_id, due, enqueued_at, outcome, lateness_ms)| HistoryRun {
+                        job_id,
+                        due,
+                        enqueued_at,
+                        outcome,
+                        lateness_ms
+                    })
                     .collect()
-            }
-        )),
+            })
+        ),
         (text(), text(), text(), text()).prop_map(|(site, schedule, job_id, queue)| Response::RanNow(RanNow {
             site,
             schedule,

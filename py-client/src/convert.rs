@@ -95,7 +95,10 @@ fn history_run<'py>(py: Python<'py>, r: &HistoryRun) -> PyResult<Bound<'py, PyDi
     let d = PyDict::new(py);
     d.set_item("job_id", &r.job_id)?;
     d.set_item("due", datetime(py, "due", &r.due)?)?;
-    d.set_item("enqueued_at", datetime(py, "enqueued_at", &r.enqueued_at)?)?;
+    let enqueued_at = r.enqueued_at.as_deref().map(|t| datetime(py, "enqueued_at", t)).transpose()?;
+    d.set_item("enqueued_at", enqueued_at)?;
+    d.set_item("outcome", &r.outcome)?;
+    d.set_item("lateness_ms", r.lateness_ms)?;
     Ok(d)
 }
 

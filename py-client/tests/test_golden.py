@@ -144,8 +144,17 @@ RESPONSES: list[tuple[str, int, Any]] = [
             {
                 "job_id": "btu:TS-0001:1736949600",
                 "due": datetime(2025, 1, 15, 14, 0, tzinfo=UTC),
-                "enqueued_at": datetime(2025, 1, 15, 14, 0, tzinfo=UTC),
-            }
+                "enqueued_at": datetime(2025, 1, 15, 14, 0, 0, 42000, tzinfo=UTC),
+                "outcome": "enqueued",
+                "lateness_ms": 42,
+            },
+            {
+                "job_id": "btu:TS-0001:1736949540",
+                "due": datetime(2025, 1, 15, 13, 59, tzinfo=UTC),
+                "enqueued_at": None,
+                "outcome": "skipped_overlap",
+                "lateness_ms": None,
+            },
         ],
     ),
     ("response_ran_now", 10, {"site": "site1.local", "schedule": "TS-0001", "job_id": "btu:TS-0001:now:1736949600", "queue": "default"}),

@@ -57,7 +57,7 @@ pub enum RemoteCommand {
         #[command(flatten)]
         conn: ConnArgs,
     },
-    /// The most recent runs the daemon enqueued for a schedule, newest first.
+    /// What happened to a schedule's most recent due instants (outcome, lateness), newest first.
     History {
         /// Schedule id, e.g. TS-000001.
         id: String,
@@ -248,9 +248,20 @@ fn render(client: &Client, response: &Response) -> Result<String, ClientError> {
             if h.runs.is_empty() {
                 let _ = writeln!(out, "no runs recorded for {} on site {}", h.schedule, h.site);
             } else {
-                let rows: Vec<Vec<String>> =
-                    h.runs.iter().map(|r| vec![r.job_id.clone(), r.due.clone(), r.enqueued_at.clone()]).collect();
-                out.push_str(&table(&["JOB ID", "DUE (UTC)", "ENQUEUED (UTC)"], &rows));
+                let rows: Vec<Vec<String>> = h
+                    .runs
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.due.clone(),
+                            r.outcome.clone(),
+                            r.lateness_ms.map_or_else(|| "-".to_string(), |ms| ms.to_string()),
+                            r.enqueued_at.clone().unwrap_or_else(|| "-".to_string()),
+                            r.job_id.clone(),
+                        ]
+                    })
+                    .collect();
+                out.push_str(&table(&["DUE (UTC)", "OUTCOME", "LATENESS MS", "ENQUEUED (UTC)", "JOB ID"], &rows));
             }
         }
         Response::Notified(n) => {

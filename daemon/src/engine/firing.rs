@@ -21,13 +21,14 @@ use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
+use super::batch::{FireItem, FireResult, append_history, enqueue_batch, run_outcome};
 use super::jobs::{JobSettings, build_job, prepare_run, run_job_id};
 use super::link::RedisLink;
 use super::plan::{DueRun, Plan};
 use super::planner;
 use super::prepare::{BuildSettings, PREPARE_AHEAD, Payload, Prepare, Prepared};
 use super::reports::{EngineError, RunNowResult};
-use super::store::{self, PlanWrite, rfc3339};
+use super::store::{self, HistoryTarget, PlanWrite, rfc3339};
 use crate::metrics::SiteMetrics;
 use crate::outcome::RunOutcome;
 use crate::rq::{Claim, EnqueueOutcome, FormChoice, HistoryAppend, RqError, RqWriter};
@@ -69,27 +70,6 @@ pub(super) struct RunCounters {
 
 /// A schedule and its next run, to record in Redis.
 type PlannedNext = (Arc<ScheduleSpec>, Option<DateTime<Utc>>);
-
-/// One run in a batch.
-struct FireItem {
-    site: usize,
-    id: Arc<str>,
-    due: DateTime<Utc>,
-    /// The schedule's next run as planned when this one fired: its plan is only recorded (or
-    /// put back) if nothing replanned it since.
-    planned_next: Option<DateTime<Utc>>,
-    job_id: String,
-    on_time: bool,
-    /// Appended after the batch answered `Enqueued`, outside the atomic step.
-    history: Option<HistoryAppend>,
-}
-
-/// A batch's answer for one run.
-pub(super) struct FireResult {
-    item: FireItem,
-    outcome: Result<EnqueueOutcome, RqError>,
-    done_at: DateTime<Utc>,
-}
 
 /// What firing's background work yields to the engine loop.
 pub(super) enum FiringEvent {
@@ -219,11 +199,22 @@ impl Firing {
         // Schedules whose missed run was skipped: nothing to enqueue, but Redis must learn
         // their new next run.
         let mut replanned: Vec<(usize, PlannedNext)> = Vec::new();
+        // skipped_missed entries of schedules that fire nothing now.
+        let mut missed_only: Vec<HistoryAppend> = Vec::new();
         while let Some(DueRun { site: idx, id, due, spec }) = plan.pop_due(now) {
             let r = planner::resume(&spec.schedule, Some(due), now, grace);
             plan.set_next(idx, &id, r.next);
             let site = plan.name(idx);
+            let history = HistoryTarget::new(self.history_max, site, &id);
+            let mut missed = Vec::new();
             if let Some((first, last)) = r.skipped {
+                missed = planner::missed_runs(&spec.schedule, first, last, self.history_max)
+                    .into_iter()
+                    .filter_map(|t| {
+                        let job_id = run_job_id(site, &spec, t, &self.build.jobs);
+                        history.entry(&job_id, t, RunOutcome::SkippedMissed, now)
+                    })
+                    .collect();
                 self.counters.missed += 1;
                 if let Some(m) = self.metrics.get(idx) {
                     m.run(RunOutcome::SkippedMissed);
@@ -241,6 +232,7 @@ impl Firing {
                     info!(site, schedule = %id, "schedule has no further runs");
                 }
                 replanned.push((idx, (spec, r.next)));
+                missed_only.append(&mut missed);
                 continue;
             };
             let on_time = now - fire < TimeDelta::seconds(1) && fire == due;
@@ -258,9 +250,8 @@ impl Firing {
                 Ok(r) => r.job_id().to_string(),
                 Err(_) => run_job_id(site, &spec, fire, &self.build.jobs),
             };
-            // The history entry is made now, not ahead, so its enqueue time is the real one.
-            let history = store::history_append(self.history_max, site, &id, &job_id, fire, now);
-            batch.push((FireItem { site: idx, id, due: fire, planned_next: r.next, job_id, on_time, history }, run));
+            let item = FireItem { site: idx, id, due: fire, planned_next: r.next, job_id, on_time, history, missed };
+            batch.push((item, run));
             if batch.len() == ENQUEUE_BATCH {
                 // Sent while the rest of the burst is collected: Redis starts on it at once,
                 // and the multiplexed connection pipelines the batches behind each other.
@@ -268,7 +259,10 @@ impl Firing {
             }
         }
         if !batch.is_empty() {
-            self.in_flight.spawn(enqueue_batch(writer, batch));
+            self.in_flight.spawn(enqueue_batch(writer.clone(), batch));
+        }
+        if !missed_only.is_empty() {
+            append_history(&writer, &missed_only).await;
         }
         self.prepare.used_up(now);
         replanned.sort_by_key(|(idx, _)| *idx);
@@ -290,20 +284,42 @@ impl Firing {
             let site = plan.name(item.site);
             match outcome {
                 Ok(o) => {
-                    if o == EnqueueOutcome::Enqueued {
-                        self.counters.enqueued += 1;
-                        if let Some(m) = self.metrics.get(item.site) {
-                            m.enqueued(&item.id, item.due, done_at);
+                    let run_outcome = run_outcome(&o);
+                    let metrics = self.metrics.get(item.site);
+                    let (job_id, due) = (&item.job_id, rfc3339(item.due));
+                    match &o {
+                        EnqueueOutcome::Enqueued | EnqueueOutcome::Replaced { .. } => {
+                            self.counters.enqueued += 1;
+                            if let Some(m) = metrics {
+                                m.enqueued(&item.id, item.due, done_at, run_outcome);
+                            }
+                            let lateness_ms = (done_at - item.due).num_milliseconds();
+                            if let EnqueueOutcome::Replaced { canceled } = &o {
+                                info!(site, schedule = %item.id, job_id = %job_id, due, lateness_ms, canceled = %canceled,
+                                    "run enqueued, replacing its still-queued previous job (canceled)");
+                            } else {
+                                info!(site, schedule = %item.id, job_id = %job_id, due, lateness_ms, "run enqueued");
+                            }
                         }
-                        info!(site, schedule = %item.id, job_id = %item.job_id, due = %rfc3339(item.due),
-                            lateness_ms = (done_at - item.due).num_milliseconds(), "run enqueued");
-                    } else {
-                        self.counters.already_claimed += 1;
-                        if let Some(m) = self.metrics.get(item.site) {
-                            m.run(RunOutcome::DuplicateClaim);
+                        EnqueueOutcome::AlreadyClaimed => {
+                            self.counters.already_claimed += 1;
+                            if let Some(m) = metrics {
+                                m.run(run_outcome);
+                            }
+                            debug!(site, schedule = %item.id, job_id = %job_id, due,
+                                "run already decided by an earlier attempt or another daemon");
                         }
-                        debug!(site, schedule = %item.id, job_id = %item.job_id, due = %rfc3339(item.due),
-                            "run already enqueued by an earlier attempt or another daemon");
+                        skipped => {
+                            if let Some(m) = metrics {
+                                m.run(run_outcome);
+                            }
+                            let running = match skipped {
+                                EnqueueOutcome::SkippedOverlap { running } => Some(running.as_str()),
+                                _ => None,
+                            };
+                            info!(site, schedule = %item.id, job_id = %job_id, due, outcome = run_outcome.as_str(),
+                                running, "run not enqueued");
+                        }
                     }
                     if self.record_lateness && item.on_time {
                         self.lateness.push((done_at - item.due).to_std().unwrap_or(Duration::ZERO));
@@ -360,7 +376,8 @@ impl Firing {
         let job_id = run_job_id(site, spec, now, &self.build.jobs);
         let job = build_job(spec, now, job_id.clone(), &self.build.jobs);
         let claim = Claim { key: store::claim_key(site, &spec.id, now), ttl_secs: self.build.claim_ttl_secs };
-        let history = store::history_append(self.history_max, site, &spec.id, &job_id, now, now);
+        let history =
+            HistoryTarget::new(self.history_max, site, &spec.id).entry(&job_id, now, RunOutcome::Enqueued, now);
         let result =
             RunNowResult { site: site.to_string(), schedule: spec.id.to_string(), job_id, queue: job.queue.clone() };
         tokio::spawn(async move {
@@ -395,50 +412,4 @@ impl Firing {
 
 fn grace_delta(d: Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
-}
-
-/// Writes one batch of runs with one script call and answers for every run; runs whose job
-/// could not be built never reach Redis. Then appends the history of the runs it enqueued in
-/// one pipelined round trip: outside the atomic step, which halves Redis' work per run, and
-/// after `done_at`, because the job is in its queue (visible to workers) by then. A crash in
-/// between loses history entries, never a run; a failed append is logged, the run stands.
-async fn enqueue_batch(writer: RqWriter, batch: Vec<(FireItem, Payload)>) -> Vec<FireResult> {
-    let mut results = Vec::with_capacity(batch.len());
-    let (mut items, mut runs) = (Vec::with_capacity(batch.len()), Vec::with_capacity(batch.len()));
-    for (item, run) in batch {
-        match run {
-            Ok(run) => {
-                items.push(item);
-                runs.push(run);
-            }
-            Err(e) => results.push(FireResult { item, outcome: Err(e), done_at: Utc::now() }),
-        }
-    }
-    let outcomes = writer.enqueue_many(&runs, Utc::now()).await;
-    let done_at = Utc::now();
-    match outcomes {
-        Ok(outcomes) => {
-            results.extend(items.into_iter().zip(outcomes).map(|(item, outcome)| FireResult { item, outcome, done_at }))
-        }
-        Err(e) => results.extend(items.into_iter().map(|item| FireResult { item, outcome: Err(e.clone()), done_at })),
-    }
-    let (written, history): (Vec<&FireItem>, Vec<HistoryAppend>) = results
-        .iter()
-        .filter(|r| matches!(r.outcome, Ok(EnqueueOutcome::Enqueued)))
-        .filter_map(|r| Some((&r.item, r.item.history.clone()?)))
-        .unzip();
-    match writer.append_history(&history).await {
-        Ok(answers) => {
-            for ((item, h), res) in written.iter().zip(&history).zip(answers) {
-                if let Err(e) = res {
-                    warn!(schedule = %item.id, job_id = %item.job_id, due = %rfc3339(item.due), history = %h.key,
-                        error = %e, "history entry not written; the run is enqueued");
-                }
-            }
-        }
-        Err(e) => {
-            warn!(runs = history.len(), error = %e, "history entries of an enqueued batch not written; the runs are enqueued")
-        }
-    }
-    results
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::config::{Config, Mode};
 use crate::pyvalue::{Kwargs, PyValue};
-use crate::rq::{Claim, IdForm, PreparedRun, RqError, RqJob};
+use crate::rq::{Claim, Gates, IdForm, OverlapGate, PreparedRun, RqError, RqJob};
 use crate::source::ScheduleSpec;
 
 /// Frappe's `execute_job`, which every Frappe worker can import.
@@ -103,9 +103,27 @@ pub fn run_job_id(site: &str, spec: &ScheduleSpec, due: DateTime<Utc>, settings:
     crate::rq::job_id_in(form, site, &spec.id, due)
 }
 
+/// The gates the run of `spec` on `site` due at `due` passes at its instant: the schedule's
+/// pause key, its skip set (member: the due instant in unix seconds), its last job and its
+/// overlap policy.
+pub fn run_gates(site: &str, spec: &ScheduleSpec, due: DateTime<Utc>) -> Gates {
+    use super::store::{lastjob_key, pause_key, skip_key};
+    Gates {
+        pause_key: Some(pause_key(site, &spec.id)),
+        skip: Some((skip_key(site, &spec.id), due.timestamp())),
+        lastjob_key: Some(lastjob_key(site, &spec.id)),
+        overlap: overlap_gate(spec),
+    }
+}
+
+/// The schedule's overlap policy as the script spells it.
+fn overlap_gate(_spec: &ScheduleSpec) -> OverlapGate {
+    OverlapGate::Allow
+}
+
 /// The run of `spec` on `site` due at `due`, ready for [`crate::rq::RqWriter::enqueue_many`]:
 /// job id derived, job built, every field validated, payload pickled and compressed, claim
-/// named. This is the costly part of an enqueue, which is why the engine does it before the
+/// named, gates set ([`run_gates`]). This is the costly part of an enqueue, which is why the engine does it before the
 /// due instant when it can. `created_at` becomes the job's `created_at`.
 pub fn prepare_run(
     site: &str,
@@ -118,5 +136,5 @@ pub fn prepare_run(
     let job_id = run_job_id(site, spec, due, settings);
     let claim = Claim { key: super::store::claim_key(site, &spec.id, due), ttl_secs: claim_ttl_secs };
     let job = build_job(spec, due, job_id, settings);
-    PreparedRun::new(&job, claim, created_at)
+    Ok(PreparedRun::new(&job, claim, created_at)?.with_gates(run_gates(site, spec, due)))
 }

@@ -21,7 +21,8 @@
 //! | `rebuild` | the steps of one site's rebuild, applied to the plan batch by batch |
 //! | `loader` | when and which sites load; per-site source state; rebuild waiters |
 //! | `prepare` | payloads of the next due instant, built ahead of it |
-//! | `firing` | due runs → batches of enqueues → outcomes, run counters, history |
+//! | `batch` | one batch's script call, its answer per run and the history entries it decided |
+//! | `firing` | due runs → batches of enqueues → outcomes, run counters, logs, metrics |
 //! | `answers` | notify, cancel, status, upcoming, history and run-now answers |
 //! | `run` | [`Engine`]: the `select!` loop handing each event to its component |
 //!
@@ -31,6 +32,7 @@
 
 mod answers;
 pub(crate) mod backoff;
+mod batch;
 mod firing;
 mod follow;
 mod handle;

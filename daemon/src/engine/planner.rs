@@ -64,6 +64,28 @@ fn previous_run(schedule: &LocalSchedule, first: DateTime<Utc>, latest: DateTime
     schedule.last_at_or_before(latest - TimeDelta::seconds(1)).filter(|p| *p >= first).unwrap_or(first)
 }
 
+/// The newest `max` runs of the skipped span `first..=last` (as [`Resume::skipped`] gives
+/// it), oldest first: the instants a history records as skipped_missed. Walks back from
+/// `last`, so a long outage costs `max` steps, not one per missed run.
+pub fn missed_runs(
+    schedule: &LocalSchedule,
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+    max: usize,
+) -> Vec<DateTime<Utc>> {
+    let mut runs = Vec::new();
+    let mut at = Some(last).filter(|l| *l >= first);
+    while let Some(t) = at {
+        if runs.len() == max {
+            break;
+        }
+        runs.push(t);
+        at = schedule.last_at_or_before(t - TimeDelta::seconds(1)).filter(|p| *p >= first && *p < t);
+    }
+    runs.reverse();
+    runs
+}
+
 /// How long a claim key must live: the same run can only be attempted again inside the
 /// catch-up window (grace) after its due instant, or by a second daemon at about the same
 /// time; twice the grace plus an hour of slack for clock skew covers both without keeping
@@ -134,6 +156,20 @@ mod tests {
                 next: Some(at("2030-01-01T01:00:00Z"))
             }
         );
+    }
+
+    #[test]
+    fn missed_runs_are_the_newest_of_the_span_oldest_first() {
+        let s = sched("* * * * *");
+        let (first, last) = (at("2030-01-01T00:00:00Z"), at("2030-01-01T00:02:00Z"));
+        assert_eq!(missed_runs(&s, first, last, 10), vec![first, at("2030-01-01T00:01:00Z"), last]);
+        assert_eq!(missed_runs(&s, first, last, 2), vec![at("2030-01-01T00:01:00Z"), last]);
+        assert_eq!(missed_runs(&s, first, first, 5), vec![first]);
+        assert!(missed_runs(&s, first, last, 0).is_empty());
+        // A year of per-second runs costs `max` steps.
+        let s = sched("* * * * * *");
+        let runs = missed_runs(&s, at("2030-01-01T00:00:00Z"), at("2031-01-01T00:00:00Z"), 3);
+        assert_eq!(runs, vec![at("2030-12-31T23:59:58Z"), at("2030-12-31T23:59:59Z"), at("2031-01-01T00:00:00Z")]);
     }
 
     #[test]

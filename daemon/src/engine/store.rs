@@ -6,6 +6,9 @@
 //! | `btu:<site>:schedules` | HASH | schedule id → JSON [`StoredSchedule`] |
 //! | `btu:<site>:history:<schedule>` | LIST | newest first, bounded: JSON [`HistoryEntry`] |
 //! | `btu:<site>:claim:<portable job id>` | STRING | set once per run by the atomic enqueue; expires |
+//! | `btu:<site>:pause:<schedule>` | STRING | exists while the schedule is paused (read at each due instant) |
+//! | `btu:<site>:skip:<schedule>` | ZSET | due instants (unix seconds) not to enqueue; the instant's step removes its member |
+//! | `btu:<site>:lastjob:<schedule>` | STRING | id of the schedule's last enqueued job (overlap policy) |
 //!
 //! Redis holds the upcoming runs so every daemon instance, the CLI and operators see them,
 //! and so a restarted daemon knows which run was next (the missed-run rule needs it).
@@ -17,6 +20,7 @@ use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
+use crate::outcome::RunOutcome;
 use crate::rq::HistoryAppend;
 use crate::source::{Fingerprint, ScheduleSpec};
 
@@ -32,6 +36,15 @@ pub fn schedules_key(site: &str) -> String {
 }
 pub fn history_key(site: &str, schedule: &str) -> String {
     format!("btu:{site}:history:{schedule}")
+}
+pub fn pause_key(site: &str, schedule: &str) -> String {
+    format!("btu:{site}:pause:{schedule}")
+}
+pub fn skip_key(site: &str, schedule: &str) -> String {
+    format!("btu:{site}:skip:{schedule}")
+}
+pub fn lastjob_key(site: &str, schedule: &str) -> String {
+    format!("btu:{site}:lastjob:{schedule}")
 }
 /// The claim of the run of `schedule` due at `due`: named after the run's PORTABLE id whatever
 /// id form the job gets, so two daemons using different forms (or a form switch mid-flight)
@@ -95,14 +108,48 @@ struct StoredFingerprint {
     fingerprint: String,
 }
 
-/// One enqueued run in a schedule's history.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// What happened to one due instant of a schedule, in its history. Entries written before
+/// outcomes existed read as `enqueued`, their lateness computed from `enqueued_at - due`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct HistoryEntry {
+    /// The run's job id (for a run not enqueued: the id it would have had).
     pub job_id: String,
     /// RFC 3339 UTC.
     pub due: String,
-    /// RFC 3339 UTC.
-    pub enqueued_at: String,
+    /// RFC 3339 UTC, milliseconds; `None` when the run was not enqueued.
+    pub enqueued_at: Option<String>,
+    /// A [`RunOutcome`] spelling: enqueued, replaced, skipped_overlap, skipped_paused,
+    /// skipped_by_request, skipped_missed.
+    pub outcome: String,
+    /// Enqueue write time minus the due instant, for enqueued and replaced runs.
+    pub lateness_ms: Option<i64>,
+}
+
+/// [`HistoryEntry`] as stored, with the fields older daemons did not write left optional.
+#[derive(Deserialize)]
+struct StoredHistory {
+    job_id: String,
+    due: String,
+    #[serde(default)]
+    enqueued_at: Option<String>,
+    #[serde(default)]
+    outcome: Option<String>,
+    #[serde(default)]
+    lateness_ms: Option<i64>,
+}
+
+impl<'de> Deserialize<'de> for HistoryEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = StoredHistory::deserialize(d)?;
+        let outcome = s.outcome.unwrap_or_else(|| RunOutcome::Enqueued.as_str().to_string());
+        let lateness_ms = s.lateness_ms.or_else(|| {
+            let enqueued = RunOutcome::parse(&outcome).is_some_and(RunOutcome::is_enqueue);
+            let at = DateTime::parse_from_rfc3339(s.enqueued_at.as_deref()?).ok()?;
+            let due = DateTime::parse_from_rfc3339(&s.due).ok()?;
+            enqueued.then(|| (at - due).num_milliseconds())
+        });
+        Ok(HistoryEntry { job_id: s.job_id, due: s.due, enqueued_at: s.enqueued_at, outcome, lateness_ms })
+    }
 }
 
 /// An instant as the daemon writes it in history entries and logs: RFC 3339 UTC, whole seconds.
@@ -110,23 +157,39 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// The history entry of a run of `schedule` due at `due` and enqueued at `now`, for a list
-/// kept at `max` entries (`None` only if it cannot be written as JSON).
-pub fn history_append(
-    max: usize,
-    site: &str,
-    schedule: &str,
-    job_id: &str,
-    due: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Option<HistoryAppend> {
-    let entry = HistoryEntry {
-        job_id: job_id.to_string(),
-        due: rfc3339(due),
-        enqueued_at: now.to_rfc3339_opts(SecondsFormat::Millis, true),
-    };
-    let entry = serde_json::to_string(&entry).ok()?;
-    Some(HistoryAppend { key: history_key(site, schedule), entry, max: max.max(1) })
+/// Where a schedule's history entries go: its list, kept at `max` entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryTarget {
+    pub key: String,
+    pub max: usize,
+}
+
+impl HistoryTarget {
+    pub fn new(max: usize, site: &str, schedule: &str) -> Self {
+        HistoryTarget { key: history_key(site, schedule), max: max.max(1) }
+    }
+
+    /// The entry saying what happened to the run `job_id` due at `due`: `outcome`, and for
+    /// a run written to its queue ([`RunOutcome::is_enqueue`]) the write time `at` and the
+    /// lateness (`None` only if it cannot be written as JSON).
+    pub fn entry(
+        &self,
+        job_id: &str,
+        due: DateTime<Utc>,
+        outcome: RunOutcome,
+        at: DateTime<Utc>,
+    ) -> Option<HistoryAppend> {
+        let enqueued = outcome.is_enqueue();
+        let entry = HistoryEntry {
+            job_id: job_id.to_string(),
+            due: rfc3339(due),
+            enqueued_at: enqueued.then(|| at.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            outcome: outcome.as_str().to_string(),
+            lateness_ms: enqueued.then(|| (at - due).num_milliseconds()),
+        };
+        let entry = serde_json::to_string(&entry).ok()?;
+        Some(HistoryAppend { key: self.key.clone(), entry, max: self.max })
+    }
 }
 
 /// What a previous daemon recorded about one schedule.
@@ -241,4 +304,40 @@ pub async fn history(
 
 pub async fn ping(conn: &mut ConnectionManager) -> redis::RedisResult<()> {
     redis::cmd("PING").query_async::<String>(conn).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).map(|d| d.with_timezone(&Utc)).unwrap()
+    }
+
+    #[test]
+    fn entries_say_outcome_and_lateness() {
+        let t = HistoryTarget::new(0, "s1", "TS-1");
+        assert_eq!((t.key.as_str(), t.max), ("btu:s1:history:TS-1", 1));
+        let due = at("2030-01-01T00:00:00Z");
+        let e = t.entry("j1", due, RunOutcome::Enqueued, at("2030-01-01T00:00:00.042Z")).unwrap();
+        let read: HistoryEntry = serde_json::from_str(&e.entry).unwrap();
+        assert_eq!(read.outcome, "enqueued");
+        assert_eq!(read.lateness_ms, Some(42));
+        assert_eq!(read.enqueued_at.as_deref(), Some("2030-01-01T00:00:00.042Z"));
+        let e = t.entry("j2", due, RunOutcome::SkippedPaused, at("2030-01-01T00:00:01Z")).unwrap();
+        assert_eq!(
+            e.entry,
+            r#"{"job_id":"j2","due":"2030-01-01T00:00:00Z","enqueued_at":null,"outcome":"skipped_paused","lateness_ms":null}"#
+        );
+        let read: HistoryEntry = serde_json::from_str(&e.entry).unwrap();
+        assert_eq!((read.outcome.as_str(), read.lateness_ms, read.enqueued_at), ("skipped_paused", None, None));
+    }
+
+    #[test]
+    fn entries_of_older_daemons_read_as_enqueued_with_their_lateness() {
+        let old = r#"{"job_id":"j","due":"2030-01-01T00:00:00Z","enqueued_at":"2030-01-01T00:00:01.500Z"}"#;
+        let read: HistoryEntry = serde_json::from_str(old).unwrap();
+        assert_eq!(read.outcome, "enqueued");
+        assert_eq!(read.lateness_ms, Some(1500));
+    }
 }

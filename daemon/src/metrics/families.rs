@@ -292,11 +292,12 @@ impl std::fmt::Debug for SiteMetrics {
 }
 
 impl SiteMetrics {
-    /// A run of `schedule` due at `due` was enqueued at `at`.
-    pub fn enqueued(&self, schedule: &str, due: DateTime<Utc>, at: DateTime<Utc>) {
+    /// A run of `schedule` due at `due` was written to its queue at `at`, as `outcome`
+    /// (enqueued, or replaced a still-queued previous job).
+    pub fn enqueued(&self, schedule: &str, due: DateTime<Utc>, at: DateTime<Utc>, outcome: RunOutcome) {
         let lateness = (at - due).to_std().unwrap_or(Duration::ZERO);
         self.lateness.observe(lateness.as_secs_f64());
-        self.runs[RunOutcome::Enqueued.index()].inc();
+        self.runs[outcome.index()].inc();
         if let Some((_, last)) = &self.per_schedule {
             last.get_or_create(&self.schedule_label(schedule)).set(timestamp(at));
         }
@@ -358,7 +359,7 @@ mod tests {
         let m = Metrics::new(true);
         let site = m.site("s1");
         let due = Utc::now();
-        site.enqueued("TS-1", due, due + chrono::TimeDelta::milliseconds(3));
+        site.enqueued("TS-1", due, due + chrono::TimeDelta::milliseconds(3), RunOutcome::Enqueued);
         site.run(RunOutcome::DuplicateClaim);
         site.next_run("TS-1", Some(due));
         m.request("ping", "ok", Duration::from_micros(300));

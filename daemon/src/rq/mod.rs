@@ -5,20 +5,24 @@
 //! - [`job`]: validation of every field, the hash fields;
 //! - [`data`]: `data` = zlib(pickle((func, None, args, kwargs))), the pickle from
 //!   [`crate::pyvalue`];
-//! - [`writer`]: the atomic claim + HSET + RPUSH + SADD script, run for a
-//!   whole batch of prepared runs per call, the pipelined history follow-up,
-//!   and connecting to Redis from a URL;
+//! - [`writer`]: the enqueue of a whole batch of prepared runs per script
+//!   call, the pipelined history follow-up, and connecting to Redis from a URL;
+//! - [`script`]: that script (claim, [`gates`] — pause, skip, overlap —, HSET,
+//!   RPUSH, SADD, atomically per run);
 //! - [`workers`]: the registered workers (release, queues) and the id form they allow.
 
 pub(crate) mod data;
 mod error;
+pub(crate) mod gates;
 pub(crate) mod id;
 pub(crate) mod job;
+mod script;
 pub(crate) mod workers;
 pub(crate) mod writer;
 
 pub use data::{DecodedCall, decode_job_data};
 pub use error::RqError;
+pub use gates::{Gates, OverlapGate};
 pub use id::{IdForm, is_daemon_job_id, job_id, job_id_in};
 pub use job::{DEFAULT_FAILURE_TTL_SECS, DEFAULT_RESULT_TTL_SECS, RqJob, describe, rq_timestamp};
 pub use workers::{FormChoice, WorkerInfo, choose_form, read_workers};

@@ -1,102 +1,17 @@
-//! Writing jobs into Redis: one atomic claim + job hash + queue push per run,
-//! many runs per script call.
+//! Writing jobs into Redis: one atomic claim + gates + job hash + queue push per
+//! run, many runs per script call ([`super::script`]).
 
 use super::error::RqError;
+use super::gates::Gates;
 use super::job::{RqJob, job_fields, rq_timestamp};
+use super::script::ENQUEUE_SCRIPT;
 use crate::secret::redacted_url;
 use chrono::{DateTime, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ErrorKind, RedisError, Script, Value};
+use redis::{ErrorKind, FromRedisValue, RedisError, Value};
 use std::path::Path;
-use std::sync::LazyLock;
 use std::time::Duration;
 use tracing::warn;
-
-/// Claim, write and push a batch of runs in one server-side step, so that a
-/// run is enqueued exactly once even with two daemons, a crash between
-/// commands, or a rebuild racing the timer (`docs/rq.md` W1: push before
-/// hash loses the job). One call per batch, not per run: Redis runs scripts
-/// one after another, and the per-call cost (EVALSHA dispatch, Lua set-up)
-/// used to be most of the ~40 µs each run cost.
-///
-/// KEYS: 1 `rq:queues`, then per run: claim, job hash, queue list
-/// ARGV: 1 enqueued_at, 2 number of runs, then per run: job id, claim ttl,
-///       n = number of field/value strings, the n strings
-///
-/// Once per batch: `rq:queues` must be a set; once per queue of the batch:
-/// the queue must be a list or absent. Redis does not roll back a script that
-/// fails half-way, so a run whose queue holds another type gets the WRONGTYPE
-/// text as its answer and nothing of it is written — the other runs of the
-/// batch are unaffected.
-///
-/// Per run, in this order (three commands, none of which can fail on type):
-/// 1. an existing job hash answers 0: same id = same run, even if its claim
-///    expired;
-/// 2. `SET claim NX EX ttl` (SET ignores the type of a key it finds); taken
-///    answers 0, nothing written;
-/// 3. `HSET` every field plus `enqueued_at` into the hash that step 1 found
-///    absent (so it cannot be of another type), and the id joins its queue's
-///    push list; answers 1.
-///
-/// Then one `RPUSH` per queue (in slices: Lua's `unpack` has a stack limit)
-/// and one `SADD rq:queues`. Pushing at the end is as atomic as pushing per
-/// run — no client sees a script half-done, so no worker can pop an id before
-/// its hash exists — and nothing can fail after the type checks, since Redis
-/// lets a script that has already written go on even past `maxmemory` (and
-/// refuses SCRIPT KILL for it).
-///
-/// The schedule history is NOT written here: it is a pipelined follow-up
-/// ([`RqWriter::append_history`]) after the script answered, which halves the
-/// Redis time per run. A crash between the two loses a history entry, never a
-/// run (docs/rq.md, "History outside the atomic step").
-const ENQUEUE_LUA: &str = r#"
-local queues, stamp, runs = KEYS[1], ARGV[1], tonumber(ARGV[2])
-local function wrong(key, kind)
-  local t = redis.call('TYPE', key)['ok']
-  if t ~= 'none' and t ~= kind then
-    return 'WRONGTYPE ' .. key .. ' is a ' .. t .. ', expected a ' .. kind
-  end
-  return false
-end
-local queues_err = wrong(queues, 'set')
-local ids, order, out = {}, {}, {}
-local k, a = 2, 3
-for r = 1, runs do
-  local id, ttl, n = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
-  local claim, job, queue = KEYS[k], KEYS[k + 1], KEYS[k + 2]
-  local err = queues_err
-  if not err and not ids[queue] then
-    err = wrong(queue, 'list')
-    if not err then
-      ids[queue] = {}
-      order[#order + 1] = queue
-    end
-  end
-  if err then
-    out[r] = err
-  elseif redis.call('EXISTS', job) == 1 then
-    out[r] = 0
-  elseif not redis.call('SET', claim, id, 'NX', 'EX', ttl) then
-    out[r] = 0
-  else
-    redis.call('HSET', job, 'enqueued_at', stamp, unpack(ARGV, a + 3, a + 2 + n))
-    local q = ids[queue]
-    q[#q + 1] = id
-    out[r] = 1
-  end
-  k, a = k + 3, a + 3 + n
-end
-for _, queue in ipairs(order) do
-  local q = ids[queue]
-  for i = 1, #q, 1000 do
-    redis.call('RPUSH', queue, unpack(q, i, math.min(i + 999, #q)))
-  end
-  if #q > 0 then redis.call('SADD', queues, queue) end
-end
-return out
-"#;
-
-static ENQUEUE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ENQUEUE_LUA));
 
 /// The key that marks a run as taken; its name is the caller's choice.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,13 +34,31 @@ pub struct HistoryAppend {
 }
 
 /// What [`RqWriter::enqueue_many`] (or [`RqWriter::enqueue_once`]) did with a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnqueueOutcome {
     /// The job hash was written and its id pushed onto the queue.
     Enqueued,
-    /// Someone (this or another daemon) already enqueued this run; nothing
+    /// Someone (this or another daemon) already claimed this run; nothing
     /// was written.
     AlreadyClaimed,
+    /// Claimed, not enqueued: the schedule's pause key exists.
+    SkippedPaused,
+    /// Claimed, not enqueued: the due instant was in the skip set (and is
+    /// removed from it).
+    SkippedByRequest,
+    /// Claimed, not enqueued: the previous job (`running`) is still busy and
+    /// the overlap gate is `skip`.
+    SkippedOverlap { running: String },
+    /// Enqueued after cancelling the previous job (`canceled`), which was
+    /// still waiting in its queue (overlap gate `replace`).
+    Replaced { canceled: String },
+}
+
+impl EnqueueOutcome {
+    /// The job was written to its queue.
+    pub fn is_enqueued(&self) -> bool {
+        matches!(self, EnqueueOutcome::Enqueued | EnqueueOutcome::Replaced { .. })
+    }
 }
 
 /// One run ready to be written: the job validated and its payload (pickle +
@@ -140,6 +73,7 @@ pub struct PreparedRun {
     /// is sent so that it is the real enqueue time.
     fields: Vec<(&'static str, Vec<u8>)>,
     claim: Claim,
+    gates: Gates,
 }
 
 fn check_claim(claim: &Claim) -> Result<(), RqError> {
@@ -171,7 +105,18 @@ impl PreparedRun {
         check_claim(&claim)?;
         let mut fields = job_fields(job, created_at)?;
         fields.retain(|(name, _)| *name != "enqueued_at");
-        Ok(PreparedRun { job_id: job.id.clone(), queue: job.queue.clone(), fields, claim })
+        Ok(PreparedRun { job_id: job.id.clone(), queue: job.queue.clone(), fields, claim, gates: Gates::default() })
+    }
+
+    /// The same run, checked against `gates` at the instant (pause, skip, overlap; see the
+    /// script's doc). An empty key name counts as no key.
+    pub fn with_gates(mut self, gates: Gates) -> PreparedRun {
+        self.gates = gates;
+        self
+    }
+
+    pub fn gates(&self) -> &Gates {
+        &self.gates
     }
 
     pub fn job_id(&self) -> &str {
@@ -260,7 +205,7 @@ impl RqWriter {
         let mut outcomes = self.enqueue_many(std::slice::from_ref(&run), now).await?;
         // enqueue_many answers exactly one outcome per run; checked, not assumed.
         let outcome = outcomes.pop().unwrap_or_else(|| Err(unexpected_reply("no outcome for the run".into())))?;
-        if let (EnqueueOutcome::Enqueued, Some(h)) = (outcome, history) {
+        if let (true, Some(h)) = (outcome.is_enqueued(), history) {
             let res = match self.append_history(std::slice::from_ref(h)).await {
                 Ok(mut per_entry) => per_entry.pop().unwrap_or(Ok(())),
                 Err(e) => Err(e),
@@ -341,10 +286,13 @@ impl RqWriter {
         }
         let stamp = rq_timestamp(enqueued_at)?;
         let mut inv = ENQUEUE_SCRIPT.key(self.queues_key());
-        inv.arg(stamp).arg(runs.len());
+        inv.arg(stamp).arg(runs.len()).arg(&self.key_prefix).arg(enqueued_at.timestamp());
         for run in runs {
+            let g = &run.gates;
+            let (skip_key, due) = g.skip.as_ref().map_or(("", 0), |(k, d)| (k.as_str(), *d));
             inv.key(&run.claim.key).key(self.job_key(&run.job_id)).key(self.queue_key(&run.queue));
-            inv.arg(&run.job_id).arg(run.claim.ttl_secs).arg(run.fields.len() * 2);
+            inv.key(g.pause_key.as_deref().unwrap_or("")).key(skip_key).key(g.lastjob_key.as_deref().unwrap_or(""));
+            inv.arg(&run.job_id).arg(run.claim.ttl_secs).arg(due).arg(g.overlap.as_str()).arg(run.fields.len() * 2);
             for (name, value) in &run.fields {
                 inv.arg(*name).arg(value.as_slice());
             }
@@ -358,12 +306,20 @@ impl RqWriter {
     }
 }
 
-/// One run's answer from the script: 1 written, 0 already claimed, or a
-/// WRONGTYPE text.
+/// One run's answer from the script: 1 written, 0 already claimed, 2 paused,
+/// 3 skipped by request, `{4, running id}` overlap skip, `{5, canceled id}`
+/// replaced, or a WRONGTYPE text.
 fn outcome(reply: Value) -> Result<EnqueueOutcome, RqError> {
     match reply {
         Value::Int(1) => Ok(EnqueueOutcome::Enqueued),
         Value::Int(0) => Ok(EnqueueOutcome::AlreadyClaimed),
+        Value::Int(2) => Ok(EnqueueOutcome::SkippedPaused),
+        Value::Int(3) => Ok(EnqueueOutcome::SkippedByRequest),
+        Value::Array(pair) => match <(i64, String)>::from_redis_value(Value::Array(pair)) {
+            Ok((4, running)) => Ok(EnqueueOutcome::SkippedOverlap { running }),
+            Ok((5, canceled)) => Ok(EnqueueOutcome::Replaced { canceled }),
+            other => Err(unexpected_reply(format!("{other:?}"))),
+        },
         Value::BulkString(text) => Err(RqError::WrongType(String::from_utf8_lossy(&text).into_owned())),
         Value::SimpleString(text) => Err(RqError::WrongType(text)),
         other => Err(unexpected_reply(format!("{other:?}"))),

@@ -167,7 +167,13 @@ impl Context {
                     schedule,
                     runs: runs
                         .into_iter()
-                        .map(|h| HistoryRun { job_id: h.job_id, due: h.due, enqueued_at: h.enqueued_at })
+                        .map(|h| HistoryRun {
+                            job_id: h.job_id,
+                            due: h.due,
+                            enqueued_at: h.enqueued_at,
+                            outcome: h.outcome,
+                            lateness_ms: h.lateness_ms,
+                        })
                         .collect(),
                 })
             }

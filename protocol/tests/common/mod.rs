@@ -181,11 +181,22 @@ pub fn golden_cases() -> Vec<(&'static str, Golden)> {
                 Response::History(History {
                     site: s("site1.local"),
                     schedule: s("TS-0001"),
-                    runs: vec![HistoryRun {
-                        job_id: s("btu:TS-0001:1736949600"),
-                        due: s("2025-01-15T14:00:00Z"),
-                        enqueued_at: s("2025-01-15T14:00:00Z"),
-                    }],
+                    runs: vec![
+                        HistoryRun {
+                            job_id: s("btu:TS-0001:1736949600"),
+                            due: s("2025-01-15T14:00:00Z"),
+                            enqueued_at: Some(s("2025-01-15T14:00:00.042Z")),
+                            outcome: s("enqueued"),
+                            lateness_ms: Some(42),
+                        },
+                        HistoryRun {
+                            job_id: s("btu:TS-0001:1736949540"),
+                            due: s("2025-01-15T13:59:00Z"),
+                            enqueued_at: None,
+                            outcome: s("skipped_overlap"),
+                            lateness_ms: None,
+                        },
+                    ],
                 }),
             ),
         ),

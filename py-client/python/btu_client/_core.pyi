@@ -90,7 +90,8 @@ def history(
     socket_path: SocketPath | None = None,
     timeout: float = 2.0,
 ) -> list[HistoryRun]:
-    """The most recent ``count`` runs the daemon enqueued for the schedule, newest first."""
+    """What happened to the schedule's most recent ``count`` due instants, newest first:
+    each with its ``outcome`` and, when enqueued, ``enqueued_at`` and ``lateness_ms``."""
 
 def run_now(
     schedule: ScheduleRef, *, site: str | None = None, socket_path: SocketPath | None = None, timeout: float = 2.0

@@ -83,9 +83,17 @@ class UpcomingRun(TypedDict):
     local: datetime
 
 class HistoryRun(TypedDict):
+    """What happened to one due instant of a schedule."""
+
     job_id: str
+    """The RQ job id (for a run not enqueued: the id it would have had)."""
     due: datetime
-    enqueued_at: datetime
+    enqueued_at: datetime | None
+    """When the job was written to its queue; None when it was not enqueued."""
+    outcome: str
+    """enqueued, replaced, skipped_overlap, skipped_paused, skipped_by_request or skipped_missed."""
+    lateness_ms: int | None
+    """enqueued_at minus due in milliseconds (enqueued and replaced runs)."""
 
 class RanNow(TypedDict):
     site: str

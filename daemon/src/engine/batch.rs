@@ -1,0 +1,102 @@
+//! One batch of due runs: the script call, the answer per run, and the history entries of
+//! the runs this call decided.
+
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use tracing::warn;
+
+use super::prepare::Payload;
+use super::store::HistoryTarget;
+use crate::outcome::RunOutcome;
+use crate::rq::{EnqueueOutcome, HistoryAppend, RqError, RqWriter};
+
+/// One run in a batch.
+pub(super) struct FireItem {
+    pub site: usize,
+    pub id: Arc<str>,
+    pub due: DateTime<Utc>,
+    /// The schedule's next run as planned when this one fired: its plan is only recorded (or
+    /// put back) if nothing replanned it since.
+    pub planned_next: Option<DateTime<Utc>>,
+    pub job_id: String,
+    pub on_time: bool,
+    /// The schedule's history: after the batch answered, outside the atomic step, the run's
+    /// outcome is appended to it (unless another daemon decided the run).
+    pub history: HistoryTarget,
+    /// skipped_missed entries of the runs missed before this one, appended before its own.
+    pub missed: Vec<HistoryAppend>,
+}
+
+/// A batch's answer for one run.
+pub(super) struct FireResult {
+    pub item: FireItem,
+    pub outcome: Result<EnqueueOutcome, RqError>,
+    pub done_at: DateTime<Utc>,
+}
+
+/// The outcome of a run the script answered for.
+pub(super) fn run_outcome(o: &EnqueueOutcome) -> RunOutcome {
+    match o {
+        EnqueueOutcome::Enqueued => RunOutcome::Enqueued,
+        EnqueueOutcome::AlreadyClaimed => RunOutcome::DuplicateClaim,
+        EnqueueOutcome::SkippedPaused => RunOutcome::SkippedPaused,
+        EnqueueOutcome::SkippedByRequest => RunOutcome::SkippedByRequest,
+        EnqueueOutcome::SkippedOverlap { .. } => RunOutcome::SkippedOverlap,
+        EnqueueOutcome::Replaced { .. } => RunOutcome::Replaced,
+    }
+}
+
+/// Appends history entries in one round trip; a failure is logged (the runs stand).
+pub(super) async fn append_history(writer: &RqWriter, entries: &[HistoryAppend]) {
+    match writer.append_history(entries).await {
+        Ok(answers) => {
+            for (h, res) in entries.iter().zip(answers) {
+                if let Err(e) = res {
+                    warn!(history = %h.key, error = %e, "history entry not written; the run's outcome stands");
+                }
+            }
+        }
+        Err(e) => warn!(entries = entries.len(), error = %e, "history entries not written; the runs' outcomes stand"),
+    }
+}
+
+/// Writes one batch of runs with one script call and answers for every run; runs whose job
+/// could not be built never reach Redis. Then appends, in one pipelined round trip, the
+/// history entry of every run this call decided (enqueued, replaced, or claimed and skipped
+/// by a gate; a run another daemon decided gets none here), each after the skipped_missed
+/// entries of the runs missed before it: outside the atomic step, which halves Redis' work
+/// per run, and after `done_at` (the enqueue write time the entry records). A crash in
+/// between loses history entries, never a run; a failed append is logged, the run stands.
+pub(super) async fn enqueue_batch(writer: RqWriter, batch: Vec<(FireItem, Payload)>) -> Vec<FireResult> {
+    let mut results = Vec::with_capacity(batch.len());
+    let (mut items, mut runs) = (Vec::with_capacity(batch.len()), Vec::with_capacity(batch.len()));
+    for (item, run) in batch {
+        match run {
+            Ok(run) => {
+                items.push(item);
+                runs.push(run);
+            }
+            Err(e) => results.push(FireResult { item, outcome: Err(e), done_at: Utc::now() }),
+        }
+    }
+    let outcomes = writer.enqueue_many(&runs, Utc::now()).await;
+    let done_at = Utc::now();
+    match outcomes {
+        Ok(outcomes) => {
+            results.extend(items.into_iter().zip(outcomes).map(|(item, outcome)| FireResult { item, outcome, done_at }))
+        }
+        Err(e) => results.extend(items.into_iter().map(|item| FireResult { item, outcome: Err(e.clone()), done_at })),
+    }
+    let mut history = Vec::new();
+    for r in &mut results {
+        history.append(&mut r.item.missed);
+        match &r.outcome {
+            Ok(EnqueueOutcome::AlreadyClaimed) | Err(_) => {}
+            Ok(o) => history.extend(r.item.history.entry(&r.item.job_id, r.item.due, run_outcome(o), done_at)),
+        }
+    }
+    if !history.is_empty() {
+        append_history(&writer, &history).await;
+    }
+    results
+}
