@@ -4,6 +4,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::config::{Config, Mode};
+use crate::policy::Overlap;
 use crate::pyvalue::{Kwargs, PyValue};
 use crate::rq::{Claim, Gates, IdForm, OverlapGate, PreparedRun, RqError, RqJob};
 use crate::source::ScheduleSpec;
@@ -116,9 +117,13 @@ pub fn run_gates(site: &str, spec: &ScheduleSpec, due: DateTime<Utc>) -> Gates {
     }
 }
 
-/// The schedule's overlap policy as the script spells it.
-fn overlap_gate(_spec: &ScheduleSpec) -> OverlapGate {
-    OverlapGate::Allow
+/// The schedule's overlap policy (`spec.policies.overlap`) as the script applies it.
+fn overlap_gate(spec: &ScheduleSpec) -> OverlapGate {
+    match spec.policies.overlap {
+        Overlap::Allow => OverlapGate::Allow,
+        Overlap::Skip => OverlapGate::Skip,
+        Overlap::Replace => OverlapGate::Replace,
+    }
 }
 
 /// The run of `spec` on `site` due at `due`, ready for [`crate::rq::RqWriter::enqueue_many`]:
