@@ -54,7 +54,8 @@ def schedule_custom_fields() -> list[dict[str, Any]]:
         {"fieldname": "jitter_secs", "label": "Jitter (seconds)", "fieldtype": "Int", "insert_after": "catchup_policy",
          "non_negative": 1,
          "description": "Each run is enqueued up to this many seconds after its due time (the same delay on "
-                        "every daemon). Frappe stores an empty Int as 0."},
+                        "every daemon); 0 = at the due time. Unlike the other settings this one always "
+                        "overrides the daemon's default: Frappe stores an empty Int as 0."},
         {"fieldname": "btu_policies_column", "fieldtype": "Column Break", "insert_after": "jitter_secs"},
         _select("dst_gap", "DST gap", "btu_policies_column",
                 "A fixed-time run whose wall time does not exist on the spring-forward day: shift it "
