@@ -21,6 +21,13 @@ def record(marker_dir: str, **kwargs: Any) -> str:
     return "ok"
 
 
+def slow(marker_dir: str, seconds: float, **kwargs: Any) -> str:
+    """A deliberately slow run (the overlap tests): a marker with when it started and ended."""
+    started = time.time()
+    time.sleep(seconds)
+    return record(marker_dir, started=started, ended=time.time(), **kwargs)
+
+
 def fail(marker_dir: str, message: str = "boom") -> None:
     record(marker_dir, failed=True)
     raise RuntimeError(message)
