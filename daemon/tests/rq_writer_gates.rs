@@ -2,7 +2,8 @@
 //! deleted at the end): pause, skip-by-request and the overlap policy (skip, replace) are
 //! decided atomically with the claim — once, also with two writers —; keys of another type
 //! answer WRONGTYPE and write nothing; a job replaced while queued is canceled the way stock
-//! rq 1.15, 2.6 and 3.0 read it (`Job.get_status()`, `CanceledJobRegistry`).
+//! rq 1.15, 2.6 and 3.0 read it (`Job.get_status()`, `CanceledJobRegistry`); `claim_many` (the
+//! claim of a span of missed runs) takes each claim once.
 
 use btu::pyvalue::PyValue;
 use btu::rq::{Claim, EnqueueOutcome, Gates, OverlapGate, PreparedRun, RqError, RqJob, RqWriter, connect};
@@ -299,5 +300,25 @@ print(Job.fetch(old, connection=conn).get_status(), Job.fetch(new, connection=co
         let want = format!("canceled queued ['{}'] ['{}']", s.job_id(due(0)), s.job_id(due(1)));
         assert_eq!(text.trim().replace("JobStatus.", "").to_lowercase(), want.to_lowercase(), "{release}");
     }
+    cleanup(&mut conn, &token).await;
+}
+
+/// The claims of decisions that write no job (a span of missed runs): taken once, in order.
+#[tokio::test]
+async fn claim_many_takes_each_free_claim_once() {
+    let token = token();
+    let (w, mut conn) = setup(&format!("{token}rq")).await;
+    let c = |n: &str| (Claim { key: format!("{token}:claim:{n}"), ttl_secs: 60 }, "skipped_missed".to_string());
+    let (w2, _) = setup(&format!("{token}rq")).await;
+    let both = [c("a"), c("b")];
+    let (x, y) = tokio::join!(w.claim_many(&both), w2.claim_many(&both));
+    let (x, y) = (x.expect("claims"), y.expect("claims"));
+    assert_eq!(x.iter().zip(&y).map(|(a, b)| u8::from(*a) + u8::from(*b)).collect::<Vec<_>>(), vec![1, 1]);
+    assert_eq!(w.claim_many(&[c("b"), c("c")]).await.expect("claims"), vec![false, true]);
+    let ttl: i64 = conn.ttl(format!("{token}:claim:c")).await.expect("TTL");
+    assert!((1..=60).contains(&ttl), "{ttl}");
+    assert!(w.claim_many(&[]).await.expect("none").is_empty());
+    let zero = (Claim { key: format!("{token}:claim:z"), ttl_secs: 0 }, String::new());
+    assert!(matches!(w.claim_many(&[zero]).await, Err(RqError::Invalid { field: "claim", .. })));
     cleanup(&mut conn, &token).await;
 }

@@ -8,7 +8,7 @@ use tracing::warn;
 use super::prepare::Payload;
 use super::store::HistoryTarget;
 use crate::outcome::RunOutcome;
-use crate::rq::{EnqueueOutcome, HistoryAppend, RqError, RqWriter};
+use crate::rq::{Claim, EnqueueOutcome, HistoryAppend, RqError, RqWriter};
 
 /// One run in a batch.
 pub(super) struct FireItem {
@@ -24,7 +24,7 @@ pub(super) struct FireItem {
     /// outcome is appended to it (unless another daemon decided the run).
     pub history: HistoryTarget,
     /// skipped_missed entries of the runs missed before this one, appended before its own.
-    pub missed: Vec<HistoryAppend>,
+    pub missed: Option<Missed>,
 }
 
 /// A batch's answer for one run.
@@ -32,6 +32,31 @@ pub(super) struct FireResult {
     pub item: FireItem,
     pub outcome: Result<EnqueueOutcome, RqError>,
     pub done_at: DateTime<Utc>,
+}
+
+/// The skipped_missed entries of one schedule's span of missed runs, recorded by whichever
+/// daemon takes `claim` (the claim of the span's first run, which nobody enqueued): with two
+/// daemons recovering from the same outage, each instant is recorded once. The first run's
+/// claim also keeps a daemon whose clock is behind from still catching that run up.
+pub(super) struct Missed {
+    pub claim: Claim,
+    pub entries: Vec<HistoryAppend>,
+}
+
+/// The entries of the spans whose claim this daemon took, in order (a failed claim call is
+/// logged and records none: the history is a record, never a decision).
+pub(super) async fn claimed_missed(writer: &RqWriter, spans: Vec<Missed>) -> Vec<HistoryAppend> {
+    if spans.is_empty() {
+        return Vec::new();
+    }
+    let claims: Vec<(Claim, String)> = spans.iter().map(|m| (m.claim.clone(), "skipped_missed".to_string())).collect();
+    match writer.claim_many(&claims).await {
+        Ok(won) => spans.into_iter().zip(won).filter(|(_, w)| *w).flat_map(|(m, _)| m.entries).collect(),
+        Err(e) => {
+            warn!(spans = spans.len(), error = %e, "skipped_missed history entries not written");
+            Vec::new()
+        }
+    }
 }
 
 /// The outcome of a run the script answered for.
@@ -87,14 +112,20 @@ pub(super) async fn enqueue_batch(writer: RqWriter, batch: Vec<(FireItem, Payloa
         }
         Err(e) => results.extend(items.into_iter().map(|item| FireResult { item, outcome: Err(e.clone()), done_at })),
     }
+    let spans: Vec<Missed> = results.iter_mut().filter_map(|r| r.item.missed.take()).collect();
+    let mut missed = claimed_missed(&writer, spans).await.into_iter().peekable();
     let mut history = Vec::new();
-    for r in &mut results {
-        history.append(&mut r.item.missed);
+    for r in &results {
+        // A span's entries precede its schedule's own entry (same key; spans kept in order).
+        while let Some(h) = missed.next_if(|h| h.key == r.item.history.key) {
+            history.push(h);
+        }
         match &r.outcome {
             Ok(EnqueueOutcome::AlreadyClaimed) | Err(_) => {}
             Ok(o) => history.extend(r.item.history.entry(&r.item.job_id, r.item.due, run_outcome(o), done_at)),
         }
     }
+    history.extend(missed);
     if !history.is_empty() {
         append_history(&writer, &history).await;
     }

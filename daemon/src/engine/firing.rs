@@ -21,7 +21,7 @@ use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
-use super::batch::{FireItem, FireResult, append_history, enqueue_batch, run_outcome};
+use super::batch::{FireItem, FireResult, Missed, append_history, claimed_missed, enqueue_batch, run_outcome};
 use super::jobs::{JobSettings, build_job, prepare_run, run_job_id};
 use super::link::RedisLink;
 use super::plan::{DueRun, Plan};
@@ -31,7 +31,7 @@ use super::reports::{EngineError, RunNowResult};
 use super::store::{self, HistoryTarget, PlanWrite, rfc3339};
 use crate::metrics::SiteMetrics;
 use crate::outcome::RunOutcome;
-use crate::rq::{Claim, EnqueueOutcome, FormChoice, HistoryAppend, RqError, RqWriter};
+use crate::rq::{Claim, EnqueueOutcome, FormChoice, RqError, RqWriter};
 use crate::source::ScheduleSpec;
 
 /// Longest the timer sleeps before looking at the clock again, so a wall-clock step (NTP)
@@ -200,21 +200,23 @@ impl Firing {
         // their new next run.
         let mut replanned: Vec<(usize, PlannedNext)> = Vec::new();
         // skipped_missed entries of schedules that fire nothing now.
-        let mut missed_only: Vec<HistoryAppend> = Vec::new();
+        let mut missed_only: Vec<Missed> = Vec::new();
         while let Some(DueRun { site: idx, id, due, spec }) = plan.pop_due(now) {
             let r = planner::resume(&spec.schedule, Some(due), now, grace);
             plan.set_next(idx, &id, r.next);
             let site = plan.name(idx);
             let history = HistoryTarget::new(self.history_max, site, &id);
-            let mut missed = Vec::new();
+            let mut missed = None;
             if let Some((first, last)) = r.skipped {
-                missed = planner::missed_runs(&spec.schedule, first, last, self.history_max)
+                let entries = planner::missed_runs(&spec.schedule, first, last, self.history_max)
                     .into_iter()
                     .filter_map(|t| {
                         let job_id = run_job_id(site, &spec, t, &self.build.jobs);
                         history.entry(&job_id, t, RunOutcome::SkippedMissed, now)
                     })
                     .collect();
+                let claim = Claim { key: store::claim_key(site, &id, first), ttl_secs: self.build.claim_ttl_secs };
+                missed = Some(Missed { claim, entries });
                 self.counters.missed += 1;
                 if let Some(m) = self.metrics.get(idx) {
                     m.run(RunOutcome::SkippedMissed);
@@ -232,7 +234,7 @@ impl Firing {
                     info!(site, schedule = %id, "schedule has no further runs");
                 }
                 replanned.push((idx, (spec, r.next)));
-                missed_only.append(&mut missed);
+                missed_only.extend(missed);
                 continue;
             };
             let on_time = now - fire < TimeDelta::seconds(1) && fire == due;
@@ -261,6 +263,7 @@ impl Firing {
         if !batch.is_empty() {
             self.in_flight.spawn(enqueue_batch(writer.clone(), batch));
         }
+        let missed_only = claimed_missed(&writer, missed_only).await;
         if !missed_only.is_empty() {
             append_history(&writer, &missed_only).await;
         }

@@ -263,6 +263,28 @@ impl RqWriter {
             .collect())
     }
 
+    /// Takes each claim that is free (`SET key <value> NX EX ttl`, pipelined in one round
+    /// trip) and answers, per claim in order, whether this call took it. For decisions that
+    /// write no job (a span of missed runs recorded once by whichever daemon claims it).
+    pub async fn claim_many(&self, claims: &[(Claim, String)]) -> Result<Vec<bool>, RqError> {
+        for (c, _) in claims {
+            check_claim(c)?;
+        }
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (c, value) in claims {
+            pipe.cmd("SET").arg(&c.key).arg(value).arg("NX").arg("EX").arg(c.ttl_secs);
+        }
+        let mut conn = self.conn.clone();
+        let replies: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
+        if replies.len() != claims.len() {
+            return Err(unexpected_reply(format!("{} answers for {} claims", replies.len(), claims.len())));
+        }
+        Ok(replies.into_iter().map(|r| r.is_some()).collect())
+    }
+
     /// Enqueues every run of `runs` that is not claimed yet, in ONE script
     /// call (one atomic step for the whole batch; see the script's comment for
     /// what is written per run). `enqueued_at` is stamped on every job.
