@@ -60,6 +60,10 @@ def assert_keys_are_ours(r: redis.Redis, site: str) -> None:
         elif rest.startswith("claim:"):
             assert kind == "string", (k, kind)
             assert JOB_ID.match(rest[len("claim:"):]), k
+        elif rest.startswith(("lastjob:", "pause:")):
+            assert kind == "string", (k, kind)
+        elif rest.startswith("skip:"):
+            assert kind == "zset", (k, kind)
 
 
 def check_jobs(r: redis.Redis, site: str, queue: str, names: list[str]) -> dict[str, int]:
@@ -234,7 +238,8 @@ mode = "plain"
     assert_keys_are_ours(redis_conn, "sock.local")
     keys = {k.decode() for k in redis_conn.scan_iter(match="btu:sock.local:*")}
     assert keys <= {"btu:sock.local:upcoming", "btu:sock.local:schedules"} | {
-        k for k in keys if k.startswith(("btu:sock.local:history:CONTROL", "btu:sock.local:claim:"))}, keys
+        k for k in keys if k.startswith(("btu:sock.local:history:CONTROL", "btu:sock.local:lastjob:CONTROL",
+                                         "btu:sock.local:claim:"))}, keys
     assert redis_conn.zrange("btu:sock.local:upcoming", 0, -1) == [b"CONTROL"]
 
 
