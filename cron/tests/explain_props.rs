@@ -5,7 +5,7 @@
 mod cron_support;
 
 use btu_cron::explain::{Window, explain};
-use btu_cron::{CronError, LocalSchedule};
+use btu_cron::{CronError, DstGap, DstOverlap, LocalSchedule};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use cron_support::{Spec, TestExpr, ZONES, first_difference, offset_secs, spec_strategy, transitions};
 use proptest::prelude::*;
@@ -89,10 +89,14 @@ fn whole_years_are_exact_for_hard_cases() {
     for (zone, y) in cases {
         let (from, until) = year(y);
         for expr in exprs {
-            let s = LocalSchedule::parse(expr, zone).unwrap();
-            let windows = explain(&s, from, until).unwrap();
-            if let Err(e) = check_windows(&s, from, until, &windows) {
-                panic!("{expr} in {zone} {y}: {e}");
+            for gap in DstGap::ALL {
+                for overlap in DstOverlap::ALL {
+                    let s = LocalSchedule::parse(expr, zone).unwrap().with_dst(gap, overlap);
+                    let windows = explain(&s, from, until).unwrap();
+                    if let Err(e) = check_windows(&s, from, until, &windows) {
+                        panic!("{expr} in {zone} {y} ({gap}, {overlap}): {e}");
+                    }
+                }
             }
         }
     }
@@ -143,6 +147,8 @@ proptest! {
         specs in prop::array::uniform6(spec_strategy()),
         with_seconds in any::<bool>(),
         days_before in 1i64..60,
+        gap_ix in 0usize..2,
+        overlap_ix in 0usize..4,
     ) {
         let parts = Parts(specs);
         let zone = ZONES[zone_ix];
@@ -151,7 +157,7 @@ proptest! {
         let [sec, min, hour, dom, month, dow] = &parts.0;
         let e = TestExpr::around(zone, at, with_seconds.then_some(sec), min, hour, dom, month, dow, None);
         let s = match LocalSchedule::parse(&e.text, zone) {
-            Ok(s) => s,
+            Ok(s) => s.with_dst(DstGap::ALL[gap_ix], DstOverlap::ALL[overlap_ix]),
             Err(CronError::NeverMatches { .. }) => return Ok(()),
             Err(err) => return Err(TestCaseError::fail(format!("{}: {err}", e.text))),
         };
@@ -159,7 +165,7 @@ proptest! {
         let until = at + Duration::days(40);
         let windows = explain(&s, from, until).map_err(|err| TestCaseError::fail(err.to_string()))?;
         if let Err(msg) = check_windows(&s, from, until, &windows) {
-            return Err(TestCaseError::fail(format!("{:?} in {zone}: {msg}", e.text)));
+            return Err(TestCaseError::fail(format!("{:?} in {zone} {:?}: {msg}", e.text, (gap_ix, overlap_ix))));
         }
     }
 }

@@ -109,3 +109,30 @@ fn errors_exit_non_zero_with_nothing_on_stdout() {
     let o = btu(&["next", "* * * * *", "--tz", "Mars/Base"]);
     assert_eq!(String::from_utf8_lossy(&o.stderr).trim(), "btu: unknown time zone 'Mars/Base'");
 }
+
+#[test]
+fn next_and_explain_take_the_dst_policies() {
+    let la = ["--tz", "America/Los_Angeles", "--json"];
+    let runs = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["next", "30 1 * * *", "--from", "2027-11-07T08:00:00Z", "--count", "2"];
+        args.extend(la);
+        args.extend(extra);
+        serde_json::from_str(&stdout(&btu(&args))).expect("JSON array")
+    };
+    assert_eq!(runs(&[]), ["2027-11-07T08:30:00Z", "2027-11-08T09:30:00Z"]);
+    assert_eq!(runs(&["--dst-overlap", "last"]), ["2027-11-07T09:30:00Z", "2027-11-08T09:30:00Z"]);
+    assert_eq!(runs(&["--dst-overlap", "both"]), ["2027-11-07T08:30:00Z", "2027-11-07T09:30:00Z"]);
+    let mut args = vec!["next", "30 2 * * *", "--from", "2027-03-13T11:00:00Z", "--count", "1", "--dst-gap", "skip"];
+    args.extend(la);
+    let gap: Vec<String> = serde_json::from_str(&stdout(&btu(&args))).expect("JSON array");
+    assert_eq!(gap, ["2027-03-15T09:30:00Z"]);
+    let mut args = vec!["explain", "30 2 * * *", "--from", "2027-03-14", "--until", "2027-03-15", "--dst-gap", "skip"];
+    args.extend(la);
+    let w: serde_json::Value = serde_json::from_str(&stdout(&btu(&args))).expect("JSON");
+    assert_eq!(w[0]["instants"], serde_json::json!([]), "{w}");
+    let o = btu(&["next", "30 1 * * *", "--dst-overlap", "twice"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("auto|first|last|both"));
+    let o = btu(&["next", "30 1 * * *", "--dst-gap", "skip", "--tz", "America/Los_Angeles"]);
+    assert!(stdout(&o).contains("fixed-time job, dst_gap skip, dst_overlap auto"), "{}", stdout(&o));
+}

@@ -12,7 +12,9 @@
 //! 3. handles the daylight-saving rule at the window's start: a fixed-time job does not run in
 //!    the second pass of a fall-back (those dates get date-specific expressions without the
 //!    affected hours, plus the runs of those hours as explicit instants), and its collapsed
-//!    spring-forward run is listed as an instant when no expression covers it.
+//!    spring-forward run is listed as an instant when no expression covers it. Under other
+//!    `dst_overlap` policies the pass the job skips (first or second, any job) is treated the
+//!    same way.
 //!
 //! The result is exact: the UTC expressions evaluated in UTC over the window, together with
 //! `instants`, give precisely the runs `LocalSchedule::runs_after` gives in that window.
@@ -83,7 +85,8 @@ pub fn explain(
     let f = ceil_secs(from);
     let u = ceil_secs(until);
     let tz = schedule.tz();
-    let changes = offset_changes(tz, f - 2 * DAY, u);
+    // Past `u` too: a fall-back just after the range still has its first pass inside it.
+    let changes = offset_changes(tz, f - 2 * DAY, u + 2 * DAY);
     let mut cuts: Vec<i64> = changes.iter().map(|c| c.at).filter(|&at| at > f && at < u).collect();
     cuts.insert(0, f);
     cuts.push(u);
@@ -92,7 +95,8 @@ pub fn explain(
         let (wf, wu) = (pair[0], pair[1]);
         let off = offset_at(tz, wf);
         let prev = changes.iter().rev().find(|c| c.at <= wf);
-        let (crons, instants) = explain_window(schedule, wf, wu, off, prev)?;
+        let next = changes.iter().find(|c| c.at >= wu);
+        let (crons, instants) = explain_window(schedule, wf, wu, off, prev, next)?;
         windows.push(Window {
             from: if i == 0 { from } else { at(wf) },
             until: if i + 2 == cuts.len() { until } else { at(wu) },
@@ -123,6 +127,7 @@ fn offset_at(tz: chrono_tz::Tz, t: i64) -> i64 {
 struct Change {
     at: i64,
     before: i64,
+    after: i64,
 }
 
 /// Offset changes in `[from, until)`. Probed hourly (no zone changes its offset twice within
@@ -140,7 +145,7 @@ fn offset_changes(tz: chrono_tz::Tz, from: i64, until: i64) -> Vec<Change> {
                 let mid = lo + (hi - lo) / 2;
                 if offset_at(tz, mid) == off { lo = mid } else { hi = mid }
             }
-            out.push(Change { at: hi, before: off });
+            out.push(Change { at: hi, before: off, after: next_off });
         }
         (t, off) = (next, next_off);
     }
@@ -218,31 +223,41 @@ impl Cron {
     }
 }
 
-/// The UTC expressions and explicit instants of one window `[wf, wu)` with offset `off`.
+/// The UTC expressions and explicit instants of one window `[wf, wu)` with offset `off`;
+/// `prev` is the offset change that began it, `next` the one that ends it.
 fn explain_window(
     schedule: &LocalSchedule,
     wf: i64,
     wu: i64,
     off: i64,
     prev: Option<&Change>,
+    next: Option<&Change>,
 ) -> Result<(Vec<String>, Vec<i64>), ExplainError> {
     let expr = schedule.expr();
     let fixed = !expr.is_wildcard();
+    let (first_pass, second_pass) = schedule.passes();
     let groups = time_groups(expr, -off);
     let first_day = wf.div_euclid(DAY);
     let last_day = (wu - 1).div_euclid(DAY);
     let mut instants = Vec::new();
 
-    // Fall-back second pass inside this window: fixed-time jobs do not run there, but the
-    // shifted expressions would. Those UTC dates get date-specific expressions instead.
+    // A fall-back pass inside this window in which the job does not run (by default the second
+    // pass of a fixed-time job; `dst_overlap` may leave out either): the shifted expressions
+    // would run there, so those UTC dates get date-specific expressions instead.
+    let mut passes_out: Vec<(i64, i64)> = Vec::new();
+    if let Some(ch) = prev.filter(|c| !second_pass && c.before > off) {
+        passes_out.push((wf.max(ch.at), (ch.at + ch.before - off).min(wu)));
+    }
+    if let Some(ch) = next.filter(|c| !first_pass && c.after < off) {
+        passes_out.push(((ch.at - (off - ch.after)).max(wf), ch.at.min(wu)));
+    }
     let mut special: BTreeSet<i64> = BTreeSet::new();
-    let mut dirty: Option<(i64, i64)> = None; // hours [a, b) (absolute hour numbers) to leave out
-    if let Some(ch) = prev.filter(|c| fixed && c.before > off) {
-        let (qs, qe) = (wf.max(ch.at), (ch.at + ch.before - off).min(wu));
+    let mut dirty: Vec<(i64, i64)> = Vec::new(); // hours [a, b) (absolute hour numbers) to leave out
+    for (qs, qe) in passes_out {
         let last_year = i64::from(MAX_YEAR) + 1;
         if qs < qe && expr.next_match(qs + off, last_year).is_some_and(|n| n < qe + off) {
             special.extend(qs.div_euclid(DAY)..=(qe - 1).div_euclid(DAY));
-            dirty = Some((qs.div_euclid(HOUR), (qe - 1).div_euclid(HOUR) + 1));
+            dirty.push((qs.div_euclid(HOUR), (qe - 1).div_euclid(HOUR) + 1));
         }
     }
 
@@ -262,7 +277,7 @@ fn explain_window(
             }
             let (y, m, dd) = civil_from_days(d);
             let mut drop = 0u64;
-            if let Some((a, b)) = dirty {
+            for &(a, b) in &dirty {
                 for hour in a..b {
                     if hour.div_euclid(24) == d {
                         drop |= 1 << hour.rem_euclid(24);
@@ -280,12 +295,13 @@ fn explain_window(
         }
     }
     // The runs of the left-out hours, exactly as the engine gives them.
-    if let Some((a, b)) = dirty {
+    for &(a, b) in &dirty {
         let (s, e) = ((a * HOUR).max(wf), (b * HOUR).min(wu));
         instants.extend(schedule.runs_after(at(s - 1)).map(|r| r.timestamp()).take_while(|&r| r < e));
     }
     // Spring forward at the window's start: the collapsed run of a fixed-time job sits at the
-    // first instant after the gap; the expressions cover it only if its wall time matches too.
+    // first instant after the gap (`dst_gap = shift`; with `skip` the engine has no run there);
+    // the expressions cover it only if its wall time matches too.
     if let Some(ch) = prev.filter(|c| fixed && c.before < off && c.at >= wf && c.at < wu) {
         let runs_there = schedule.next_after(at(ch.at - 1)).is_some_and(|r| r.timestamp() == ch.at);
         if runs_there && !expr.matches(ch.at + off) {

@@ -1,9 +1,9 @@
 //! `btu explain`: a local schedule as UTC cron expressions, window by window.
 
 use super::error::CliError;
-use super::text::{job_class, parse_date_or_instant, rfc3339z};
-use crate::cron::LocalSchedule;
+use super::text::{job_class, parse_date_or_instant, parse_dst_gap, parse_dst_overlap, rfc3339z};
 use crate::cron::explain::explain;
+use crate::cron::{DstGap, DstOverlap, LocalSchedule};
 use chrono::{DateTime, Months, Utc};
 use std::fmt::Write;
 
@@ -14,6 +14,14 @@ pub struct ExplainArgs {
     /// IANA time zone the expression is read in, e.g. America/Los_Angeles.
     #[arg(long, default_value = "UTC")]
     pub tz: String,
+    /// A fixed-time run whose wall time a spring-forward skips: shift (to the first instant
+    /// after the gap) or skip (not run).
+    #[arg(long, default_value = "shift", value_parser = parse_dst_gap)]
+    pub dst_gap: DstGap,
+    /// Runs whose wall time a fall-back repeats: auto (fixed-time once, wildcard both passes),
+    /// first, last or both.
+    #[arg(long, default_value = "auto", value_parser = parse_dst_overlap)]
+    pub dst_overlap: DstOverlap,
     /// Start: YYYY-MM-DD (midnight in --tz) or an RFC 3339 instant [default: now].
     #[arg(long)]
     pub from: Option<String>,
@@ -27,7 +35,7 @@ pub struct ExplainArgs {
 }
 
 pub fn run(args: &ExplainArgs, now: DateTime<Utc>) -> Result<String, CliError> {
-    let schedule = LocalSchedule::parse(&args.expr, &args.tz)?;
+    let schedule = LocalSchedule::parse(&args.expr, &args.tz)?.with_dst(args.dst_gap, args.dst_overlap);
     let tz = schedule.tz();
     let from = match &args.from {
         Some(text) => parse_date_or_instant("from", text, tz)?,
@@ -52,7 +60,7 @@ pub fn run(args: &ExplainArgs, now: DateTime<Utc>) -> Result<String, CliError> {
         "{} in {} ({}) as UTC cron expressions, {} .. {}",
         schedule.expr().source(),
         tz.name(),
-        job_class(schedule.expr().is_wildcard()),
+        job_class(&schedule),
         rfc3339z(from),
         rfc3339z(until)
     );

@@ -1,8 +1,8 @@
 //! `btu next`: the next run instants of an expression in a zone.
 
 use super::error::CliError;
-use super::text::{job_class, parse_instant, rfc3339z};
-use crate::cron::LocalSchedule;
+use super::text::{job_class, parse_dst_gap, parse_dst_overlap, parse_instant, rfc3339z};
+use crate::cron::{DstGap, DstOverlap, LocalSchedule};
 use chrono::{DateTime, Utc};
 use std::fmt::Write;
 
@@ -14,6 +14,14 @@ pub struct NextArgs {
     /// IANA time zone the expression is read in, e.g. America/Los_Angeles.
     #[arg(long, default_value = "UTC")]
     pub tz: String,
+    /// A fixed-time run whose wall time a spring-forward skips: shift (to the first instant
+    /// after the gap) or skip (not run).
+    #[arg(long, default_value = "shift", value_parser = parse_dst_gap)]
+    pub dst_gap: DstGap,
+    /// Runs whose wall time a fall-back repeats: auto (fixed-time once, wildcard both passes),
+    /// first, last or both.
+    #[arg(long, default_value = "auto", value_parser = parse_dst_overlap)]
+    pub dst_overlap: DstOverlap,
     /// List runs strictly after this RFC 3339 instant [default: now].
     #[arg(long, value_parser = parse_instant)]
     pub from: Option<DateTime<Utc>>,
@@ -26,7 +34,7 @@ pub struct NextArgs {
 }
 
 pub fn run(args: &NextArgs, now: DateTime<Utc>) -> Result<String, CliError> {
-    let schedule = LocalSchedule::parse(&args.expr, &args.tz)?;
+    let schedule = LocalSchedule::parse(&args.expr, &args.tz)?.with_dst(args.dst_gap, args.dst_overlap);
     let from = args.from.unwrap_or(now);
     let runs: Vec<DateTime<Utc>> = schedule.runs_after(from).take(args.count as usize).collect();
     if args.json {
@@ -43,7 +51,7 @@ pub fn run(args: &NextArgs, now: DateTime<Utc>) -> Result<String, CliError> {
         "{} in {} ({}), runs after {}:",
         schedule.expr().source(),
         tz.name(),
-        job_class(schedule.expr().is_wildcard()),
+        job_class(&schedule),
         rfc3339z(from)
     );
     if runs.is_empty() {

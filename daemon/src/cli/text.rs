@@ -5,6 +5,7 @@ use chrono::{DateTime, LocalResult, NaiveDate, SecondsFormat, TimeZone, Utc};
 use chrono_tz::{GapInfo, Tz};
 
 use super::error::CliError;
+use crate::cron::{DstGap, DstOverlap, LocalSchedule};
 
 /// clap value parser for RFC 3339 instants such as `2027-03-14T10:00:00Z`.
 pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
@@ -36,6 +37,23 @@ pub fn rfc3339z(t: DateTime<Utc>) -> String {
 }
 
 /// "fixed-time" or "wildcard": the daylight-saving class of a job, for human output.
-pub fn job_class(wildcard: bool) -> &'static str {
-    if wildcard { "wildcard job" } else { "fixed-time job" }
+/// `wildcard job` / `fixed-time job`, with the DST policies when they are not the defaults.
+pub fn job_class(schedule: &LocalSchedule) -> String {
+    let class = if schedule.expr().is_wildcard() { "wildcard job" } else { "fixed-time job" };
+    let (gap, overlap) = (schedule.dst_gap(), schedule.dst_overlap());
+    if gap == DstGap::default() && overlap == DstOverlap::default() {
+        class.to_string()
+    } else {
+        format!("{class}, dst_gap {gap}, dst_overlap {overlap}")
+    }
+}
+
+/// `--dst-gap`: one of shift|skip.
+pub fn parse_dst_gap(text: &str) -> Result<DstGap, String> {
+    text.parse().map_err(|e: crate::cron::PolicyValueError| e.to_string())
+}
+
+/// `--dst-overlap`: one of auto|first|last|both.
+pub fn parse_dst_overlap(text: &str) -> Result<DstOverlap, String> {
+    text.parse().map_err(|e: crate::cron::PolicyValueError| e.to_string())
 }

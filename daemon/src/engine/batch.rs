@@ -15,6 +15,9 @@ pub(super) struct FireItem {
     pub site: usize,
     pub id: Arc<str>,
     pub due: DateTime<Utc>,
+    /// When it was meant to be enqueued: `due` plus the schedule's jitter for it. Lateness in
+    /// the log and the metrics is measured from here.
+    pub expected: DateTime<Utc>,
     /// The schedule's next run as planned when this one fired: its plan is only recorded (or
     /// put back) if nothing replanned it since.
     pub planned_next: Option<DateTime<Utc>>,

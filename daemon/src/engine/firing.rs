@@ -1,7 +1,8 @@
 //! Firing: turning the runs that are due into RQ jobs.
 //!
-//! At a due instant [`Firing::fire_due`] takes every due run from the plan, decides with the
-//! missed-run rule ([`super::planner::resume`]) whether it is enqueued, plans the schedule's
+//! At a due instant (plus the schedule's jitter) [`Firing::fire_due`] takes every due run from
+//! the plan, decides with the missed-run rule and the schedule's catch-up policy
+//! ([`super::planner::resume`]) which runs are enqueued, plans the schedule's
 //! next run, and sends the runs to Redis in batches of [`ENQUEUE_BATCH`] (spawned tasks, so
 //! the engine loop goes on). Each batch answers per run ([`Firing::on_fired`]): enqueued,
 //! already enqueued (claimed by an earlier attempt or another daemon), not written (Redis
@@ -202,7 +203,10 @@ impl Firing {
         // skipped_missed entries of schedules that fire nothing now.
         let mut missed_only: Vec<Missed> = Vec::new();
         while let Some(DueRun { site: idx, id, due, spec }) = plan.pop_due(now) {
-            let r = planner::resume(&spec.schedule, Some(due), now, grace);
+            // Judged from the run's jittered instant: a timer firing at due + d is on time.
+            let jitter_secs = spec.policies.jitter_secs;
+            let judged = now - planner::jitter(&spec.site, &id, due, jitter_secs);
+            let r = planner::resume(&spec.schedule, Some(due), judged, grace, spec.policies.catchup);
             plan.set_next(idx, &id, r.next);
             let site = plan.name(idx);
             let history = HistoryTarget::new(self.history_max, site, &id);
@@ -221,43 +225,57 @@ impl Firing {
                 if let Some(m) = self.metrics.get(idx) {
                     m.run(RunOutcome::SkippedMissed);
                 }
-                if r.fire.is_some() {
-                    warn!(site, schedule = %id, first = %rfc3339(first), last = %rfc3339(last),
-                        "missed runs skipped (only the latest missed run is caught up)");
+                let (catchup, grace_secs) = (spec.policies.catchup.as_str(), self.grace.as_secs());
+                if r.fire.is_empty() {
+                    warn!(site, schedule = %id, first = %rfc3339(first), last = %rfc3339(last), catchup, grace_secs,
+                        "missed runs skipped (older than the grace period, or catchup = none)");
                 } else {
-                    warn!(site, schedule = %id, first = %rfc3339(first), last = %rfc3339(last),
-                        grace_secs = self.grace.as_secs(), "missed runs skipped (older than the grace period)");
+                    warn!(site, schedule = %id, first = %rfc3339(first), last = %rfc3339(last), catchup, grace_secs,
+                        "missed runs skipped (catchup = latest: only the latest is caught up; all: older than the grace period)");
                 }
             }
-            let Some(fire) = r.fire else {
+            if r.fire.is_empty() {
                 if r.next.is_none() {
                     info!(site, schedule = %id, "schedule has no further runs");
                 }
                 replanned.push((idx, (spec, r.next)));
                 missed_only.extend(missed);
                 continue;
-            };
-            let on_time = now - fire < TimeDelta::seconds(1) && fire == due;
-            if !on_time {
-                info!(site, schedule = %id, due = %rfc3339(fire), "catching up a missed run");
             }
-            // Built ahead when possible; otherwise (a catch-up, a schedule changed since,
-            // no time to build ahead) here, which costs lateness but is the same run.
-            let run = self
-                .prepare
-                .take(idx, &id, fire, &spec)
-                .unwrap_or_else(|| prepare_run(site, &spec, fire, &self.build.jobs, self.build.claim_ttl_secs, now));
-            // The id the payload was built with (a form switch since does not change it).
-            let job_id = match &run {
-                Ok(r) => r.job_id().to_string(),
-                Err(_) => run_job_id(site, &spec, fire, &self.build.jobs),
-            };
-            let item = FireItem { site: idx, id, due: fire, planned_next: r.next, job_id, on_time, history, missed };
-            batch.push((item, run));
-            if batch.len() == ENQUEUE_BATCH {
-                // Sent while the rest of the burst is collected: Redis starts on it at once,
-                // and the multiplexed connection pipelines the batches behind each other.
-                self.in_flight.spawn(enqueue_batch(writer.clone(), std::mem::take(&mut batch)));
+            for fire in r.fire {
+                let expected = fire + planner::jitter(site, &id, fire, jitter_secs);
+                let on_time = fire == due && judged - fire < planner::ON_TIME;
+                if !on_time {
+                    info!(site, schedule = %id, due = %rfc3339(fire), "catching up a missed run");
+                }
+                // Built ahead when possible; otherwise (a catch-up, a schedule changed since,
+                // no time to build ahead) here, which costs lateness but is the same run.
+                let run = self.prepare.take(idx, &id, fire, &spec).unwrap_or_else(|| {
+                    prepare_run(site, &spec, fire, &self.build.jobs, self.build.claim_ttl_secs, now)
+                });
+                // The id the payload was built with (a form switch since does not change it).
+                let job_id = match &run {
+                    Ok(r) => r.job_id().to_string(),
+                    Err(_) => run_job_id(site, &spec, fire, &self.build.jobs),
+                };
+                // The skipped_missed entries go before the first run's own.
+                let item = FireItem {
+                    site: idx,
+                    id: id.clone(),
+                    due: fire,
+                    expected,
+                    planned_next: r.next,
+                    job_id,
+                    on_time,
+                    history: history.clone(),
+                    missed: std::mem::take(&mut missed),
+                };
+                batch.push((item, run));
+                if batch.len() == ENQUEUE_BATCH {
+                    // Sent while the rest of the burst is collected: Redis starts on it at once,
+                    // and the multiplexed connection pipelines the batches behind each other.
+                    self.in_flight.spawn(enqueue_batch(writer.clone(), std::mem::take(&mut batch)));
+                }
             }
         }
         if !batch.is_empty() {
@@ -294,9 +312,9 @@ impl Firing {
                         EnqueueOutcome::Enqueued | EnqueueOutcome::Replaced { .. } => {
                             self.counters.enqueued += 1;
                             if let Some(m) = metrics {
-                                m.enqueued(&item.id, item.due, done_at, run_outcome);
+                                m.enqueued(&item.id, item.expected, done_at, run_outcome);
                             }
-                            let lateness_ms = (done_at - item.due).num_milliseconds();
+                            let lateness_ms = (done_at - item.expected).num_milliseconds();
                             if let EnqueueOutcome::Replaced { canceled } = &o {
                                 info!(site, schedule = %item.id, job_id = %job_id, due, lateness_ms, canceled = %canceled,
                                     "run enqueued, replacing its still-queued previous job (canceled)");
@@ -325,7 +343,7 @@ impl Firing {
                         }
                     }
                     if self.record_lateness && item.on_time {
-                        self.lateness.push((done_at - item.due).to_std().unwrap_or(Duration::ZERO));
+                        self.lateness.push((done_at - item.expected).to_std().unwrap_or(Duration::ZERO));
                     }
                     if let Some(e) = plan.entry(item.site, &item.id)
                         && e.next == item.planned_next

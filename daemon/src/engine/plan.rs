@@ -3,7 +3,7 @@
 //! Memory only; writing the plan to Redis is the callers' business ([`super::link`]).
 //!
 //! One invariant ties the two together: an entry's `next` is `Some(due)` exactly when the
-//! timer holds the key `(due, site, id)`. Only this file touches either, through
+//! timer holds the key `(due + jitter, site, id)` (jitter from the entry's spec). Only this file touches either, through
 //! [`Plan::set`], [`Plan::set_next`], [`Plan::remove`] and [`Plan::pop_due`].
 //!
 //! Rebuild generations live here too: a load of a site takes a new generation number, marks
@@ -16,13 +16,20 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tracing::{debug, info, warn};
 
+use super::planner;
 use super::reports::EngineError;
 use crate::metrics::SiteMetrics;
 use crate::source::{Fingerprint, KnownFingerprints, ScheduleSpec, SkipReason};
 
-/// One planned run in the timer: due instant, site index, schedule id. Ordered by due instant
-/// first, so the timer's first key is the next run to fire.
+/// One planned run in the timer: the instant it fires (its due instant plus the schedule's
+/// jitter, [`fires_at`]), site index, schedule id. Ordered by that instant first, so the
+/// timer's first key is the next run to fire.
 type TimerKey = (DateTime<Utc>, usize, Arc<str>);
+
+/// When the timer fires the run of `spec` due at `due`: due + the schedule's jitter for it.
+fn fires_at(spec: &ScheduleSpec, due: DateTime<Utc>) -> DateTime<Utc> {
+    due + planner::jitter(&spec.site, &spec.id, due, spec.policies.jitter_secs)
+}
 
 /// A schedule that runs, and its next run.
 pub(super) struct Entry {
@@ -177,11 +184,13 @@ impl Plan {
     /// Plans `spec` to run next at `next`, replacing what the site planned for `id`.
     pub fn set(&mut self, idx: usize, id: Arc<str>, spec: Arc<ScheduleSpec>, next: Option<DateTime<Utc>>) {
         let site = &mut self.sites[idx];
-        if let Some(due) = site.entries.get(&id).and_then(|old| old.next) {
-            self.timer.remove(&(due, idx, id.clone()));
+        if let Some(old) = site.entries.get(&id)
+            && let Some(due) = old.next
+        {
+            self.timer.remove(&(fires_at(&old.spec, due), idx, id.clone()));
         }
         if let Some(due) = next {
-            self.timer.insert((due, idx, id.clone()));
+            self.timer.insert((fires_at(&spec, due), idx, id.clone()));
         }
         // A replaced entry keeps its generation (a rebuild marks what it confirms itself); a
         // new one takes the site's newest, so a notify during a rebuild is not undone by it.
@@ -196,10 +205,10 @@ impl Plan {
     pub fn set_next(&mut self, idx: usize, id: &Arc<str>, next: Option<DateTime<Utc>>) {
         let Some(entry) = self.sites[idx].entries.get_mut(id) else { return };
         if let Some(due) = entry.next {
-            self.timer.remove(&(due, idx, id.clone()));
+            self.timer.remove(&(fires_at(&entry.spec, due), idx, id.clone()));
         }
         if let Some(due) = next {
-            self.timer.insert((due, idx, id.clone()));
+            self.timer.insert((fires_at(&entry.spec, due), idx, id.clone()));
         }
         entry.next = next;
         if let Some(m) = self.metrics.get(idx) {
@@ -215,7 +224,7 @@ impl Plan {
                     m.forget(&key);
                 }
                 if let Some(due) = e.next {
-                    self.timer.remove(&(due, idx, key));
+                    self.timer.remove(&(fires_at(&e.spec, due), idx, key));
                 }
                 true
             }
@@ -223,27 +232,30 @@ impl Plan {
         }
     }
 
-    /// The earliest planned run.
+    /// When the timer fires next (the earliest due instant plus its schedule's jitter).
     pub fn next_due(&self) -> Option<DateTime<Utc>> {
-        self.timer.first().map(|(due, _, _)| *due)
+        self.timer.first().map(|(at, _, _)| *at)
     }
 
-    /// The planned runs due exactly at `due`: `(site, id, spec)`.
-    pub fn runs_at(&self, due: DateTime<Utc>) -> impl Iterator<Item = (usize, &Arc<str>, &Arc<ScheduleSpec>)> {
-        self.timer
-            .iter()
-            .take_while(move |(d, _, _)| *d == due)
-            .filter_map(|(_, idx, id)| Some((*idx, id, &self.sites[*idx].entries.get(id)?.spec)))
+    /// The planned runs whose timer fires exactly at `at`: `(site, id, spec, due instant)`.
+    pub fn runs_at(
+        &self,
+        at: DateTime<Utc>,
+    ) -> impl Iterator<Item = (usize, &Arc<str>, &Arc<ScheduleSpec>, DateTime<Utc>)> {
+        self.timer.iter().take_while(move |(t, _, _)| *t == at).filter_map(|(_, idx, id)| {
+            let e = self.sites[*idx].entries.get(id)?;
+            Some((*idx, id, &e.spec, e.next?))
+        })
     }
 
-    /// Takes the earliest planned run if it is due at `now`. Its schedule then has no next
-    /// run until [`Plan::set_next`] gives it one.
+    /// Takes the earliest planned run if its timer fires by `now`. Its schedule then has no
+    /// next run until [`Plan::set_next`] gives it one.
     pub fn pop_due(&mut self, now: DateTime<Utc>) -> Option<DueRun> {
-        while self.timer.first().is_some_and(|(due, _, _)| *due <= now) {
-            let (due, site, id) = self.timer.pop_first()?;
+        while self.timer.first().is_some_and(|(at, _, _)| *at <= now) {
+            let (at, site, id) = self.timer.pop_first()?;
             match self.sites[site].entries.get_mut(&id) {
-                Some(entry) if entry.next == Some(due) => {
-                    entry.next = None;
+                Some(entry) if entry.next.is_some_and(|due| fires_at(&entry.spec, due) == at) => {
+                    let due = entry.next.take()?;
                     let spec = entry.spec.clone();
                     return Some(DueRun { site, id, due, spec });
                 }

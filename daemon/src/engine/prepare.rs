@@ -26,11 +26,18 @@ pub(super) const PREPARE_AHEAD: TimeDelta = TimeDelta::seconds(2);
 /// A run ready for the writer, or why its job could not be built (bad data; never sent).
 pub(super) type Payload = Result<PreparedRun, RqError>;
 
-/// Payloads built ahead for the runs of one due instant, with the spec each was built from.
+/// Payloads built ahead for the runs whose timer fires at one instant (`due`: the due instant
+/// plus the schedule's jitter), with the spec and the due instant each was built for.
 pub(super) struct Prepared {
     due: DateTime<Utc>,
-    runs: HashMap<(usize, Arc<str>), (Arc<ScheduleSpec>, Payload)>,
+    runs: HashMap<(usize, Arc<str>), BuiltRun>,
 }
+
+/// A payload built ahead: the spec and the due instant it was built for, and the payload.
+type BuiltRun = (Arc<ScheduleSpec>, DateTime<Utc>, Payload);
+
+/// A run to build: site index, schedule id, spec, due instant.
+type ToBuild = (usize, Arc<str>, Arc<ScheduleSpec>, DateTime<Utc>);
 
 /// What job building needs besides the schedule.
 #[derive(Debug, Clone)]
@@ -58,17 +65,18 @@ impl Prepare {
 
     /// Starts building the payloads of every run due at `due`.
     pub fn start(&mut self, due: DateTime<Utc>, plan: &Plan, settings: &BuildSettings) {
-        let runs: Vec<(usize, Arc<str>, Arc<ScheduleSpec>)> =
-            plan.runs_at(due).map(|(idx, id, spec)| (idx, id.clone(), spec.clone())).collect();
+        let runs: Vec<ToBuild> =
+            plan.runs_at(due).map(|(idx, id, spec, run_due)| (idx, id.clone(), spec.clone(), run_due)).collect();
         let sites: Vec<String> = plan.sites().iter().map(|s| s.name.clone()).collect();
         let settings = settings.clone();
         let task = tokio::task::spawn_blocking(move || {
             let created_at = Utc::now();
             let runs = runs
                 .into_iter()
-                .map(|(idx, id, spec)| {
-                    let run = prepare_run(&sites[idx], &spec, due, &settings.jobs, settings.claim_ttl_secs, created_at);
-                    ((idx, id), (spec, run))
+                .map(|(idx, id, spec, run_due)| {
+                    let run =
+                        prepare_run(&sites[idx], &spec, run_due, &settings.jobs, settings.claim_ttl_secs, created_at);
+                    ((idx, id), (spec, run_due, run))
                 })
                 .collect();
             Prepared { due, runs }
@@ -106,9 +114,9 @@ impl Prepare {
     /// The payload built ahead for this run, if it was built for this very due instant from
     /// the schedule as it is now.
     pub fn take(&mut self, idx: usize, id: &Arc<str>, due: DateTime<Utc>, spec: &Arc<ScheduleSpec>) -> Option<Payload> {
-        let prepared = self.done.as_mut().filter(|p| p.due == due)?;
-        let (built_from, run) = prepared.runs.remove(&(idx, id.clone()))?;
-        Arc::ptr_eq(&built_from, spec).then_some(run)
+        let prepared = self.done.as_mut()?;
+        let (built_from, built_due, run) = prepared.runs.remove(&(idx, id.clone()))?;
+        (built_due == due && Arc::ptr_eq(&built_from, spec)).then_some(run)
     }
 
     /// Drops payloads of instants up to `now`: used up; leftovers belong to schedules changed
