@@ -1,0 +1,83 @@
+"""Redis time per run of the enqueue script (numbers go to docs/rq.md, "Gates").
+
+Loads the Lua text of `daemon/src/rq/script.rs` (or, with `--rev REV`, of the file that held the
+script at that git revision: `rq/script.rs`, else `rq/writer.rs`), sends batches of 200 runs with
+the nine job fields the daemon writes (~400 bytes), and reads Redis' own time for each call from
+`INFO commandstats` (usec of EVALSHA): the server-side cost per run, which no client change can
+hide. Scripts from before the gates take the old argument layout (no gate keys).
+
+Cases: overlap `allow` (pause EXISTS, skip ZREM, lastjob SET per run), `skip` (the previous job
+is queued: GET + HMGET, no write) and `replace` (the previous job is queued: LREM from a
+200-job queue, HSET, ZADD, then the write). Redis db 9 on `$BTU_TEST_REDIS_PORT` (default 6379),
+keys `gb:*`, deleted at the end.
+
+    tests/.venvs/test/bin/python tests/bench/script_bench.py [--batches 40] [--rev b2e70e4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+REPO = Path(__file__).resolve().parents[2]
+LUA = re.compile(r'const ENQUEUE_LUA: &str = r#"(.*?)"#;', re.S)
+FIELDS = [b"data", os.urandom(300), b"status", b"queued", b"origin", b"bq:default", b"created_at",
+          b"2026-12-02T04:00:00.000000Z", b"timeout", b"300", b"result_ttl", b"600", b"failure_ttl", b"604800",
+          b"description", b"btu site s1 mod.func due 2026-12-02T04:00:00Z"]
+RUNS = 200
+
+
+def lua(rev: str | None) -> str:
+    if rev is None:
+        return LUA.search((REPO / "daemon/src/rq/script.rs").read_text()).group(1)
+    for path in ("daemon/src/rq/script.rs", "daemon/src/rq/writer.rs"):
+        p = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:{path}"], capture_output=True, text=True)
+        if p.returncode == 0 and (m := LUA.search(p.stdout)):
+            return m.group(1)
+    raise SystemExit(f"no ENQUEUE_LUA at {rev}")
+
+
+def batch(r: redis.Redis, sha: str, gated: bool, overlap: str, n: int) -> float:
+    keys, args = ["gb:rq:queues"], ["2026-12-02T04:00:00.000000Z", RUNS]
+    if gated:
+        args += ["gb:rq", int(time.time())]
+    for i in range(RUNS):
+        jid = f"gb-{overlap}-{n}-{i}"
+        keys += [f"gb:claim:{jid}", f"gb:rq:job:{jid}", "gb:rq:queue:default"]
+        if gated:
+            keys += [f"gb:pause:s{i}", f"gb:skip:s{i}", f"gb:lastjob:s{i}"]
+            args += [jid, 600, 1_900_000_000 + n, overlap, len(FIELDS)]
+        else:
+            args += [jid, 600, len(FIELDS)]
+        args += FIELDS
+    before = r.info("commandstats").get("cmdstat_evalsha", {}).get("usec", 0)
+    r.evalsha(sha, len(keys), *keys, *args)
+    return (r.info("commandstats")["cmdstat_evalsha"]["usec"] - before) / RUNS
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batches", type=int, default=40)
+    ap.add_argument("--rev", help="measure the script of this git revision instead of the working tree")
+    a = ap.parse_args()
+    r = redis.Redis(port=int(os.environ.get("BTU_TEST_REDIS_PORT", "6379")), db=9)
+    text = lua(a.rev)
+    gated = "KEYS[k + 5]" in text
+    sha = r.script_load(text)
+    for overlap in ("allow", "skip", "replace") if gated else ("-",):
+        per = [batch(r, sha, gated, overlap, n) for n in range(a.batches)]
+        if keys := r.keys("gb:*"):
+            r.delete(*keys)
+        print(f"{a.rev or 'working tree'}: overlap {overlap:8} median {statistics.median(per):5.1f} us per run "
+              f"(min {min(per):.1f}, max {max(per):.1f}; {a.batches} batches of {RUNS})")
+
+
+if __name__ == "__main__":
+    main()
