@@ -50,14 +50,22 @@ async fn bad_frames_get_typed_errors_and_the_daemon_keeps_serving() {
     // Wrong version: answered in the daemon's version with the frozen error shape; the frame was
     // read whole, so the same connection keeps working.
     let mut s = UnixStream::connect(&srv.socket).await.expect("connect");
-    s.write_all(&vector("request_ping_v2")).await.expect("send");
+    s.write_all(&vector("request_ping_v3")).await.expect("send");
     let r = read_response(&mut s).await.expect("answer");
     assert_eq!((r.v, r.id), (proto::PROTOCOL_VERSION, 11));
     assert_eq!(
         error_of(&r),
-        (ErrorCode::UnsupportedVersion, "protocol version mismatch: client speaks 2, daemon speaks 1".into())
+        (ErrorCode::UnsupportedVersion, "protocol version mismatch: client speaks 3, daemon speaks 2".into())
     );
     assert!(matches!(call_on(&mut s, 12, Request::Ping).await, Response::Pong(_)));
+    // A client of the previous version (1) is refused the same way, never misread.
+    s.write_all(&vector("request_ping_v1")).await.expect("send");
+    let r = read_response(&mut s).await.expect("answer");
+    assert_eq!(
+        error_of(&r),
+        (ErrorCode::UnsupportedVersion, "protocol version mismatch: client speaks 1, daemon speaks 2".into())
+    );
+    assert!(matches!(call_on(&mut s, 13, Request::Ping).await, Response::Pong(_)));
 
     // Unknown request type, a non-map body, garbage msgpack: malformed, connection still usable.
     #[derive(serde::Serialize)]
@@ -66,8 +74,11 @@ async fn bad_frames_get_typed_errors_and_the_daemon_keeps_serving() {
         id: u64,
         r#type: &'static str,
     }
-    let odd = proto::frame_body(&proto::encode_body(&Odd { v: 1, id: 5, r#type: "reboot" }).expect("enc"), 1 << 20)
-        .expect("frame");
+    let odd = proto::frame_body(
+        &proto::encode_body(&Odd { v: proto::PROTOCOL_VERSION, id: 5, r#type: "reboot" }).expect("enc"),
+        1 << 20,
+    )
+    .expect("frame");
     s.write_all(&odd).await.expect("send");
     let r = read_response(&mut s).await.expect("answer");
     assert_eq!(r.id, 5, "the id is echoed even when the type is unknown");

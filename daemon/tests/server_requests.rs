@@ -173,6 +173,19 @@ async fn legacy_json_requests_are_answered_in_text() {
         legacy(sock, r#"{"request_type": "cancel_task_schedule", "request_content": "daily"}"#).await,
         "Successfully cancelled BTU Task Schedule daily in Python RQ."
     );
+    // Both are in the audit trail with the peer's uid/pid and the answer given (a ping is not
+    // an action).
+    let Response::Audited(a) = srv.call(Request::Audit { schedule: None, site: None, count: 10 }).await else {
+        panic!("audit")
+    };
+    let seen: Vec<_> = a.entries.iter().map(|e| (e.action.as_str(), e.schedule.as_deref())).collect();
+    assert_eq!(seen, [("legacy_cancel", Some("daily")), ("legacy_create", Some("daily"))]);
+    assert!(
+        a.entries
+            .iter()
+            .all(|e| e.uid == Some(nix::unistd::getuid().as_raw()) && e.pid == Some(std::process::id() as i32))
+    );
+    assert!(a.entries[0].args.contains("Successfully cancelled"), "{}", a.entries[0].args);
     let Response::Upcoming(u) = srv.call(Request::Upcoming { schedule: None, site: None, count: 100 }).await else {
         panic!("upcoming")
     };

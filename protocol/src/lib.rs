@@ -17,6 +17,7 @@
 //! ([`Client`]: connect timeout, one deadline per call, answer checks), shared by the `btu` CLI
 //! and the `btu_client` wheel.
 
+pub mod actions;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod error;
@@ -36,6 +37,10 @@ pub use frame::{
     FRAME_HEADER_LEN, FrameReader, MAX_FRAME_LEN, decode_frame_len, encode_frame_header, frame_body, read_frame,
 };
 pub use legacy::{LEGACY_MAX_LEN, LegacyRequest, is_legacy_start, parse_legacy};
+pub use message::{
+    AuditEntry, Audited, BackfillRun, BackfillStatus, Backfilled, PauseInfo, Paused, PausedSchedule, Resumed, Skipped,
+    SkippedRun,
+};
 pub use message::{
     Cancelled, ErrorCode, ErrorReply, History, HistoryRun, NextRun, Notified, PROTOCOL_VERSION, Pong, RanNow, Rebuilt,
     Request, RequestEnvelope, Response, ResponseEnvelope, ScheduleState, SiteStatus, Status, Upcoming, UpcomingRun,

@@ -13,8 +13,13 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::actions::{
+    AuditEntry, Audited, BackfillRun, BackfillStatus, Backfilled, NextRun, PauseInfo, Paused, PausedSchedule, Resumed,
+    Skipped, SkippedRun,
+};
+
 /// The protocol version this crate speaks. Bumped on any change an older peer would misread.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// A request with its envelope: protocol version and request id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +108,49 @@ pub enum Request {
         #[serde(default)]
         site: Option<String>,
     },
+    /// No run of the schedule is enqueued until `until` (RFC 3339; `None`: until resumed).
+    Pause {
+        schedule: String,
+        #[serde(default)]
+        site: Option<String>,
+        #[serde(default)]
+        until: Option<String>,
+        #[serde(default)]
+        note: Option<String>,
+    },
+    /// Ends a pause (the runs due while paused are not replayed).
+    Resume {
+        schedule: String,
+        #[serde(default)]
+        site: Option<String>,
+    },
+    /// The next `count` planned runs (after those already skipped) are not enqueued.
+    SkipNext {
+        schedule: String,
+        #[serde(default)]
+        site: Option<String>,
+        count: u32,
+    },
+    /// Enqueue every planned instant in `[start, end)` (RFC 3339) that has no job yet, at most
+    /// `max` instants; `dry_run` only says what would be enqueued.
+    Backfill {
+        schedule: String,
+        #[serde(default)]
+        site: Option<String>,
+        start: String,
+        end: String,
+        max: u32,
+        #[serde(default)]
+        dry_run: bool,
+    },
+    /// The newest `count` operator actions of the site's audit trail (of one schedule, or all).
+    Audit {
+        #[serde(default)]
+        schedule: Option<String>,
+        #[serde(default)]
+        site: Option<String>,
+        count: u32,
+    },
 }
 
 impl Request {
@@ -117,6 +165,11 @@ impl Request {
             Request::Upcoming { .. } => "upcoming",
             Request::History { .. } => "history",
             Request::RunNow { .. } => "run_now",
+            Request::Pause { .. } => "pause",
+            Request::Resume { .. } => "resume",
+            Request::SkipNext { .. } => "skip_next",
+            Request::Backfill { .. } => "backfill",
+            Request::Audit { .. } => "audit",
         }
     }
 }
@@ -133,6 +186,11 @@ pub enum Response {
     Upcoming(Upcoming),
     History(History),
     RanNow(RanNow),
+    Paused(Paused),
+    Resumed(Resumed),
+    Skipped(Skipped),
+    Backfilled(Backfilled),
+    Audited(Audited),
     Error(ErrorReply),
 }
 
@@ -148,6 +206,11 @@ impl Response {
             Response::Upcoming(_) => "upcoming",
             Response::History(_) => "history",
             Response::RanNow(_) => "ran_now",
+            Response::Paused(_) => "paused",
+            Response::Resumed(_) => "resumed",
+            Response::Skipped(_) => "skipped",
+            Response::Backfilled(_) => "backfilled",
+            Response::Audited(_) => "audited",
             Response::Error(_) => "error",
         }
     }
@@ -166,6 +229,11 @@ impl Response {
                 | (Request::Upcoming { .. }, Response::Upcoming(_))
                 | (Request::History { .. }, Response::History(_))
                 | (Request::RunNow { .. }, Response::RanNow(_))
+                | (Request::Pause { .. }, Response::Paused(_))
+                | (Request::Resume { .. }, Response::Resumed(_))
+                | (Request::SkipNext { .. }, Response::Skipped(_))
+                | (Request::Backfill { .. }, Response::Backfilled(_))
+                | (Request::Audit { .. }, Response::Audited(_))
         )
     }
 }
@@ -199,15 +267,6 @@ pub struct ScheduleState {
     pub time_zone: Option<String>,
     /// The next due instants, soonest first (empty when `runs` is false).
     pub next_runs: Vec<NextRun>,
-}
-
-/// One due instant, in UTC and in the schedule's local time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NextRun {
-    /// RFC 3339 in UTC with `Z`, e.g. `2025-03-30T01:30:00Z`.
-    pub utc: String,
-    /// RFC 3339 with the local offset, e.g. `2025-03-30T03:30:00+02:00`.
-    pub local: String,
 }
 
 /// Answer to [`Request::Cancel`].
@@ -254,6 +313,12 @@ pub struct SiteStatus {
     /// RFC 3339 UTC instant of the last complete rebuild, if any.
     #[serde(default)]
     pub last_rebuild: Option<String>,
+    /// The site's paused schedules (version 2).
+    #[serde(default)]
+    pub paused: Vec<PausedSchedule>,
+    /// The site's skipped instants still ahead, soonest first (version 2).
+    #[serde(default)]
+    pub skipped: Vec<SkippedRun>,
 }
 
 /// Answer to [`Request::Upcoming`]: runs soonest first.
@@ -274,6 +339,12 @@ pub struct UpcomingRun {
     pub utc: String,
     /// RFC 3339 with the schedule's local offset.
     pub local: String,
+    /// The run falls while the schedule is paused: it will not be enqueued (version 2).
+    #[serde(default)]
+    pub paused: bool,
+    /// The run was skipped with `skip_next`: it will not be enqueued (version 2).
+    #[serde(default)]
+    pub skipped: bool,
 }
 
 /// Answer to [`Request::History`]: most recent run first.
@@ -353,6 +424,9 @@ pub enum ErrorCode {
     Malformed,
     /// The daemon failed while serving a valid request (Redis down, source unreadable …).
     Internal,
+    /// A well-formed request whose argument cannot be honoured: an unreadable or past instant,
+    /// `end` before `start`, a count of 0, more runs than `max` (version 2).
+    InvalidArgument,
 }
 
 impl ErrorCode {
@@ -365,6 +439,7 @@ impl ErrorCode {
             ErrorCode::FrameTooLarge => "frame_too_large",
             ErrorCode::Malformed => "malformed",
             ErrorCode::Internal => "internal",
+            ErrorCode::InvalidArgument => "invalid_argument",
         }
     }
 }

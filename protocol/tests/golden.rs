@@ -95,7 +95,10 @@ fn version_mismatch_is_reported_with_both_versions() {
         args: Vec<Vec<u8>>,
     }
     let alien = encode_body(&AlienRequest { v: 3, id: 5, op: 1, args: vec![vec![1, 2]] }).expect("encode");
-    assert!(matches!(decode_request(&alien), Err(ProtocolError::UnsupportedVersion { client: 3, daemon: 1 })));
+    assert!(matches!(
+        decode_request(&alien),
+        Err(ProtocolError::UnsupportedVersion { client: 3, daemon: PROTOCOL_VERSION })
+    ));
 
     let old_daemon = ResponseEnvelope {
         v: 0,
@@ -108,6 +111,47 @@ fn version_mismatch_is_reported_with_both_versions() {
         err.to_string(),
         format!("protocol version mismatch: client speaks {PROTOCOL_VERSION}, daemon speaks 0")
     );
+}
+
+/// A client of this version against a daemon of version 1 (which knows none of the operator
+/// actions): the old daemon answers any request of ours with its frozen error shape in ITS
+/// version, and the client reports the mismatch instead of misreading or crashing.
+#[test]
+fn newer_client_against_a_version_1_daemon_gets_the_version_error() {
+    let old_answer = read_vector("response_error_unsupported_version_v1");
+    let request =
+        RequestEnvelope::new(11, Request::Pause { schedule: "TS-1".into(), site: None, until: None, note: None });
+    let mut exchange = Duplex { input: std::io::Cursor::new(old_answer), output: Vec::new() };
+    match call(&mut exchange, &request, MAX_FRAME_LEN) {
+        Err(e @ ProtocolError::UnsupportedVersion { client: 2, daemon: 1 }) => {
+            assert_eq!(e.to_string(), "protocol version mismatch: client speaks 2, daemon speaks 1");
+        }
+        other => panic!("expected the version error, got {other:?}"),
+    }
+    // And the version-1 client's ping is refused by this version the same way.
+    let body = &read_vector("request_ping_v1")[4..];
+    assert!(matches!(
+        decode_request(body),
+        Err(ProtocolError::UnsupportedVersion { client: 1, daemon: PROTOCOL_VERSION })
+    ));
+}
+
+struct Duplex {
+    input: std::io::Cursor<Vec<u8>>,
+    output: Vec<u8>,
+}
+impl std::io::Read for Duplex {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.input.read(buf)
+    }
+}
+impl std::io::Write for Duplex {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.output.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[test]
@@ -138,7 +182,7 @@ fn unknown_request_type_is_malformed_and_names_it() {
         id: u64,
         r#type: &'static str,
     }
-    let body = encode_body(&Unknown { v: 1, id: 3, r#type: "self_destruct" }).expect("encode");
+    let body = encode_body(&Unknown { v: PROTOCOL_VERSION, id: 3, r#type: "self_destruct" }).expect("encode");
     match decode_request(&body) {
         Err(ProtocolError::Malformed(m)) => assert!(m.contains("self_destruct"), "{m}"),
         other => panic!("expected Malformed, got {other:?}"),
@@ -154,7 +198,8 @@ fn optional_fields_may_be_omitted_by_hand_written_clients() {
         r#type: &'static str,
         schedules: Vec<&'static str>,
     }
-    let body = encode_body(&MinimalNotify { v: 1, id: 4, r#type: "notify", schedules: vec!["TS-1"] }).expect("encode");
+    let body = encode_body(&MinimalNotify { v: PROTOCOL_VERSION, id: 4, r#type: "notify", schedules: vec!["TS-1"] })
+        .expect("encode");
     assert_eq!(
         decode_request(&body).ok(),
         Some(RequestEnvelope::new(4, Request::Notify { schedules: vec!["TS-1".into()], site: None }))
@@ -163,24 +208,7 @@ fn optional_fields_may_be_omitted_by_hand_written_clients() {
 
 #[test]
 fn call_checks_the_echoed_id() {
-    struct Duplex {
-        input: std::io::Cursor<Vec<u8>>,
-        output: Vec<u8>,
-    }
-    impl std::io::Read for Duplex {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            self.input.read(buf)
-        }
-    }
-    impl std::io::Write for Duplex {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.output.write(buf)
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let pong = Response::Pong(Pong { daemon_version: "0.1.0".into(), protocol_version: 1 });
+    let pong = Response::Pong(Pong { daemon_version: "0.1.0".into(), protocol_version: 2 });
     let reply = encode_response(&ResponseEnvelope::new(1, pong.clone())).expect("encode");
     let mut ok = Duplex { input: std::io::Cursor::new(reply.clone()), output: Vec::new() };
     assert_eq!(call(&mut ok, &RequestEnvelope::new(1, Request::Ping), MAX_FRAME_LEN).ok(), Some(pong));

@@ -29,6 +29,93 @@ fn request() -> impl Strategy<Value = Request> {
             count
         }),
         (text(), option::of(text())).prop_map(|(schedule, site)| Request::RunNow { schedule, site }),
+        (text(), option::of(text()), option::of(text()), option::of(text()))
+            .prop_map(|(schedule, site, until, note)| Request::Pause { schedule, site, until, note }),
+        (text(), option::of(text())).prop_map(|(schedule, site)| Request::Resume { schedule, site }),
+        (text(), option::of(text()), any::<u32>()).prop_map(|(schedule, site, count)| Request::SkipNext {
+            schedule,
+            site,
+            count
+        }),
+        (text(), option::of(text()), text(), text(), any::<u32>(), any::<bool>()).prop_map(
+            |(schedule, site, start, end, max, dry_run)| Request::Backfill { schedule, site, start, end, max, dry_run }
+        ),
+        (option::of(text()), option::of(text()), any::<u32>()).prop_map(|(schedule, site, count)| Request::Audit {
+            schedule,
+            site,
+            count
+        }),
+    ]
+}
+
+fn pause_info() -> impl Strategy<Value = PauseInfo> {
+    (option::of(text()), option::of(text()), text(), option::of(any::<u32>()), option::of(any::<i32>()))
+        .prop_map(|(until, note, at, uid, pid)| PauseInfo { until, note, at, uid, pid })
+}
+
+fn backfill_status() -> impl Strategy<Value = BackfillStatus> {
+    prop_oneof![Just(BackfillStatus::Enqueued), Just(BackfillStatus::Exists), Just(BackfillStatus::WouldEnqueue)]
+}
+
+/// The responses to the operator actions (protocol version 2).
+fn action_response() -> impl Strategy<Value = Response> {
+    prop_oneof![
+        (text(), text(), pause_info()).prop_map(|(site, schedule, pause)| Response::Paused(Paused {
+            site,
+            schedule,
+            pause
+        })),
+        (text(), text(), any::<bool>()).prop_map(|(site, schedule, was_paused)| Response::Resumed(Resumed {
+            site,
+            schedule,
+            was_paused
+        })),
+        (text(), text(), vec(next_run(), 0..4), vec(next_run(), 0..4)).prop_map(|(site, schedule, added, pending)| {
+            Response::Skipped(Skipped { site, schedule, added, pending })
+        }),
+        (text(), text(), any::<bool>(), vec((text(), text(), text(), backfill_status()), 0..4)).prop_map(
+            |(site, schedule, dry_run, runs)| Response::Backfilled(Backfilled {
+                site,
+                schedule,
+                dry_run,
+                runs: runs
+                    .into_iter()
+                    .map(|(due, local, job_id, status)| BackfillRun { due, local, job_id, status })
+                    .collect(),
+            })
+        ),
+        (
+            text(),
+            vec(
+                (
+                    text(),
+                    text(),
+                    text(),
+                    option::of(text()),
+                    text(),
+                    option::of(text()),
+                    option::of(any::<u32>()),
+                    option::of(any::<i32>())
+                ),
+                0..3
+            )
+        )
+            .prop_map(|(site, entries)| Response::Audited(Audited {
+                site,
+                entries: entries
+                    .into_iter()
+                    .map(|(id, time, action, schedule, args, note, uid, pid)| AuditEntry {
+                        id,
+                        time,
+                        action,
+                        schedule,
+                        args,
+                        note,
+                        uid,
+                        pid
+                    })
+                    .collect(),
+            })),
     ]
 }
 
@@ -57,6 +144,7 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
         Just(ErrorCode::FrameTooLarge),
         Just(ErrorCode::Malformed),
         Just(ErrorCode::Internal),
+        Just(ErrorCode::InvalidArgument),
     ]
 }
 
@@ -84,7 +172,18 @@ fn response() -> impl Strategy<Value = Response> {
             text(),
             any::<u64>(),
             text(),
-            vec((text(), any::<u32>(), any::<bool>(), any::<bool>(), option::of(text())), 0..3)
+            vec(
+                (
+                    text(),
+                    any::<u32>(),
+                    any::<bool>(),
+                    any::<bool>(),
+                    option::of(text()),
+                    vec((text(), pause_info()), 0..2),
+                    vec((text(), text()), 0..2)
+                ),
+                0..3
+            )
         )
             .prop_map(|(daemon_version, protocol_version, started_at, uptime_secs, source, sites)| {
                 Response::Status(Status {
@@ -95,22 +194,37 @@ fn response() -> impl Strategy<Value = Response> {
                     source,
                     sites: sites
                         .into_iter()
-                        .map(|(site, schedules, redis_ok, source_ok, last_rebuild)| SiteStatus {
+                        .map(|(site, schedules, redis_ok, source_ok, last_rebuild, paused, skipped)| SiteStatus {
                             site,
                             schedules,
                             redis_ok,
                             source_ok,
                             last_rebuild,
+                            paused: paused
+                                .into_iter()
+                                .map(|(schedule, pause)| PausedSchedule { schedule, pause })
+                                .collect(),
+                            skipped: skipped.into_iter().map(|(schedule, utc)| SkippedRun { schedule, utc }).collect(),
                         })
                         .collect(),
                 })
             }),
-        vec((text(), text(), option::of(text()), text(), text()), 0..4).prop_map(|runs| Response::Upcoming(Upcoming {
-            runs: runs
-                .into_iter()
-                .map(|(site, schedule, task, utc, local)| UpcomingRun { site, schedule, task, utc, local })
-                .collect()
-        })),
+        vec((text(), text(), option::of(text()), text(), text(), any::<bool>(), any::<bool>()), 0..4).prop_map(
+            |runs| Response::Upcoming(Upcoming {
+                runs: runs
+                    .into_iter()
+                    .map(|(site, schedule, task, utc, local, paused, skipped)| UpcomingRun {
+                        site,
+                        schedule,
+                        task,
+                        utc,
+                        local,
+                        paused,
+                        skipped
+                    })
+                    .collect()
+            })
+        ),
         (text(), text(), vec((text(), text(), option::of(text()), text(), option::of(any::<i64>())), 0..4)).prop_map(
             |(site, schedule, runs)| Response::History(History {
                 site,
@@ -138,6 +252,7 @@ fn response() -> impl Strategy<Value = Response> {
             message,
             schedule
         })),
+        action_response(),
     ]
 }
 

@@ -1,6 +1,8 @@
 //! Protocol payloads → plain Python objects (dicts, lists, timezone-aware datetimes).
 
-use btu_protocol::{HistoryRun, NextRun, Response, ScheduleState, SiteStatus, UpcomingRun};
+use btu_protocol::{
+    AuditEntry, BackfillRun, HistoryRun, NextRun, PauseInfo, Response, ScheduleState, SiteStatus, UpcomingRun,
+};
 use chrono::{DateTime, Datelike, Timelike};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -9,6 +11,7 @@ use pyo3::types::{PyDict, PyList, PyType};
 static DATETIME: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static TIMEZONE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static TIMEDELTA: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static JSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// An RFC 3339 timestamp from the daemon as an aware `datetime.datetime` keeping its offset
 /// (`Z` → `timezone.utc`, `+02:00` → `timezone(timedelta(hours=2))`).
@@ -78,6 +81,56 @@ fn site_status<'py>(py: Python<'py>, s: &SiteStatus) -> PyResult<Bound<'py, PyDi
     d.set_item("redis_ok", s.redis_ok)?;
     d.set_item("source_ok", s.source_ok)?;
     d.set_item("last_rebuild", optional_datetime(py, "last_rebuild", s.last_rebuild.as_deref())?)?;
+    let paused = s.paused.iter().map(|p| pause(py, &p.schedule, &p.pause)).collect::<PyResult<Vec<_>>>()?;
+    d.set_item("paused", PyList::new(py, paused)?)?;
+    let skipped = s
+        .skipped
+        .iter()
+        .map(|k| {
+            let e = PyDict::new(py);
+            e.set_item("schedule", &k.schedule)?;
+            e.set_item("utc", datetime(py, "skipped.utc", &k.utc)?)?;
+            Ok(e)
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    d.set_item("skipped", PyList::new(py, skipped)?)?;
+    Ok(d)
+}
+
+/// A pause, flat: `{schedule, until, note, at, uid, pid}`.
+fn pause<'py>(py: Python<'py>, schedule: &str, p: &PauseInfo) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("schedule", schedule)?;
+    d.set_item("until", optional_datetime(py, "until", p.until.as_deref())?)?;
+    d.set_item("note", &p.note)?;
+    d.set_item("at", datetime(py, "at", &p.at)?)?;
+    d.set_item("uid", p.uid)?;
+    d.set_item("pid", p.pid)?;
+    Ok(d)
+}
+
+fn backfill_run<'py>(py: Python<'py>, r: &BackfillRun) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("due", datetime(py, "due", &r.due)?)?;
+    d.set_item("local", datetime(py, "local", &r.local)?)?;
+    d.set_item("job_id", &r.job_id)?;
+    d.set_item("status", r.status.as_str())?;
+    Ok(d)
+}
+
+fn audit_entry<'py>(py: Python<'py>, e: &AuditEntry) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("id", &e.id)?;
+    d.set_item("time", datetime(py, "time", &e.time)?)?;
+    d.set_item("action", &e.action)?;
+    d.set_item("schedule", &e.schedule)?;
+    let args = JSON_LOADS.import(py, "json", "loads")?.call1((e.args.as_str(),)).map_err(|err| {
+        crate::errors::protocol_error(py, format!("btu-daemon sent audit args that are not JSON ({err}): {}", e.args))
+    })?;
+    d.set_item("args", args)?;
+    d.set_item("note", &e.note)?;
+    d.set_item("uid", e.uid)?;
+    d.set_item("pid", e.pid)?;
     Ok(d)
 }
 
@@ -88,6 +141,8 @@ fn upcoming_run<'py>(py: Python<'py>, r: &UpcomingRun) -> PyResult<Bound<'py, Py
     d.set_item("task", &r.task)?;
     d.set_item("utc", datetime(py, "utc", &r.utc)?)?;
     d.set_item("local", datetime(py, "local", &r.local)?)?;
+    d.set_item("paused", r.paused)?;
+    d.set_item("skipped", r.skipped)?;
     Ok(d)
 }
 
@@ -156,6 +211,36 @@ pub fn response<'py>(py: Python<'py>, response: &Response) -> PyResult<Bound<'py
             d.set_item("job_id", &r.job_id)?;
             d.set_item("queue", &r.queue)?;
             d.into_any()
+        }
+        Response::Paused(p) => {
+            let d = pause(py, &p.schedule, &p.pause)?;
+            d.set_item("site", &p.site)?;
+            d.into_any()
+        }
+        Response::Resumed(r) => {
+            let d = PyDict::new(py);
+            d.set_item("site", &r.site)?;
+            d.set_item("schedule", &r.schedule)?;
+            d.set_item("was_paused", r.was_paused)?;
+            d.into_any()
+        }
+        Response::Skipped(k) => {
+            let d = PyDict::new(py);
+            d.set_item("site", &k.site)?;
+            d.set_item("schedule", &k.schedule)?;
+            let added = k.added.iter().map(|r| next_run(py, r)).collect::<PyResult<Vec<_>>>()?;
+            d.set_item("added", PyList::new(py, added)?)?;
+            let pending = k.pending.iter().map(|r| next_run(py, r)).collect::<PyResult<Vec<_>>>()?;
+            d.set_item("pending", PyList::new(py, pending)?)?;
+            d.into_any()
+        }
+        Response::Backfilled(b) => {
+            let runs = b.runs.iter().map(|r| backfill_run(py, r)).collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, runs)?.into_any()
+        }
+        Response::Audited(a) => {
+            let entries = a.entries.iter().map(|e| audit_entry(py, e)).collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, entries)?.into_any()
         }
         Response::Error(e) => return Err(crate::errors::daemon_error(py, e, None)),
     };

@@ -18,6 +18,7 @@ static DAEMON_UNAVAILABLE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static PROTOCOL_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static SCHEDULE_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static DAEMON_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static ARGUMENT_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 fn raise<A>(py: Python<'_>, cell: &PyOnceLock<Py<PyType>>, name: &str, args: A) -> PyErr
 where
@@ -115,6 +116,10 @@ pub fn daemon_error(py: Python<'_>, e: &ErrorReply, schedule: Option<&str>) -> P
             "ProtocolError",
             (format!("btu-daemon refused the request: {}", e.message), code),
         ),
+        ErrorCode::InvalidArgument => {
+            let schedule = e.schedule.clone().or_else(|| schedule.map(str::to_owned));
+            raise(py, &ARGUMENT_ERROR, "ArgumentError", (e.message.clone(), code, schedule))
+        }
         ErrorCode::Internal => raise(
             py,
             &DAEMON_ERROR,

@@ -6,65 +6,17 @@
 //! ([`errors`]). The public Python API is re-exported by `btu_client/__init__.py`; the types are
 //! in `_core.pyi`.
 
+mod args;
 mod convert;
 mod errors;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
+use args::{count, instant, schedule_id, schedule_ids, timeout};
 use btu_protocol::{self as proto, Client, Request, Response};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
-
-fn timeout(seconds: f64) -> PyResult<Duration> {
-    if !seconds.is_finite() || seconds <= 0.0 {
-        return Err(PyValueError::new_err(format!("timeout must be a positive number of seconds, got {seconds}")));
-    }
-    Duration::try_from_secs_f64(seconds)
-        .map_err(|e| PyValueError::new_err(format!("timeout of {seconds} s is not usable: {e}")))
-}
-
-fn count(name: &str, value: i64) -> PyResult<u32> {
-    u32::try_from(value)
-        .ok()
-        .filter(|c| *c >= 1)
-        .ok_or_else(|| PyValueError::new_err(format!("{name} must be between 1 and {}, got {value}", u32::MAX)))
-}
-
-/// A schedule id from a `str` or from anything with a `.name` (a Frappe document).
-fn schedule_id(obj: &Bound<'_, PyAny>) -> PyResult<String> {
-    let id: String = if let Ok(s) = obj.extract::<String>() {
-        s
-    } else if let Some(name) = obj.getattr_opt("name")? {
-        name.extract::<String>().map_err(|_| {
-            PyTypeError::new_err(format!(
-                "the schedule document's .name must be a str (is the document saved?), got {}",
-                name.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
-            ))
-        })?
-    } else {
-        return Err(PyTypeError::new_err(format!(
-            "a schedule must be a schedule id (str) or a document with .name, got {}",
-            obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
-        )));
-    };
-    if id.trim().is_empty() {
-        return Err(PyValueError::new_err("a schedule id must not be empty"));
-    }
-    Ok(id)
-}
-
-/// One schedule, or a list/tuple of them, as ids.
-fn schedule_ids(obj: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
-    if let Ok(list) = obj.cast::<PyList>() {
-        list.iter().map(|item| schedule_id(&item)).collect()
-    } else if let Ok(tuple) = obj.cast::<PyTuple>() {
-        tuple.iter().map(|item| schedule_id(&item)).collect()
-    } else {
-        Ok(vec![schedule_id(obj)?])
-    }
-}
+use pyo3::types::{PyBytes, PyList};
 
 /// Sends `request` (GIL released during I/O) and returns the answer to it, or raises.
 /// `schedule` names the schedule a ScheduleError is about when the daemon does not.
@@ -196,6 +148,93 @@ fn run_now<'py>(
     answer(py, socket_path, timeout, Request::RunNow { schedule: schedule.clone(), site }, Some(&schedule))
 }
 
+/// Pause a schedule: none of its runs is enqueued until ``until`` (or until resumed).
+#[pyfunction]
+#[pyo3(signature = (schedule, until=None, note=None, *, site=None, socket_path=None, timeout=2.0))]
+#[allow(clippy::too_many_arguments)]
+fn pause<'py>(
+    py: Python<'py>,
+    schedule: &Bound<'py, PyAny>,
+    until: Option<&Bound<'py, PyAny>>,
+    note: Option<String>,
+    site: Option<String>,
+    socket_path: Option<PathBuf>,
+    timeout: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let schedule = schedule_id(schedule)?;
+    let until = until.filter(|u| !u.is_none()).map(|u| instant("until", u)).transpose()?;
+    answer(py, socket_path, timeout, Request::Pause { schedule: schedule.clone(), site, until, note }, Some(&schedule))
+}
+
+/// End a schedule's pause (the runs due while paused are not replayed).
+#[pyfunction]
+#[pyo3(signature = (schedule, *, site=None, socket_path=None, timeout=2.0))]
+fn resume<'py>(
+    py: Python<'py>,
+    schedule: &Bound<'py, PyAny>,
+    site: Option<String>,
+    socket_path: Option<PathBuf>,
+    timeout: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let schedule = schedule_id(schedule)?;
+    answer(py, socket_path, timeout, Request::Resume { schedule: schedule.clone(), site }, Some(&schedule))
+}
+
+/// Skip the schedule's next ``count`` planned runs (after those already skipped).
+#[pyfunction]
+#[pyo3(signature = (schedule, count=1, *, site=None, socket_path=None, timeout=2.0))]
+fn skip_next<'py>(
+    py: Python<'py>,
+    schedule: &Bound<'py, PyAny>,
+    count: i64,
+    site: Option<String>,
+    socket_path: Option<PathBuf>,
+    timeout: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let schedule = schedule_id(schedule)?;
+    let count = self::count("count", count)?;
+    answer(py, socket_path, timeout, Request::SkipNext { schedule: schedule.clone(), site, count }, Some(&schedule))
+}
+
+/// Enqueue every planned run in ``[start, end)`` that has no job yet; returns every planned
+/// run of the range with what happened to it.
+#[pyfunction]
+#[pyo3(signature = (schedule, start, end, max=1000, dry_run=false, *, site=None, socket_path=None, timeout=30.0))]
+#[allow(clippy::too_many_arguments)]
+fn backfill<'py>(
+    py: Python<'py>,
+    schedule: &Bound<'py, PyAny>,
+    start: &Bound<'py, PyAny>,
+    end: &Bound<'py, PyAny>,
+    max: i64,
+    dry_run: bool,
+    site: Option<String>,
+    socket_path: Option<PathBuf>,
+    timeout: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let schedule = schedule_id(schedule)?;
+    let (start, end) = (instant("start", start)?, instant("end", end)?);
+    let max = self::count("max", max)?;
+    let request = Request::Backfill { schedule: schedule.clone(), site, start, end, max, dry_run };
+    answer(py, socket_path, timeout, request, Some(&schedule))
+}
+
+/// The newest ``count`` operator actions of the site's audit trail (of one schedule, or all).
+#[pyfunction]
+#[pyo3(signature = (schedule=None, count=50, *, site=None, socket_path=None, timeout=2.0))]
+fn audit<'py>(
+    py: Python<'py>,
+    schedule: Option<&Bound<'py, PyAny>>,
+    count: i64,
+    site: Option<String>,
+    socket_path: Option<PathBuf>,
+    timeout: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let schedule = schedule.filter(|s| !s.is_none()).map(schedule_id).transpose()?;
+    let count = self::count("count", count)?;
+    answer(py, socket_path, timeout, Request::Audit { schedule: schedule.clone(), site, count }, schedule.as_deref())
+}
+
 // ---- private helpers for the tests (golden vectors, fake daemon) -------------------------
 
 fn wire_error(py: Python<'_>, e: proto::ProtocolError) -> PyErr {
@@ -204,7 +243,9 @@ fn wire_error(py: Python<'_>, e: proto::ProtocolError) -> PyErr {
 
 /// Builds the request the public functions would send and returns its frame.
 #[pyfunction]
-#[pyo3(signature = (kind, id, *, schedules=None, schedule=None, site=None, count=None))]
+#[pyo3(signature = (kind, id, *, schedules=None, schedule=None, site=None, count=None, until=None, note=None,
+    start=None, end=None, max=None, dry_run=false))]
+#[allow(clippy::too_many_arguments)]
 fn _encode_request<'py>(
     py: Python<'py>,
     kind: &str,
@@ -213,6 +254,12 @@ fn _encode_request<'py>(
     schedule: Option<String>,
     site: Option<String>,
     count: Option<u32>,
+    until: Option<String>,
+    note: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+    max: Option<u32>,
+    dry_run: bool,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let need = |what: &str| PyValueError::new_err(format!("'{kind}' needs {what}="));
     let request = match kind {
@@ -228,6 +275,22 @@ fn _encode_request<'py>(
             count: count.ok_or_else(|| need("count"))?,
         },
         "run_now" => Request::RunNow { schedule: schedule.ok_or_else(|| need("schedule"))?, site },
+        "pause" => Request::Pause { schedule: schedule.ok_or_else(|| need("schedule"))?, site, until, note },
+        "resume" => Request::Resume { schedule: schedule.ok_or_else(|| need("schedule"))?, site },
+        "skip_next" => Request::SkipNext {
+            schedule: schedule.ok_or_else(|| need("schedule"))?,
+            site,
+            count: count.ok_or_else(|| need("count"))?,
+        },
+        "backfill" => Request::Backfill {
+            schedule: schedule.ok_or_else(|| need("schedule"))?,
+            site,
+            start: start.ok_or_else(|| need("start"))?,
+            end: end.ok_or_else(|| need("end"))?,
+            max: max.ok_or_else(|| need("max"))?,
+            dry_run,
+        },
+        "audit" => Request::Audit { schedule, site, count: count.ok_or_else(|| need("count"))? },
         other => return Err(PyValueError::new_err(format!("unknown request kind '{other}'"))),
     };
     let frame = proto::encode_request(&proto::RequestEnvelope::new(id, request)).map_err(|e| wire_error(py, e))?;
@@ -295,6 +358,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(upcoming, m)?)?;
     m.add_function(wrap_pyfunction!(history, m)?)?;
     m.add_function(wrap_pyfunction!(run_now, m)?)?;
+    m.add_function(wrap_pyfunction!(pause, m)?)?;
+    m.add_function(wrap_pyfunction!(resume, m)?)?;
+    m.add_function(wrap_pyfunction!(skip_next, m)?)?;
+    m.add_function(wrap_pyfunction!(backfill, m)?)?;
+    m.add_function(wrap_pyfunction!(audit, m)?)?;
     m.add_function(wrap_pyfunction!(_encode_request, m)?)?;
     m.add_function(wrap_pyfunction!(_decode_response, m)?)?;
     m.add_function(wrap_pyfunction!(_peek_request_id, m)?)?;

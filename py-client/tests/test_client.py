@@ -87,7 +87,7 @@ def test_daemon_closing_without_answer_is_unavailable(sock_dir: pathlib.Path) ->
 
 def test_ping_returns_versions(fake_daemon: StartDaemon) -> None:
     daemon = fake_daemon(golden_reply("response_pong"))
-    assert btu_client.ping(socket_path=str(daemon.path)) == {"daemon_version": "0.1.0", "protocol_version": 1}
+    assert btu_client.ping(socket_path=str(daemon.path)) == {"daemon_version": "0.1.0", "protocol_version": 2}
     assert _core._request_kind(daemon.requests[0]) == "ping"
 
 
@@ -142,6 +142,15 @@ def test_notify_of_nothing_does_not_contact_the_daemon(sock_dir: pathlib.Path) -
         (lambda p: btu_client.upcoming(socket_path=p), "response_upcoming", "upcoming"),
         (lambda p: btu_client.history(Doc("TS-0001"), 5, socket_path=p), "response_history", "history"),
         (lambda p: btu_client.run_now("TS-0001", socket_path=p), "response_ran_now", "run_now"),
+        (lambda p: btu_client.pause("TS-0001", note="n", socket_path=p), "response_paused", "pause"),
+        (lambda p: btu_client.resume(Doc("TS-0001"), socket_path=p), "response_resumed", "resume"),
+        (lambda p: btu_client.skip_next("TS-0001", 2, socket_path=p), "response_skipped", "skip_next"),
+        (
+            lambda p: btu_client.backfill("TS-0001", "2025-01-13T00:00:00Z", "2025-01-15T00:00:00Z", socket_path=p),
+            "response_backfilled",
+            "backfill",
+        ),
+        (lambda p: btu_client.audit(socket_path=p), "response_audited", "audit"),
     ],
 )
 def test_every_call_round_trips(fake_daemon: StartDaemon, call: Callable[[str], object], vector: str, expected_kind: str) -> None:
@@ -159,16 +168,42 @@ def _golden(name: str) -> bytes:
 
 
 def test_version_mismatch_is_protocol_error(fake_daemon: StartDaemon) -> None:
-    daemon = fake_daemon(raw_reply("response_pong_v2"))
-    with pytest.raises(btu_client.ProtocolError, match="protocol version mismatch: client speaks 1, daemon speaks 2"):
+    daemon = fake_daemon(raw_reply("response_pong_v3"))
+    with pytest.raises(btu_client.ProtocolError, match="protocol version mismatch: client speaks 2, daemon speaks 3"):
         btu_client.ping(socket_path=str(daemon.path))
 
 
 def test_daemon_refusing_our_version_is_protocol_error(fake_daemon: StartDaemon) -> None:
     daemon = fake_daemon(golden_reply("response_error_unsupported_version"))
-    with pytest.raises(btu_client.ProtocolError, match="protocol version mismatch: client speaks 2, daemon speaks 1") as info:
+    with pytest.raises(btu_client.ProtocolError, match="protocol version mismatch: client speaks 3, daemon speaks 2") as info:
         btu_client.ping(socket_path=str(daemon.path))
     assert info.value.code == "unsupported_version"
+
+
+def test_pause_against_a_version_1_daemon_is_the_version_error(fake_daemon: StartDaemon) -> None:
+    """A daemon of protocol 1 knows no operator action: it answers in its own version with the
+    frozen error shape (the bytes a version-1 daemon sends), and the client reports the mismatch."""
+    daemon = fake_daemon(raw_reply("response_error_unsupported_version_v1"))
+    with pytest.raises(btu_client.ProtocolError, match="protocol version mismatch: client speaks 2, daemon speaks 1"):
+        btu_client.pause("TS-0001", socket_path=str(daemon.path))
+
+
+def test_instants_accept_aware_datetimes_and_rfc3339_and_refuse_naive(fake_daemon: StartDaemon) -> None:
+    from datetime import datetime
+
+    daemon = fake_daemon(golden_reply("response_paused"))
+    btu_client.pause("TS-0001", datetime(2025, 12, 27, 9, 0, tzinfo=timezone(timedelta(hours=1))), socket_path=str(daemon.path))
+    btu_client.pause("TS-0001", "2025-12-27T09:00:00+01:00", socket_path=str(daemon.path))
+    for request in daemon.requests:
+        request_id = _core._peek_request_id(request)
+        assert request_id is not None
+        assert request == _core._encode_request("pause", request_id, schedule="TS-0001", until="2025-12-27T08:00:00Z")
+    with pytest.raises(ValueError, match="naive"):
+        btu_client.pause("TS-0001", datetime(2025, 12, 27, 9, 0), socket_path=str(daemon.path))
+    with pytest.raises(ValueError, match="RFC 3339"):
+        btu_client.backfill("TS-0001", "yesterday", "2025-12-27T09:00:00Z", socket_path=str(daemon.path))
+    with pytest.raises(TypeError):
+        btu_client.backfill("TS-0001", 12, "2025-12-27T09:00:00Z", socket_path=str(daemon.path))  # type: ignore[arg-type]
 
 
 def test_answer_to_another_request_is_protocol_error(fake_daemon: StartDaemon) -> None:

@@ -30,6 +30,30 @@ REQUESTS: list[tuple[str, str, int, dict[str, Any]]] = [
     ("request_upcoming_one", "upcoming", 8, {"schedule": "TS-0001", "site": "site1.local", "count": 3}),
     ("request_history", "history", 9, {"schedule": "TS-0001", "count": 20}),
     ("request_run_now", "run_now", 10, {"schedule": "TS-0001"}),
+    (
+        "request_pause",
+        "pause",
+        12,
+        {"schedule": "TS-0001", "site": "site1.local", "until": "2025-12-27T08:00:00Z", "note": "holidays: office closed"},
+    ),
+    ("request_pause_bare", "pause", 13, {"schedule": "TS-0001"}),
+    ("request_resume", "resume", 14, {"schedule": "TS-0001"}),
+    ("request_skip_next", "skip_next", 15, {"schedule": "TS-0001", "count": 2}),
+    (
+        "request_backfill",
+        "backfill",
+        16,
+        {
+            "schedule": "TS-0001",
+            "site": "site1.local",
+            "start": "2025-01-13T00:00:00Z",
+            "end": "2025-01-15T00:00:00+01:00",
+            "max": 1000,
+            "dry_run": True,
+        },
+    ),
+    ("request_audit", "audit", 17, {"count": 50}),
+    ("request_audit_one", "audit", 18, {"schedule": "TS-0001", "site": "site1.local", "count": 5}),
 ]
 
 
@@ -42,17 +66,35 @@ def test_request_encoding_matches_golden_vector(name: str, kind: str, request_id
 
 def test_every_request_vector_is_covered() -> None:
     names = {p.stem for p in VECTORS.glob("request_*.hex")}
-    assert names - {r[0] for r in REQUESTS} == {"request_ping_v2"}
+    assert names - {r[0] for r in REQUESTS} == {"request_ping_v3", "request_ping_v1"}
 
 
 def test_future_client_request_is_unsupported_version() -> None:
-    with pytest.raises(btu_client.ProtocolError, match="protocol version mismatch: client speaks 2, daemon speaks 1"):
-        _core._request_kind(vector("request_ping_v2"))
-    assert _core._peek_request_id(vector("request_ping_v2")) == 11
+    with pytest.raises(btu_client.ProtocolError, match="protocol version mismatch: client speaks 3, daemon speaks 2"):
+        _core._request_kind(vector("request_ping_v3"))
+    assert _core._peek_request_id(vector("request_ping_v3")) == 11
+
+
+def test_previous_version_client_request_is_unsupported_version() -> None:
+    with pytest.raises(btu_client.ProtocolError, match="protocol version mismatch: client speaks 1, daemon speaks 2"):
+        _core._request_kind(vector("request_ping_v1"))
+
+
+PAUSE = {
+    "until": datetime(2025, 12, 27, 8, 0, tzinfo=UTC),
+    "note": "holidays: office closed",
+    "at": datetime(2025, 1, 15, 14, 0, tzinfo=UTC),
+    "uid": 1000,
+    "pid": 4242,
+}
+
+
+def ny(day: int) -> dict[str, datetime]:
+    return {"utc": datetime(2025, 1, day, 14, 0, tzinfo=UTC), "local": datetime(2025, 1, day, 9, 0, tzinfo=tz(-5))}
 
 
 RESPONSES: list[tuple[str, int, Any]] = [
-    ("response_pong", 1, {"daemon_version": "0.1.0", "protocol_version": 1}),
+    ("response_pong", 1, {"daemon_version": "0.1.0", "protocol_version": 2}),
     (
         "response_notified",
         2,
@@ -102,7 +144,7 @@ RESPONSES: list[tuple[str, int, Any]] = [
         6,
         {
             "daemon_version": "0.1.0",
-            "protocol_version": 1,
+            "protocol_version": 2,
             "started_at": datetime(2025, 1, 15, 8, 0, tzinfo=UTC),
             "uptime_secs": 3600,
             "source": "mariadb://127.0.0.1:3306",
@@ -113,6 +155,8 @@ RESPONSES: list[tuple[str, int, Any]] = [
                     "redis_ok": True,
                     "source_ok": True,
                     "last_rebuild": datetime(2025, 1, 15, 8, 45, tzinfo=UTC),
+                    "paused": [{"schedule": "TS-0002", **PAUSE}],
+                    "skipped": [{"schedule": "TS-0001", "utc": datetime(2025, 1, 16, 14, 0, tzinfo=UTC)}],
                 }
             ],
         },
@@ -127,6 +171,8 @@ RESPONSES: list[tuple[str, int, Any]] = [
                 "task": "TASK-0001",
                 "utc": datetime(2025, 1, 15, 14, 0, tzinfo=UTC),
                 "local": datetime(2025, 1, 15, 9, 0, tzinfo=tz(-5)),
+                "paused": False,
+                "skipped": True,
             },
             {
                 "site": "site1.local",
@@ -134,6 +180,8 @@ RESPONSES: list[tuple[str, int, Any]] = [
                 "task": None,
                 "utc": datetime(2025, 1, 15, 14, 30, tzinfo=UTC),
                 "local": datetime(2025, 1, 15, 20, 0, tzinfo=tz(5.5)),
+                "paused": True,
+                "skipped": False,
             },
         ],
     ),
@@ -158,6 +206,48 @@ RESPONSES: list[tuple[str, int, Any]] = [
         ],
     ),
     ("response_ran_now", 10, {"site": "site1.local", "schedule": "TS-0001", "job_id": "btu:TS-0001:now:1736949600", "queue": "default"}),
+    ("response_paused", 12, {"site": "site1.local", "schedule": "TS-0001", **PAUSE}),
+    ("response_resumed", 14, {"site": "site1.local", "schedule": "TS-0001", "was_paused": True}),
+    ("response_skipped", 15, {"site": "site1.local", "schedule": "TS-0001", "added": [ny(16)], "pending": [ny(15), ny(16)]}),
+    (
+        "response_backfilled",
+        16,
+        [
+            {"due": ny(13)["utc"], "local": ny(13)["local"], "job_id": "btu:TS-0001:1736776800", "status": "exists"},
+            {"due": ny(14)["utc"], "local": ny(14)["local"], "job_id": "btu:TS-0001:1736863200", "status": "enqueued"},
+        ],
+    ),
+    (
+        "response_backfilled_dry_run",
+        16,
+        [{"due": ny(14)["utc"], "local": ny(14)["local"], "job_id": "btu:TS-0001:1736863200", "status": "would_enqueue"}],
+    ),
+    (
+        "response_audited",
+        17,
+        [
+            {
+                "id": "1736949600123-0",
+                "time": datetime(2025, 1, 15, 14, 0, 0, 123000, tzinfo=UTC),
+                "action": "pause",
+                "schedule": "TS-0001",
+                "args": {"until": "2025-12-27T08:00:00Z"},
+                "note": "holidays: office closed",
+                "uid": 1000,
+                "pid": 4242,
+            },
+            {
+                "id": "1736949500000-0",
+                "time": datetime(2025, 1, 15, 13, 58, 20, tzinfo=UTC),
+                "action": "rebuild",
+                "schedule": None,
+                "args": {},
+                "note": None,
+                "uid": None,
+                "pid": None,
+            },
+        ],
+    ),
 ]
 
 
@@ -184,6 +274,7 @@ ERRORS = [
     ("response_error_unsupported_version", btu_client.ProtocolError, "unsupported_version", None),
     ("response_error_malformed", btu_client.ProtocolError, "malformed", None),
     ("response_error_internal", btu_client.DaemonError, "internal", None),
+    ("response_error_invalid_argument", btu_client.ArgumentError, "invalid_argument", "TS-0001"),
 ]
 
 
@@ -194,16 +285,21 @@ def test_error_vectors_raise_typed_exceptions(name: str, exc: type[btu_client.Bt
     assert info.value.code == code
     assert isinstance(info.value, btu_client.BtuError)
     if schedule is not None:
-        assert isinstance(info.value, btu_client.ScheduleError)
+        assert isinstance(info.value, (btu_client.ScheduleError, btu_client.ArgumentError))
         assert info.value.schedule == schedule
 
 
 def test_every_response_vector_is_covered() -> None:
     names = {p.stem for p in VECTORS.glob("response_*.hex")}
-    covered = {r[0] for r in RESPONSES} | {e[0] for e in ERRORS} | {"response_pong_v2"}
-    assert names == covered
+    covered = {r[0] for r in RESPONSES} | {e[0] for e in ERRORS}
+    assert names == covered | {"response_pong_v3", "response_error_unsupported_version_v1"}
 
 
 def test_future_daemon_response_is_a_version_mismatch() -> None:
-    with pytest.raises(btu_client.ProtocolError, match="protocol version mismatch: client speaks 1, daemon speaks 2"):
-        _core._decode_response(vector("response_pong_v2"))
+    with pytest.raises(btu_client.ProtocolError, match="protocol version mismatch: client speaks 2, daemon speaks 3"):
+        _core._decode_response(vector("response_pong_v3"))
+
+
+def test_invalid_argument_is_also_a_value_error() -> None:
+    with pytest.raises(ValueError):
+        _core._decode_response(vector("response_error_invalid_argument"))

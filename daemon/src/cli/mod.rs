@@ -5,6 +5,7 @@
 //! prints nothing on stdout and its message on stderr. To add a subcommand: add a module, a
 //! variant to [`Command`] and an arm to [`Command::run`].
 
+pub(crate) mod actions;
 pub(crate) mod check_config;
 mod check_line;
 mod check_workers;
@@ -51,6 +52,9 @@ pub enum Command {
     /// Subcommands that ask the running btu-daemon (ping, status, upcoming, notify, ...).
     #[command(flatten)]
     Remote(remote::RemoteCommand),
+    /// Operator actions on a schedule (pause, resume, skip, backfill) and the audit trail.
+    #[command(flatten)]
+    Actions(actions::ActionCommand),
 }
 
 impl Command {
@@ -65,6 +69,7 @@ impl Command {
             Command::ShowJob(args) => jobs::run_show(args),
             Command::Setup(cmd) => cmd.run(),
             Command::Remote(cmd) => Ok(cmd.run()?),
+            Command::Actions(cmd) => Ok(cmd.run()?),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `btu` subcommands that ask the running daemon over its socket: `ping`, `status`, `upcoming`,
-//! `history`, `notify`, `cancel`, `rebuild`, `run-now`. Each prints a human summary, or with
-//! `--json` only the daemon's answer as JSON (the protocol's field names).
+//! `history`, `notify`, `cancel`, `rebuild`, `run-now` (the operator actions are in
+//! [`super::actions`]). Each prints a human summary, or with `--json` only the daemon's answer
+//! as JSON (the protocol's field names).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -122,10 +123,7 @@ impl RemoteCommand {
     /// Asks the daemon and returns the text for stdout.
     pub fn run(&self) -> Result<String, ClientError> {
         let conn = self.conn();
-        let socket = resolve_socket(conn.socket.as_deref(), conn.config.as_deref())?;
-        let client = Client::new(socket, Duration::from_secs_f64(conn.timeout));
-        // The client checks that the answer is the one asked for; an error answer is an Err.
-        let response = client.call(self.request())?;
+        let (client, response) = exchange(conn, self.request())?;
         if conn.json {
             return json(&response);
         }
@@ -133,8 +131,17 @@ impl RemoteCommand {
     }
 }
 
+/// Sends `request` to the daemon `conn` names; the client checks that the answer is the one
+/// asked for (an error answer is an Err).
+pub(super) fn exchange(conn: &ConnArgs, request: Request) -> Result<(Client, Response), ClientError> {
+    let socket = resolve_socket(conn.socket.as_deref(), conn.config.as_deref())?;
+    let client = Client::new(socket, Duration::from_secs_f64(conn.timeout));
+    let response = client.call(request)?;
+    Ok((client, response))
+}
+
 /// The answer's payload as pretty JSON (without the envelope).
-fn json(response: &Response) -> Result<String, ClientError> {
+pub(super) fn json(response: &Response) -> Result<String, ClientError> {
     fn to<T: Serialize>(v: &T) -> String {
         // Serialising the protocol's own plain structs cannot fail (string keys only).
         let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
@@ -150,12 +157,17 @@ fn json(response: &Response) -> Result<String, ClientError> {
         Response::Upcoming(u) => to(u),
         Response::History(h) => to(h),
         Response::RanNow(r) => to(r),
+        Response::Paused(p) => to(p),
+        Response::Resumed(r) => to(r),
+        Response::Skipped(k) => to(k),
+        Response::Backfilled(b) => to(b),
+        Response::Audited(a) => to(a),
         Response::Error(e) => to(e),
     })
 }
 
 /// Left-aligned columns, two spaces apart.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -214,12 +226,14 @@ fn render(client: &Client, response: &Response) -> Result<String, ClientError> {
                 })
                 .collect();
             out.push_str(&table(&["SITE", "SCHEDULES", "REDIS", "SOURCE", "LAST REBUILD"], &rows));
+            status_marks(&mut out, s);
         }
         Response::Upcoming(u) => {
             if u.runs.is_empty() {
                 out.push_str("no planned runs\n");
             } else {
                 let several_sites = u.runs.iter().any(|r| r.site != u.runs[0].site);
+                let marked = u.runs.iter().any(|r| r.paused || r.skipped);
                 let rows: Vec<Vec<String>> = u
                     .runs
                     .iter()
@@ -233,15 +247,26 @@ fn render(client: &Client, response: &Response) -> Result<String, ClientError> {
                         if several_sites {
                             row.insert(0, r.site.clone());
                         }
+                        if marked {
+                            let note = match (r.paused, r.skipped) {
+                                (true, _) => "paused: not enqueued",
+                                (false, true) => "skipped: not enqueued",
+                                _ => "",
+                            };
+                            row.push(note.to_string());
+                        }
                         row
                     })
                     .collect();
-                let header: &[&str] = if several_sites {
-                    &["SITE", "SCHEDULE", "TASK", "LOCAL", "UTC"]
+                let mut header: Vec<&str> = if several_sites {
+                    vec!["SITE", "SCHEDULE", "TASK", "LOCAL", "UTC"]
                 } else {
-                    &["SCHEDULE", "TASK", "LOCAL", "UTC"]
+                    vec!["SCHEDULE", "TASK", "LOCAL", "UTC"]
                 };
-                out.push_str(&table(header, &rows));
+                if marked {
+                    header.push("NOTE");
+                }
+                out.push_str(&table(&header, &rows));
             }
         }
         Response::History(h) => {
@@ -311,8 +336,33 @@ fn render(client: &Client, response: &Response) -> Result<String, ClientError> {
         }
         // `Client::call` returns error answers as errors; kept total rather than trusted.
         Response::Error(e) => return Err(ClientError::Daemon { code: e.code, message: e.message.clone() }),
+        // The operator actions' answers are rendered by `super::actions`, which asks for them.
+        other @ (Response::Paused(_)
+        | Response::Resumed(_)
+        | Response::Skipped(_)
+        | Response::Backfilled(_)
+        | Response::Audited(_)) => {
+            return Err(ClientError::UnexpectedAnswer { sent: "a daemon subcommand", got: other.kind() });
+        }
     }
     Ok(out)
+}
+
+/// The paused schedules and skipped runs of `status`, after its table (nothing when none).
+fn status_marks(out: &mut String, s: &btu_protocol::Status) {
+    let several = s.sites.len() > 1;
+    let label =
+        |site: &str, schedule: &str| if several { format!("{schedule} (site {site})") } else { schedule.to_string() };
+    for site in &s.sites {
+        for p in &site.paused {
+            let until = p.pause.until.as_deref().map_or("until resumed".to_string(), |u| format!("until {u}"));
+            let note = p.pause.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default();
+            let _ = writeln!(out, "paused    {} {until}{note}", label(&site.site, &p.schedule));
+        }
+        for k in &site.skipped {
+            let _ = writeln!(out, "skipped   {} run due {}", label(&site.site, &k.schedule), k.utc);
+        }
+    }
 }
 
 fn ok(b: bool) -> String {

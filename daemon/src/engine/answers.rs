@@ -13,6 +13,7 @@ use tracing::{debug, info, warn};
 
 use super::firing::Firing;
 use super::follow::{Because, FollowSet, Seen};
+use super::handle::{ActionTarget, RedisAccess};
 use super::link::RedisLink;
 use super::loader::Loader;
 use super::plan::{Entry, Plan};
@@ -350,4 +351,56 @@ pub(super) fn run_now(
         return;
     };
     firing.run_now(plan.name(idx), &entry.spec, writer, reply);
+}
+
+/// What an operator action on `schedule` needs ([`super::actions`]): its site, its planned
+/// spec (required when `runnable`), a Redis connection and the settings runs are built with.
+pub(super) fn target(
+    plan: &Plan,
+    link: &RedisLink,
+    firing: &Firing,
+    site: Option<&str>,
+    schedule: &str,
+    runnable: bool,
+) -> Result<ActionTarget, EngineError> {
+    let idx = plan.find_site(site, schedule)?;
+    let entry = if runnable {
+        Some(plan.site(idx).runnable(schedule)?.1)
+    } else if plan.site(idx).knows(schedule) {
+        plan.entry(idx, schedule)
+    } else {
+        return Err(EngineError::UnknownSchedule { site: plan.name(idx).to_string(), schedule: schedule.to_string() });
+    };
+    let connected = link.usable().ok_or_else(redis_down)?;
+    Ok(ActionTarget {
+        site: plan.name(idx).to_string(),
+        spec: entry.map(|e| e.spec.clone()),
+        next: entry.and_then(|e| e.next),
+        conn: connected.conn.clone(),
+        writer: connected.writer.clone(),
+        jobs: firing.build().jobs.clone(),
+        claim_ttl_secs: firing.build().claim_ttl_secs,
+        history_max: firing.history_max(),
+        grace: firing.grace(),
+    })
+}
+
+/// A Redis connection and the sites an action concerns: the named site; else the site that
+/// knows `schedule`; else every site.
+pub(super) fn redis_access(
+    plan: &Plan,
+    link: &RedisLink,
+    site: Option<&str>,
+    schedule: Option<&str>,
+) -> Result<RedisAccess, EngineError> {
+    let sites = match (site, schedule) {
+        (Some(_), _) => vec![plan.name(plan.site_index(site)?).to_string()],
+        (None, Some(id)) => match plan.find_site(None, id) {
+            Ok(idx) => vec![plan.name(idx).to_string()],
+            Err(_) => plan.sites().iter().map(|s| s.name.clone()).collect(),
+        },
+        (None, None) => plan.sites().iter().map(|s| s.name.clone()).collect(),
+    };
+    let conn = link.usable().ok_or_else(redis_down)?.conn.clone();
+    Ok(RedisAccess { sites, conn })
 }

@@ -129,6 +129,20 @@ impl Firing {
         self.build.jobs.id_form = choice.form;
     }
 
+    /// What runs are built with now (job settings with the id form, claim TTL), for the runs
+    /// an operator action enqueues.
+    pub fn build(&self) -> &BuildSettings {
+        &self.build
+    }
+
+    pub fn history_max(&self) -> usize {
+        self.history_max
+    }
+
+    pub fn grace(&self) -> Duration {
+        self.grace
+    }
+
     pub fn counters(&self) -> RunCounters {
         self.counters
     }

@@ -6,16 +6,48 @@
 //! Work that needs no engine state runs here, in the caller's task: a notify reads its rows
 //! from the source before the engine applies them, so a slow database never stalls firing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot};
 
+use super::jobs::JobSettings;
 use super::reports::{
     EngineError, LegacyKind, LegacyReport, RebuildReport, RunNowResult, ScheduleState, StatusReport, UpcomingRun,
 };
 use super::store::HistoryEntry;
 use crate::metrics::{SiteSnapshot, Snapshot, StateSource};
-use crate::source::{RowOutcome, SkipReason, Source, SourceError, SourceSet};
+use crate::rq::RqWriter;
+use crate::source::{RowOutcome, ScheduleSpec, SkipReason, Source, SourceError, SourceSet};
+
+/// What an operator action needs from the engine; the action itself then runs in the
+/// caller's task ([`super::actions`]), so the engine loop only hands these out.
+#[derive(Clone)]
+pub(crate) struct ActionTarget {
+    pub site: String,
+    /// The planned schedule (asked with `runnable`); `None` for a schedule that is known but
+    /// does not run.
+    pub spec: Option<Arc<ScheduleSpec>>,
+    /// Its next planned run.
+    pub next: Option<DateTime<Utc>>,
+    pub conn: ConnectionManager,
+    pub writer: RqWriter,
+    /// The job settings firing uses now (the id form included).
+    pub jobs: JobSettings,
+    pub claim_ttl_secs: u64,
+    pub history_max: usize,
+    /// The missed-run grace: skipped instants this far in the past are kept (a late run may
+    /// still need its skip).
+    pub grace: Duration,
+}
+
+/// A Redis connection and the sites an action concerns ([`Command::Redis`]).
+pub(crate) struct RedisAccess {
+    pub sites: Vec<String>,
+    pub conn: ConnectionManager,
+}
 
 /// A request to the engine task, with the channel its answer goes back on.
 pub(crate) enum Command {
@@ -65,6 +97,21 @@ pub(crate) enum Command {
     TakeLateness {
         reply: oneshot::Sender<Vec<Duration>>,
     },
+    /// The schedule's site, spec and a Redis connection, for an operator action.
+    Target {
+        site: Option<String>,
+        schedule: String,
+        /// Refuse a schedule that is known but does not run (skip, backfill need its cron).
+        runnable: bool,
+        reply: oneshot::Sender<Result<ActionTarget, EngineError>>,
+    },
+    /// A Redis connection and the sites concerned: the named one; else the site of
+    /// `schedule` when one site knows it; else every site.
+    Redis {
+        site: Option<String>,
+        schedule: Option<String>,
+        reply: oneshot::Sender<Result<RedisAccess, EngineError>>,
+    },
     Shutdown,
 }
 
@@ -86,7 +133,7 @@ impl EngineHandle {
         EngineHandle { tx, sources }
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, EngineError> {
+    pub(super) async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, EngineError> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(make(reply)).await.map_err(|_| EngineError::Stopped)?;
         rx.await.map_err(|_| EngineError::Stopped)

@@ -10,10 +10,13 @@
 //! |------|------|
 //! | `planner` | pure decisions: what to fire, what is missed, the claim TTL |
 //! | `backoff` | reconnect delays |
+//! | `choose` | which planned instants skip-next and backfill name (pure) |
 //! | `store` | the daemon's Redis keys (`btu:<site>:…`) and their reads and writes |
+//! | `operator` | the operators' Redis state: pause, skip, the audit stream |
 //! | `jobs` | the RQ job of one run (frappe or plain mode) |
 //! | `reports` | what the engine answers: schedule states, upcoming runs, status, errors |
 //! | `handle` | [`EngineHandle`] and the commands it sends |
+//! | `actions` | the operator actions (pause, resume, skip-next, backfill, audit) as `EngineHandle` methods, run in the caller's task |
 //! | `plan` | the plan: per site the planned schedules and the skipped rows, the timer |
 //! | `follow` | the follow set: schedules named by a legacy request, re-read for a while (pure) |
 //! | `reread` | the spawned re-read of the followed rows, one query per site |
@@ -30,15 +33,18 @@
 //! below (so `plan` knows nothing of Redis, `link` nothing of the plan, and only `run` knows
 //! every component). This file only declares and re-exports.
 
+mod actions;
 mod answers;
 pub(crate) mod backoff;
 mod batch;
+mod choose;
 mod firing;
 mod follow;
 mod handle;
 pub(crate) mod jobs;
 mod link;
 mod loader;
+pub mod operator;
 mod plan;
 pub(crate) mod planner;
 mod prepare;
@@ -48,10 +54,13 @@ mod reread;
 mod run;
 pub mod store;
 
+pub use actions::{MAX_BACKFILL, MAX_SKIP};
 pub use handle::EngineHandle;
+pub use operator::{AuditRead, AuditRecord, Caller, PauseRecord};
 pub use reports::{
-    EngineError, LegacyKind, LegacyReport, NOTIFY_NEXT_RUNS, RebuildReport, RunNowResult, ScheduleState,
-    ScheduleStatus, SiteRebuild, SiteStatus, StatusReport, UpcomingRun,
+    BackfillItem, BackfillReport, BackfillState, EngineError, LegacyKind, LegacyReport, NOTIFY_NEXT_RUNS,
+    RebuildReport, RunNowResult, ScheduleState, ScheduleStatus, SiteMarks, SiteRebuild, SiteStatus, SkipReport,
+    StatusReport, UpcomingRun,
 };
 pub use run::{Engine, EngineOptions};
 pub use store::HistoryEntry;

@@ -123,6 +123,50 @@ pub struct RunNowResult {
     pub queue: String,
 }
 
+/// What `skip_next` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkipReport {
+    pub site: String,
+    pub zone: Tz,
+    /// The instants this request skipped, soonest first.
+    pub added: Vec<DateTime<Utc>>,
+    /// Every instant of the schedule now skipped, soonest first.
+    pub pending: Vec<DateTime<Utc>>,
+}
+
+/// What a backfill did (or, dry, would do) with one planned instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackfillState {
+    Enqueued,
+    /// The run has a job already (claim, job hash or history entry): nothing written.
+    Exists,
+    WouldEnqueue,
+}
+
+/// One planned instant of a backfill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackfillItem {
+    pub due: DateTime<Utc>,
+    pub job_id: String,
+    pub state: BackfillState,
+}
+
+/// What a backfill did, oldest instant first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackfillReport {
+    pub site: String,
+    pub zone: Tz,
+    pub runs: Vec<BackfillItem>,
+}
+
+/// The pause and skip marks of one site, for `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SiteMarks {
+    pub paused: Vec<(String, super::operator::PauseRecord)>,
+    /// (schedule, skipped instant), soonest first.
+    pub skipped: Vec<(String, DateTime<Utc>)>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("the engine has stopped")]
@@ -139,4 +183,8 @@ pub enum EngineError {
     Source(#[from] SourceError),
     #[error("redis: {0}")]
     Redis(String),
+    /// An argument of an operator action that cannot be honoured (a past `until`, an empty
+    /// or too large backfill range, a count of 0).
+    #[error("{0}")]
+    InvalidArgument(String),
 }

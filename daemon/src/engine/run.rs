@@ -228,6 +228,12 @@ impl Engine {
             Command::RunNow { site, schedule, reply } => {
                 answers::run_now(plan, link, &self.firing, site.as_deref(), &schedule, reply);
             }
+            Command::Target { site, schedule, runnable, reply } => {
+                let _ = reply.send(answers::target(plan, link, &self.firing, site.as_deref(), &schedule, runnable));
+            }
+            Command::Redis { site, schedule, reply } => {
+                let _ = reply.send(answers::redis_access(plan, link, site.as_deref(), schedule.as_deref()));
+            }
             Command::TakeLateness { reply } => {
                 let _ = reply.send(self.firing.take_lateness());
             }

@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 use super::handler::Context;
 use super::legacy;
 use super::options::ServerOptions;
+use crate::engine::Caller;
 
 /// The connecting process, from SO_PEERCRED.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +29,13 @@ pub(super) struct Peer {
     pub(super) uid: u32,
     pub(super) gid: u32,
     pub(super) pid: Option<i32>,
+}
+
+impl Peer {
+    /// The peer as the audit trail records it.
+    pub(super) fn caller(&self) -> Caller {
+        Caller { uid: Some(self.uid), pid: self.pid }
+    }
 }
 
 /// Why a connection ended other than by the client closing it between requests.
@@ -231,7 +239,7 @@ impl Connection {
             }
             Ok(RequestEnvelope { id, request, .. }) => {
                 debug!(peer_uid = self.peer.uid, request = request.kind(), id, "request");
-                ResponseEnvelope::new(id, self.ctx.handle(request).await)
+                ResponseEnvelope::new(id, self.ctx.handle(request, self.peer.caller()).await)
             }
             Err(e) => {
                 let id = proto::peek_request_id(body).unwrap_or(0);
@@ -245,8 +253,11 @@ impl Connection {
     /// Answers a legacy request in plain text and ends the connection, as the original did.
     async fn answer_legacy(&mut self, request: &LegacyRequest) -> Result<(), ConnectionError> {
         let started = std::time::Instant::now();
-        let text =
-            if self.permitted { legacy::answer(&self.ctx, request).await } else { legacy::denied(self.peer.uid) };
+        let text = if self.permitted {
+            legacy::answer(&self.ctx, request, self.peer.caller()).await
+        } else {
+            legacy::denied(self.peer.uid)
+        };
         self.ctx.count("legacy", if self.permitted { "ok" } else { "denied" }, started.elapsed());
         info!(peer_uid = self.peer.uid, peer_pid = ?self.peer.pid, request = ?request, answer = %text, "legacy request answered");
         self.write_bytes(text.as_bytes()).await?;

@@ -8,12 +8,13 @@ use btu_protocol::{
     self as proto, Cancelled, ErrorCode, ErrorReply, History, HistoryRun, NextRun, Notified, Pong, RanNow, Rebuilt,
     Request, Response, Status, Upcoming,
 };
-use chrono::{DateTime, SecondsFormat, Utc};
-use chrono_tz::Tz;
+use chrono::Utc;
 use tracing::warn;
 
+use super::actions;
+use super::instants::{local, utc};
 use crate::config::Config;
-use crate::engine::{self, EngineError, EngineHandle, ScheduleStatus};
+use crate::engine::{self, AuditRecord, Caller, EngineError, EngineHandle, ScheduleStatus};
 use crate::metrics::Metrics;
 use crate::source::SkipReason;
 
@@ -59,11 +60,12 @@ impl Context {
         Context::new(engine, parts.join(", "))
     }
 
-    /// Answers one request. Never fails: engine errors become `error` responses.
-    pub async fn handle(&self, request: Request) -> Response {
+    /// Answers one request from `caller` (the peer's credentials, for the audit trail). Never
+    /// fails: engine errors become `error` responses.
+    pub async fn handle(&self, request: Request, caller: Caller) -> Response {
         let kind = request.kind();
         let started = Instant::now();
-        let response = match self.dispatch(request).await {
+        let response = match self.dispatch(request, caller).await {
             Ok(response) => response,
             Err(reply) => {
                 if reply.code == ErrorCode::Internal {
@@ -80,8 +82,15 @@ impl Context {
         response
     }
 
-    async fn dispatch(&self, request: Request) -> Result<Response, ErrorReply> {
+    async fn dispatch(&self, request: Request, caller: Caller) -> Result<Response, ErrorReply> {
         let e = &self.engine;
+        let audit = |action, schedule: Option<&str>, args| AuditRecord {
+            action,
+            schedule: schedule.map(str::to_string),
+            args,
+            note: None,
+            caller,
+        };
         Ok(match request {
             Request::Ping => Response::Pong(Pong {
                 daemon_version: self.daemon_version.clone(),
@@ -99,11 +108,14 @@ impl Context {
             Request::Cancel { schedule, site } => {
                 let removed =
                     e.cancel(site.as_deref(), &schedule).await.map_err(|err| error_reply(err, Some(&schedule)))?;
+                let args = serde_json::json!({ "removed": removed });
+                e.record(site.as_deref(), audit("cancel", Some(&schedule), args)).await;
                 Response::Cancelled(Cancelled { site: self.site_label(site), schedule, removed })
             }
             Request::Rebuild { site } => {
                 let started = Instant::now();
                 e.rebuild(site.as_deref()).await.map_err(|err| error_reply(err, None))?;
+                e.record(site.as_deref(), audit("rebuild", None, serde_json::json!({}))).await;
                 let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 let status = e.status().await.map_err(|err| error_reply(err, None))?;
                 let chosen: Vec<_> =
@@ -117,6 +129,7 @@ impl Context {
             }
             Request::Status => {
                 let r = e.status().await.map_err(|err| error_reply(err, None))?;
+                let mut marks = e.site_marks().await;
                 let uptime = (Utc::now() - r.started_at).num_seconds().max(0);
                 Response::Status(Status {
                     daemon_version: self.daemon_version.clone(),
@@ -127,12 +140,21 @@ impl Context {
                     sites: r
                         .sites
                         .iter()
-                        .map(|s| proto::SiteStatus {
-                            site: s.name.clone(),
-                            schedules: saturating_u32(s.planned),
-                            redis_ok: r.redis_up,
-                            source_ok: s.source_ok.unwrap_or(false),
-                            last_rebuild: s.last_loaded.or(r.last_rebuild).map(utc),
+                        .map(|s| {
+                            let m = marks.remove(&s.name).unwrap_or_default();
+                            proto::SiteStatus {
+                                site: s.name.clone(),
+                                schedules: saturating_u32(s.planned),
+                                redis_ok: r.redis_up,
+                                source_ok: s.source_ok.unwrap_or(false),
+                                last_rebuild: s.last_loaded.or(r.last_rebuild).map(utc),
+                                paused: m.paused.into_iter().map(|(id, p)| actions::paused_schedule(id, p)).collect(),
+                                skipped: m
+                                    .skipped
+                                    .into_iter()
+                                    .map(|(schedule, t)| proto::SkippedRun { schedule, utc: utc(t) })
+                                    .collect(),
+                            }
                         })
                         .collect(),
                 })
@@ -143,15 +165,19 @@ impl Context {
                     .upcoming(site.as_deref(), schedule.as_deref(), count)
                     .await
                     .map_err(|err| error_reply(err, schedule.as_deref()))?;
+                let marks = e.marks_of(&runs).await;
                 Response::Upcoming(Upcoming {
                     runs: runs
                         .into_iter()
-                        .map(|r| proto::UpcomingRun {
+                        .zip(marks)
+                        .map(|(r, (paused, skipped))| proto::UpcomingRun {
                             local: local(r.due, r.zone),
                             utc: utc(r.due),
                             site: r.site,
                             schedule: r.schedule,
                             task: r.task,
+                            paused,
+                            skipped,
                         })
                         .collect(),
                 })
@@ -179,7 +205,17 @@ impl Context {
             }
             Request::RunNow { schedule, site } => {
                 let r = e.run_now(site.as_deref(), &schedule).await.map_err(|err| error_reply(err, Some(&schedule)))?;
+                let args = serde_json::json!({ "job_id": r.job_id });
+                e.record(Some(&r.site), audit("run_now", Some(&schedule), args)).await;
                 Response::RanNow(RanNow { site: r.site, schedule: r.schedule, job_id: r.job_id, queue: r.queue })
+            }
+            action @ (Request::Pause { .. }
+            | Request::Resume { .. }
+            | Request::SkipNext { .. }
+            | Request::Backfill { .. }
+            | Request::Audit { .. }) => {
+                let schedule = actions::schedule_of(&action);
+                actions::answer(e, action, caller).await.map_err(|err| error_reply(err, schedule.as_deref()))?
             }
         })
     }
@@ -195,15 +231,6 @@ impl Context {
 
 fn saturating_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-fn utc(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// `t` in `zone` as RFC 3339 with the offset (never `Z`: `+00:00` says "local time, offset 0").
-fn local(t: DateTime<Utc>, zone: Tz) -> String {
-    t.with_timezone(&zone).to_rfc3339_opts(SecondsFormat::Secs, false)
 }
 
 /// Protocol view of where a schedule stands after a notify.
@@ -274,5 +301,6 @@ pub fn error_reply(err: EngineError, schedule: Option<&str>) -> ErrorReply {
         }
         EngineError::Stopped => with_schedule(ErrorCode::Internal, "btu-daemon is shutting down".to_string()),
         e @ (EngineError::Source(_) | EngineError::Redis(_)) => with_schedule(ErrorCode::Internal, e.to_string()),
+        EngineError::InvalidArgument(message) => with_schedule(ErrorCode::InvalidArgument, message),
     }
 }

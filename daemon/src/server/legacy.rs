@@ -9,22 +9,28 @@
 use btu_protocol::LegacyRequest;
 
 use super::handler::{Context, reason_text};
-use crate::engine::{EngineError, LegacyKind, LegacyReport, ScheduleState, ScheduleStatus};
+use crate::engine::{AuditRecord, Caller, EngineError, LegacyKind, LegacyReport, ScheduleState, ScheduleStatus};
 use crate::source::SkipReason;
 
-/// The plain-text answer to a legacy request from a permitted peer.
-pub(super) async fn answer(ctx: &Context, request: &LegacyRequest) -> String {
-    match request {
-        LegacyRequest::Ping | LegacyRequest::Unknown { .. } => request.success_reply(),
+/// The plain-text answer to a legacy request from a permitted peer (`caller`); a create or
+/// cancel is added to the audit trail (of the site that knows the schedule, else of every
+/// site: the request names none), with the answer given.
+pub(super) async fn answer(ctx: &Context, request: &LegacyRequest, caller: Caller) -> String {
+    let (action, schedule, text) = match request {
+        LegacyRequest::Ping | LegacyRequest::Unknown { .. } => return request.success_reply(),
         LegacyRequest::CreateTaskSchedule { schedule } => {
             let report = ctx.engine.legacy(LegacyKind::Create, schedule).await;
-            created(request, schedule, report.as_ref())
+            ("legacy_create", schedule, created(request, schedule, report.as_ref()))
         }
         LegacyRequest::CancelTaskSchedule { schedule } => {
             let report = ctx.engine.legacy(LegacyKind::Cancel, schedule).await;
-            cancelled(request, schedule, report.as_ref())
+            ("legacy_cancel", schedule, cancelled(request, schedule, report.as_ref()))
         }
-    }
+    };
+    let args = serde_json::json!({ "answer": text });
+    let record = AuditRecord { action, schedule: Some(schedule.clone()), args, note: None, caller };
+    ctx.engine.record(None, record).await;
+    text
 }
 
 /// What a peer outside `allowed_uids`/`allowed_gids` is told.

@@ -7,16 +7,22 @@
 //!   `btu_protocol::FrameReader`) or one legacy JSON request, writing the answers;
 //! - [`handler`]: a protocol [`btu_protocol::Request`] → an [`crate::engine::EngineHandle`] call →
 //!   a protocol [`btu_protocol::Response`];
+//! - [`actions`]: the operator actions (pause, resume, skip_next, backfill, audit) → engine
+//!   calls → their answers (the caller's uid/pid passed down for the audit trail);
+//! - [`instants`]: instants as the protocol writes and reads them (RFC 3339);
 //! - [`legacy`]: a `btu_protocol::LegacyRequest` → an engine call → the plain-text answer;
 //! - [`options`]: [`ServerOptions`], what the server is told besides the engine.
 //!
-//! Imports run one way: `listener` → `connection` → `handler`, `legacy` → `handler`, and
+//! Imports run one way: `listener` → `connection` → `handler` → `actions` → `instants`,
+//! `legacy` → `handler`, and
 //! `listener`, `connection` → `options`; this file only declares and re-exports; the two
 //! answer modules never touch the socket. The wire format itself lives in the `btu-protocol`
 //! crate; nothing here re-implements it.
 
+mod actions;
 mod connection;
 mod handler;
+mod instants;
 mod legacy;
 mod listener;
 mod options;

@@ -40,6 +40,16 @@ fn next(utc: &str, local: &str) -> NextRun {
     NextRun { utc: s(utc), local: s(local) }
 }
 
+fn pause_info() -> PauseInfo {
+    PauseInfo {
+        until: Some(s("2025-12-27T08:00:00Z")),
+        note: Some(s("holidays: office closed")),
+        at: s("2025-01-15T14:00:00Z"),
+        uid: Some(1000),
+        pid: Some(4242),
+    }
+}
+
 /// Name (file stem) and message of every golden vector.
 pub fn golden_cases() -> Vec<(&'static str, Golden)> {
     let site = || Some(s("site1.local"));
@@ -57,9 +67,42 @@ pub fn golden_cases() -> Vec<(&'static str, Golden)> {
         ("request_upcoming_one", req(8, Request::Upcoming { schedule: Some(s("TS-0001")), site: site(), count: 3 })),
         ("request_history", req(9, Request::History { schedule: s("TS-0001"), site: None, count: 20 })),
         ("request_run_now", req(10, Request::RunNow { schedule: s("TS-0001"), site: None })),
+        (
+            "request_pause",
+            req(
+                12,
+                Request::Pause {
+                    schedule: s("TS-0001"),
+                    site: site(),
+                    until: Some(s("2025-12-27T08:00:00Z")),
+                    note: Some(s("holidays: office closed")),
+                },
+            ),
+        ),
+        ("request_pause_bare", req(13, Request::Pause { schedule: s("TS-0001"), site: None, until: None, note: None })),
+        ("request_resume", req(14, Request::Resume { schedule: s("TS-0001"), site: None })),
+        ("request_skip_next", req(15, Request::SkipNext { schedule: s("TS-0001"), site: None, count: 2 })),
+        (
+            "request_backfill",
+            req(
+                16,
+                Request::Backfill {
+                    schedule: s("TS-0001"),
+                    site: site(),
+                    start: s("2025-01-13T00:00:00Z"),
+                    end: s("2025-01-15T00:00:00+01:00"),
+                    max: 1000,
+                    dry_run: true,
+                },
+            ),
+        ),
+        ("request_audit", req(17, Request::Audit { schedule: None, site: None, count: 50 })),
+        ("request_audit_one", req(18, Request::Audit { schedule: Some(s("TS-0001")), site: site(), count: 5 })),
         // A client of a future protocol version: the daemon must answer unsupported_version.
-        ("request_ping_v2", Golden::Request(RequestEnvelope { v: 2, id: 11, request: Request::Ping })),
-        ("response_pong", resp(1, Response::Pong(Pong { daemon_version: s("0.1.0"), protocol_version: 1 }))),
+        ("request_ping_v3", Golden::Request(RequestEnvelope { v: 3, id: 11, request: Request::Ping })),
+        // A client of the previous version (1): refused the same way, never misread.
+        ("request_ping_v1", Golden::Request(RequestEnvelope { v: 1, id: 1, request: Request::Ping })),
+        ("response_pong", resp(1, Response::Pong(Pong { daemon_version: s("0.1.0"), protocol_version: 2 }))),
         (
             "response_notified",
             resp(
@@ -136,7 +179,7 @@ pub fn golden_cases() -> Vec<(&'static str, Golden)> {
                 6,
                 Response::Status(Status {
                     daemon_version: s("0.1.0"),
-                    protocol_version: 1,
+                    protocol_version: 2,
                     started_at: s("2025-01-15T08:00:00Z"),
                     uptime_secs: 3600,
                     source: s("mariadb://127.0.0.1:3306"),
@@ -146,6 +189,8 @@ pub fn golden_cases() -> Vec<(&'static str, Golden)> {
                         redis_ok: true,
                         source_ok: true,
                         last_rebuild: Some(s("2025-01-15T08:45:00Z")),
+                        paused: vec![PausedSchedule { schedule: s("TS-0002"), pause: pause_info() }],
+                        skipped: vec![SkippedRun { schedule: s("TS-0001"), utc: s("2025-01-16T14:00:00Z") }],
                     }],
                 }),
             ),
@@ -162,6 +207,8 @@ pub fn golden_cases() -> Vec<(&'static str, Golden)> {
                             task: Some(s("TASK-0001")),
                             utc: s("2025-01-15T14:00:00Z"),
                             local: s("2025-01-15T09:00:00-05:00"),
+                            paused: false,
+                            skipped: true,
                         },
                         UpcomingRun {
                             site: s("site1.local"),
@@ -169,6 +216,8 @@ pub fn golden_cases() -> Vec<(&'static str, Golden)> {
                             task: None,
                             utc: s("2025-01-15T14:30:00Z"),
                             local: s("2025-01-15T20:00:00+05:30"),
+                            paused: true,
+                            skipped: false,
                         },
                     ],
                 }),
@@ -213,6 +262,113 @@ pub fn golden_cases() -> Vec<(&'static str, Golden)> {
             ),
         ),
         (
+            "response_paused",
+            resp(12, Response::Paused(Paused { site: s("site1.local"), schedule: s("TS-0001"), pause: pause_info() })),
+        ),
+        (
+            "response_resumed",
+            resp(14, Response::Resumed(Resumed { site: s("site1.local"), schedule: s("TS-0001"), was_paused: true })),
+        ),
+        (
+            "response_skipped",
+            resp(
+                15,
+                Response::Skipped(Skipped {
+                    site: s("site1.local"),
+                    schedule: s("TS-0001"),
+                    added: vec![next("2025-01-16T14:00:00Z", "2025-01-16T09:00:00-05:00")],
+                    pending: vec![
+                        next("2025-01-15T14:00:00Z", "2025-01-15T09:00:00-05:00"),
+                        next("2025-01-16T14:00:00Z", "2025-01-16T09:00:00-05:00"),
+                    ],
+                }),
+            ),
+        ),
+        (
+            "response_backfilled",
+            resp(
+                16,
+                Response::Backfilled(Backfilled {
+                    site: s("site1.local"),
+                    schedule: s("TS-0001"),
+                    dry_run: false,
+                    runs: vec![
+                        BackfillRun {
+                            due: s("2025-01-13T14:00:00Z"),
+                            local: s("2025-01-13T09:00:00-05:00"),
+                            job_id: s("btu:TS-0001:1736776800"),
+                            status: BackfillStatus::Exists,
+                        },
+                        BackfillRun {
+                            due: s("2025-01-14T14:00:00Z"),
+                            local: s("2025-01-14T09:00:00-05:00"),
+                            job_id: s("btu:TS-0001:1736863200"),
+                            status: BackfillStatus::Enqueued,
+                        },
+                    ],
+                }),
+            ),
+        ),
+        (
+            "response_backfilled_dry_run",
+            resp(
+                16,
+                Response::Backfilled(Backfilled {
+                    site: s("site1.local"),
+                    schedule: s("TS-0001"),
+                    dry_run: true,
+                    runs: vec![BackfillRun {
+                        due: s("2025-01-14T14:00:00Z"),
+                        local: s("2025-01-14T09:00:00-05:00"),
+                        job_id: s("btu:TS-0001:1736863200"),
+                        status: BackfillStatus::WouldEnqueue,
+                    }],
+                }),
+            ),
+        ),
+        (
+            "response_audited",
+            resp(
+                17,
+                Response::Audited(Audited {
+                    site: s("site1.local"),
+                    entries: vec![
+                        AuditEntry {
+                            id: s("1736949600123-0"),
+                            time: s("2025-01-15T14:00:00.123Z"),
+                            action: s("pause"),
+                            schedule: Some(s("TS-0001")),
+                            args: s(r#"{"until":"2025-12-27T08:00:00Z"}"#),
+                            note: Some(s("holidays: office closed")),
+                            uid: Some(1000),
+                            pid: Some(4242),
+                        },
+                        AuditEntry {
+                            id: s("1736949500000-0"),
+                            time: s("2025-01-15T13:58:20.000Z"),
+                            action: s("rebuild"),
+                            schedule: None,
+                            args: s("{}"),
+                            note: None,
+                            uid: None,
+                            pid: None,
+                        },
+                    ],
+                }),
+            ),
+        ),
+        (
+            "response_error_invalid_argument",
+            resp(
+                16,
+                Response::Error(ErrorReply::for_schedule(
+                    ErrorCode::InvalidArgument,
+                    "TS-0001",
+                    "1440 planned runs in [2025-01-13T00:00:00Z, 2025-01-14T00:00:00Z), more than max 1000",
+                )),
+            ),
+        ),
+        (
             "response_error_unknown_schedule",
             resp(
                 4,
@@ -240,9 +396,22 @@ pub fn golden_cases() -> Vec<(&'static str, Golden)> {
                 11,
                 Response::Error(ErrorReply::new(
                     ErrorCode::UnsupportedVersion,
-                    "protocol version mismatch: client speaks 2, daemon speaks 1",
+                    "protocol version mismatch: client speaks 3, daemon speaks 2",
                 )),
             ),
+        ),
+        // What a daemon of version 1 answers a client of this version: the client must report
+        // the mismatch (bytes of the version-1 vector, kept).
+        (
+            "response_error_unsupported_version_v1",
+            Golden::Response(ResponseEnvelope {
+                v: 1,
+                id: 11,
+                response: Response::Error(ErrorReply::new(
+                    ErrorCode::UnsupportedVersion,
+                    "protocol version mismatch: client speaks 2, daemon speaks 1",
+                )),
+            }),
         ),
         (
             "response_error_malformed",
@@ -260,11 +429,11 @@ pub fn golden_cases() -> Vec<(&'static str, Golden)> {
         ),
         // A daemon of a future protocol version: the client must report the mismatch.
         (
-            "response_pong_v2",
+            "response_pong_v3",
             Golden::Response(ResponseEnvelope {
-                v: 2,
+                v: 3,
                 id: 1,
-                response: Response::Pong(Pong { daemon_version: s("9.0.0"), protocol_version: 2 }),
+                response: Response::Pong(Pong { daemon_version: s("9.0.0"), protocol_version: 3 }),
             }),
         ),
     ]

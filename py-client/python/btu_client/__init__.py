@@ -10,6 +10,14 @@ this package only re-exports the native functions.
 from __future__ import annotations
 
 from ._types import (
+    AuditEntry,
+    BackfillRun,
+    Instant,
+    Pause,
+    Paused,
+    Resumed,
+    Skipped,
+    SkippedRun,
     Cancelled,
     HasName,
     HistoryRun,
@@ -24,23 +32,36 @@ from ._types import (
     Status,
     UpcomingRun,
 )
-from ._errors import BtuError, DaemonError, DaemonUnavailable, ProtocolError, ScheduleError
+from ._errors import ArgumentError, BtuError, DaemonError, DaemonUnavailable, ProtocolError, ScheduleError
 from ._core import (
     DEFAULT_SOCKET_PATH,
     PROTOCOL_VERSION,
     SOCKET_PATH_ENV,
     __version__,
+    audit,
+    backfill,
     cancel,
     history,
     notify,
+    pause,
     ping,
     rebuild,
+    resume,
     run_now,
+    skip_next,
     status,
     upcoming,
 )
 
 __all__ = [
+    "AuditEntry",
+    "BackfillRun",
+    "Instant",
+    "Pause",
+    "Paused",
+    "Resumed",
+    "Skipped",
+    "SkippedRun",
     "Cancelled",
     "HasName",
     "HistoryRun",
@@ -54,6 +75,7 @@ __all__ = [
     "SocketPath",
     "Status",
     "UpcomingRun",
+    "ArgumentError",
     "BtuError",
     "DaemonError",
     "DaemonUnavailable",
@@ -63,12 +85,17 @@ __all__ = [
     "PROTOCOL_VERSION",
     "SOCKET_PATH_ENV",
     "__version__",
+    "audit",
+    "backfill",
     "cancel",
     "history",
     "notify",
+    "pause",
     "ping",
     "rebuild",
+    "resume",
     "run_now",
+    "skip_next",
     "status",
     "upcoming",
 ]

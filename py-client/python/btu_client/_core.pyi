@@ -3,6 +3,12 @@
 from typing import Final, Sequence
 
 from ._types import (
+    AuditEntry,
+    BackfillRun,
+    Instant,
+    Paused,
+    Resumed,
+    Skipped,
     Cancelled,
     HistoryRun,
     Pong,
@@ -26,6 +32,11 @@ __all__ = [
     "_peek_request_id",
     "_request_kind",
     "_with_response_id",
+    "audit",
+    "backfill",
+    "pause",
+    "resume",
+    "skip_next",
     "cancel",
     "history",
     "notify",
@@ -98,6 +109,63 @@ def run_now(
 ) -> RanNow:
     """Enqueue the schedule's task immediately, outside its cron plan."""
 
+def pause(
+    schedule: ScheduleRef,
+    until: Instant | None = None,
+    note: str | None = None,
+    *,
+    site: str | None = None,
+    socket_path: SocketPath | None = None,
+    timeout: float = 2.0,
+) -> Paused:
+    """Pause the schedule: none of its runs is enqueued until ``until`` (an aware datetime or an
+    RFC 3339 string; None: until resumed). Replaces an earlier pause. Recorded in the audit trail
+    with ``note`` and the caller's uid/pid. Raises ScheduleError (unknown schedule), ArgumentError
+    (``until`` not in the future), ValueError (a naive datetime), DaemonUnavailable, DaemonError."""
+
+def resume(
+    schedule: ScheduleRef, *, site: str | None = None, socket_path: SocketPath | None = None, timeout: float = 2.0
+) -> Resumed:
+    """End the schedule's pause; the runs due while paused are not replayed."""
+
+def skip_next(
+    schedule: ScheduleRef,
+    count: int = 1,
+    *,
+    site: str | None = None,
+    socket_path: SocketPath | None = None,
+    timeout: float = 2.0,
+) -> Skipped:
+    """Skip the schedule's next ``count`` planned runs (after those already skipped): they are
+    not enqueued. Raises ScheduleError for a schedule that does not run."""
+
+def backfill(
+    schedule: ScheduleRef,
+    start: Instant,
+    end: Instant,
+    max: int = 1000,
+    dry_run: bool = False,
+    *,
+    site: str | None = None,
+    socket_path: SocketPath | None = None,
+    timeout: float = 30.0,
+) -> list[BackfillRun]:
+    """Enqueue every planned run in ``[start, end)`` that has no job yet, each under its
+    deterministic job id (a run that has one is ``"exists"``, never duplicated); runs from now on
+    are left to the plan. More than ``max`` planned runs raises ArgumentError (nothing written).
+    ``dry_run`` writes nothing and answers ``"would_enqueue"``. Oldest first."""
+
+def audit(
+    schedule: ScheduleRef | None = None,
+    count: int = 50,
+    *,
+    site: str | None = None,
+    socket_path: SocketPath | None = None,
+    timeout: float = 2.0,
+) -> list[AuditEntry]:
+    """The newest ``count`` operator actions of the site's audit trail (of one schedule, or
+    all), newest first."""
+
 # Private helpers for tests (golden vectors, fake daemons); not part of the API.
 def _encode_request(
     kind: str,
@@ -107,6 +175,12 @@ def _encode_request(
     schedule: str | None = None,
     site: str | None = None,
     count: int | None = None,
+    until: str | None = None,
+    note: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    max: int | None = None,
+    dry_run: bool = False,
 ) -> bytes: ...
 def _decode_response(frame: bytes) -> tuple[int, object]: ...
 def _peek_request_id(frame: bytes) -> int | None: ...

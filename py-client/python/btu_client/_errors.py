@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["BtuError", "DaemonUnavailable", "ProtocolError", "ScheduleError", "DaemonError"]
+__all__ = ["BtuError", "DaemonUnavailable", "ProtocolError", "ScheduleError", "ArgumentError", "DaemonError"]
 
 
 class BtuError(Exception):
@@ -39,6 +39,18 @@ class ScheduleError(BtuError):
     """The daemon refused a schedule: unknown (``code == "unknown_schedule"``) or invalid
     (``code == "invalid_schedule"``, the message carries the reason, e.g. the cron error).
     ``schedule`` is the schedule id concerned, when known."""
+
+    schedule: str | None
+
+    def __init__(self, message: str, code: str | None = None, schedule: str | None = None) -> None:
+        super().__init__(message, code)
+        self.schedule = schedule
+
+
+class ArgumentError(BtuError, ValueError):
+    """The daemon refused an argument of an operator action (``code == "invalid_argument"``): a
+    ``until`` in the past, an unreadable instant, an empty backfill range or one with more planned
+    runs than ``max``, a count of 0. Also a ``ValueError``. ``schedule`` is the schedule concerned."""
 
     schedule: str | None
 

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
-from typing import Protocol, TypedDict, Union
+from typing import Any, Literal, Protocol, TypedDict, Union
 
 __all__ = [
+    "AuditEntry",
+    "BackfillRun",
+    "Instant",
+    "Pause",
+    "Paused",
+    "Resumed",
+    "SkippedRun",
+    "Skipped",
     "Cancelled",
     "HasName",
     "HistoryRun",
@@ -32,6 +40,8 @@ class HasName(Protocol):
 # Union[] rather than |: these aliases are evaluated at runtime on Python 3.10 too.
 ScheduleRef = Union[str, HasName]
 SocketPath = Union[str, "os.PathLike[str]"]
+# An instant argument: an aware datetime (a naive one raises ValueError) or an RFC 3339 string.
+Instant = Union[datetime, str]
 
 class NextRun(TypedDict):
     utc: datetime  # the due instant, tzinfo = timezone.utc
@@ -60,12 +70,56 @@ class Rebuilt(TypedDict):
     skipped: int
     duration_ms: int
 
+class Pause(TypedDict):
+    schedule: str
+    until: datetime | None  # None: until resumed
+    note: str | None
+    at: datetime  # when the pause was set (UTC)
+    uid: int | None  # who paused it (the caller's uid/pid, read by the daemon from the socket)
+    pid: int | None
+
+class Paused(Pause):
+    site: str
+
+class Resumed(TypedDict):
+    site: str
+    schedule: str
+    was_paused: bool  # False: it was not paused, nothing changed
+
+class Skipped(TypedDict):
+    site: str
+    schedule: str
+    added: list[NextRun]  # the runs this call skipped, soonest first
+    pending: list[NextRun]  # every run of the schedule now skipped
+
+class SkippedRun(TypedDict):
+    schedule: str
+    utc: datetime
+
+class BackfillRun(TypedDict):
+    due: datetime  # UTC
+    local: datetime  # the same instant in the schedule's offset
+    job_id: str
+    status: Literal["enqueued", "exists", "would_enqueue"]
+
+class AuditEntry(TypedDict):
+    id: str  # the Redis stream id
+    time: datetime  # UTC, milliseconds
+    action: str  # pause, resume, skip, backfill, run_now, cancel, rebuild, legacy_create, legacy_cancel
+    schedule: str | None
+    args: dict[str, Any]
+    note: str | None
+    uid: int | None
+    pid: int | None
+
 class SiteStatus(TypedDict):
     site: str
     schedules: int
     redis_ok: bool
     source_ok: bool
     last_rebuild: datetime | None
+    paused: list[Pause]  # the site's paused schedules
+    skipped: list[SkippedRun]  # the site's skipped runs still ahead, soonest first
 
 class Status(TypedDict):
     daemon_version: str
@@ -81,6 +135,8 @@ class UpcomingRun(TypedDict):
     task: str | None
     utc: datetime
     local: datetime
+    paused: bool  # falls while the schedule is paused: not enqueued
+    skipped: bool  # skipped with skip_next: not enqueued
 
 class HistoryRun(TypedDict):
     """What happened to one due instant of a schedule."""
