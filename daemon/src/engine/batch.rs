@@ -125,7 +125,10 @@ pub(super) async fn enqueue_batch(writer: RqWriter, batch: Vec<(FireItem, Payloa
         }
         match &r.outcome {
             Ok(EnqueueOutcome::AlreadyClaimed) | Err(_) => {}
-            Ok(o) => history.extend(r.item.history.entry(&r.item.job_id, r.item.due, run_outcome(o), done_at)),
+            Ok(o) => {
+                let it = &r.item;
+                history.extend(it.history.entry_expected(&it.job_id, it.due, it.expected, run_outcome(o), done_at))
+            }
         }
     }
     history.extend(missed);

@@ -179,13 +179,26 @@ impl HistoryTarget {
         outcome: RunOutcome,
         at: DateTime<Utc>,
     ) -> Option<HistoryAppend> {
+        self.entry_expected(job_id, due, due, outcome, at)
+    }
+
+    /// [`HistoryTarget::entry`] for a run meant to be enqueued at `expected` (its due instant
+    /// plus the schedule's jitter): the lateness is measured from there.
+    pub fn entry_expected(
+        &self,
+        job_id: &str,
+        due: DateTime<Utc>,
+        expected: DateTime<Utc>,
+        outcome: RunOutcome,
+        at: DateTime<Utc>,
+    ) -> Option<HistoryAppend> {
         let enqueued = outcome.is_enqueue();
         let entry = HistoryEntry {
             job_id: job_id.to_string(),
             due: rfc3339(due),
             enqueued_at: enqueued.then(|| at.to_rfc3339_opts(SecondsFormat::Millis, true)),
             outcome: outcome.as_str().to_string(),
-            lateness_ms: enqueued.then(|| (at - due).num_milliseconds()),
+            lateness_ms: enqueued.then(|| (at - expected).num_milliseconds()),
         };
         let entry = serde_json::to_string(&entry).ok()?;
         Some(HistoryAppend { key: self.key.clone(), entry, max: self.max })
@@ -331,6 +344,15 @@ mod tests {
         );
         let read: HistoryEntry = serde_json::from_str(&e.entry).unwrap();
         assert_eq!((read.outcome.as_str(), read.lateness_ms, read.enqueued_at), ("skipped_paused", None, None));
+        // Jitter: lateness from due + d, the due instant as it is.
+        let expected = due + chrono::TimeDelta::seconds(7);
+        let at = expected + chrono::TimeDelta::milliseconds(5);
+        let e = t.entry_expected("j3", due, expected, RunOutcome::Replaced, at).unwrap();
+        let read: HistoryEntry = serde_json::from_str(&e.entry).unwrap();
+        assert_eq!(
+            (read.due.as_str(), read.outcome.as_str(), read.lateness_ms),
+            ("2030-01-01T00:00:00Z", "replaced", Some(5))
+        );
     }
 
     #[test]
