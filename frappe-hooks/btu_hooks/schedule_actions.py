@@ -20,7 +20,8 @@ the message; `frappe.flags.disable_traceback` keeps the traceback out of the res
 the daemon is down.
 
 Times from the form's dialogs (`until`, `start`, `end`) are Frappe Datetime values: naive, in
-the site's time zone (System Settings); a value with an offset or `Z` is taken as it is.
+the site's time zone (System Settings; Desk converts what the user typed in their own zone); a
+value with an offset or `Z` is taken as it is.
 """
 
 from __future__ import annotations

@@ -114,8 +114,8 @@ def pause_of(status: Mapping[str, Any], site: str | None, schedule: str) -> dict
 def describe_pause(reply: Mapping[str, Any]) -> str:
     """btu_client.pause's answer (a Paused dict: site, schedule, until, note, at, uid, pid)."""
     until = reply.get("until")
-    text = f"{reply.get('schedule')} is paused " + (f"until {fmt_utc(until)}" if until else "until resumed")
-    return text + (f" ({reply['note']})" if reply.get("note") else "") + "."
+    text = f"{reply.get('schedule')} is paused " + (f"until {fmt_utc(until)}" if until else "until resumed") + "."
+    return text + (f" Note: {reply['note']}" if reply.get("note") else "")
 
 
 def describe_resume(reply: Mapping[str, Any]) -> str:

@@ -59,14 +59,14 @@ def test_pause_sends_note_and_until_in_utc(desk: str, client: FakeActionsClient)
     assert (name, schedule, site, path) == ("pause", "TS-000002", SITE, socket_path())
     assert until == until_local.replace(microsecond=0).astimezone(UTC) and until.tzinfo is not None
     assert note == "holidays (Administrator via Desk)"  # the daemon's audit knows only the web process
-    assert out["message"].startswith("TS-000002 is paused until ") and "(holidays (Administrator via Desk))" in out["message"]
+    assert out["message"] == f"TS-000002 is paused until {until:%Y-%m-%d %H:%M:%S}Z. Note: holidays (Administrator via Desk)"
     assert out["reply"]["until"] == until.isoformat()  # JSON-friendly for the browser
 
 
 def test_pause_without_until_and_with_an_offset(desk: str, client: FakeActionsClient) -> None:
     out = call_as_request(M + "pause", schedule="TS-000002", note="", until="")
     assert client.calls[-1][2:4] == (None, "Administrator via Desk")
-    assert out["message"] == "TS-000002 is paused until resumed (Administrator via Desk)."
+    assert out["message"] == "TS-000002 is paused until resumed. Note: Administrator via Desk"
     call_as_request(M + "pause", schedule="TS-000002", until="2099-01-01T12:00:00+01:00")
     assert client.calls[-1][2] == datetime(2099, 1, 1, 11, 0, tzinfo=UTC)
 
@@ -254,3 +254,22 @@ def test_an_unknown_schedule(desk: str, client: FakeActionsClient) -> None:
     with pytest.raises(frappe.DoesNotExistError):
         call_as_request(M + "overview", "GET", schedule="TS-999999")
     assert client.calls == []
+
+
+def test_with_the_real_btu_client_and_no_daemon(desk: str, tmp_path: Path) -> None:
+    """The real wheel, every action with the arguments btu_hooks passes: each reaches the socket
+    (a wrong keyword would be a TypeError instead) and its DaemonUnavailable is the message."""
+    real = pytest.importorskip("btu_client")
+    if not hasattr(real, "pause"):
+        pytest.skip("this btu_client predates the operator actions (issue 9)")
+    missing = str(tmp_path / "no-daemon.sock")
+    frappe.db.set_value("BTU Configuration", "BTU Configuration", "path_to_btu_scheduler_uds", missing,
+                        update_modified=False)
+    frappe.db.commit()
+    window = {"start": "2026-11-30 10:00:00", "end": "2026-11-30 13:00:00", "max": "5", "dry_run": "1"}
+    for name, args in (("pause", {"note": "n", "until": "2099-01-01 00:00:00"}), ("resume", {}),
+                       ("skip_next", {"count": "2"}), ("run_now", {}), ("backfill", window)):
+        with pytest.raises(actions.SchedulerRequestFailed, match=f"could not be reached at {missing}"):
+            call_as_request(M + name, schedule="TS-000002", **args)
+    out = call_as_request(M + "overview", "GET", schedule="TS-000002")
+    assert out["error"].startswith(f"The BTU scheduler daemon could not be reached at {missing}")

@@ -46,7 +46,7 @@
 					{ fieldname: "note", fieldtype: "Small Text", label: __("Note"),
 					  description: __("Why it is paused (kept with the pause and in the daemon's audit trail).") },
 					{ fieldname: "until", fieldtype: "Datetime", label: __("Until"),
-					  description: __("Empty: until resumed. In the site's time zone.") },
+					  description: __("Empty: until resumed.") },  // Desk adds the user's time zone
 				],
 				primary_action_label: __("Pause"),
 				primary_action(values) {
@@ -165,10 +165,10 @@
 		).join("") || `<tr><td colspan="5" class="text-muted">${__("No runs yet")}</td></tr>`;
 		const table = 'class="table table-bordered table-sm" style="white-space: nowrap; font-size: var(--text-sm)"';
 		html += `<div class="row">
-			<div class="col-xl-5"><h6>${__("Next 10 runs")}</h6><div class="table-responsive">
+			<div class="col-12"><h6>${__("Next 10 runs")}</h6><div class="table-responsive">
 				<table ${table}><thead><tr><th>#</th><th>${__("Local")}</th>
 				<th>${__("UTC")}</th><th></th></tr></thead><tbody>${upcoming}</tbody></table></div></div>
-			<div class="col-xl-7"><h6>${__("Last 20 outcomes")}</h6><div class="table-responsive">
+			<div class="col-12"><h6>${__("Last 20 outcomes")}</h6><div class="table-responsive">
 				<table ${table}><thead><tr><th>${__("Due (local)")}</th><th>${__("Due (UTC)")}</th>
 				<th>${__("Outcome")}</th><th>${__("Lateness")}</th><th>${__("Job")}</th></tr></thead><tbody>${history}</tbody></table></div></div>
 		</div>`;
