@@ -47,6 +47,14 @@ def history(r: redis.Redis, site: Site, schedule: str) -> list[dict]:
     return [json.loads(e) for e in reversed(r.lrange(f"btu:{site.name}:history:{schedule}", 0, -1))]
 
 
+def planned(sock: Path, schedule: str) -> list | None:
+    """The schedule's next runs from the daemon at `sock`; None until its first load is done."""
+    try:
+        return btu_client.upcoming(schedule, 3, socket_path=str(sock))
+    except btu_client.ScheduleError:
+        return None
+
+
 def epoch(rfc: str) -> int:
     return calendar.timegm(time.strptime(rfc, "%Y-%m-%dT%H:%M:%SZ"))
 
@@ -79,6 +87,7 @@ def test_pause_skip_backfill_and_audit_across_two_daemons(make_site, start_daemo
     assert a.stop() == 0, a.log()
     a = start_daemon(cfg[0], name="a2", socket_path=socks[0], wait_for="socket server listening")
     restarted_at = time.time()
+    assert all(r["paused"] for r in wait_until(lambda: planned(socks[0], "TS-OP"), 20, "A plans TS-OP again"))
     wait_until(lambda: any(e["outcome"] == "skipped_paused" and epoch(e["due"]) > restarted_at + 1
                            for e in history(redis_conn, site, "TS-OP")), 20, "paused instants after the restart")
 
@@ -154,3 +163,29 @@ def test_pause_skip_backfill_and_audit_across_two_daemons(make_site, start_daemo
     run_burst_worker("2.6.1", [QUEUE], sites_dir)
     assert len(markers(str(marker_dir))) == len(queued)
 
+
+
+def test_skips_survive_a_restart_of_every_daemon(make_site, start_daemon, redis_conn, tmp_path):
+    site = make_site()
+    add_task(site, "BTU-SK", "e2e_tasks.record", f"{{'marker_dir': {str(tmp_path / 'm')!r}}}")
+    add_schedule(site, "TS-SK", "BTU-SK", "*/10 * * * * *")
+    socks = (tmp_path / "a.sock", tmp_path / "b.sock")
+    cfg = [frappe_config(site, s) for s in socks]
+    daemons = [start_daemon(cfg[i], name=f"d{i}", socket_path=socks[i], wait_for="socket server listening")
+               for i in (0, 1)]
+    skipped = btu_client.skip_next("TS-SK", 2, socket_path=str(socks[0]))
+    named = [r["utc"].strftime("%Y-%m-%dT%H:%M:%SZ") for r in skipped["added"]]
+    assert epoch(named[1]) - epoch(named[0]) == 10
+    # Every daemon goes away before the second skipped instant; a new one honours it.
+    for d in daemons:
+        assert d.stop() == 0, d.log()
+    assert time.time() < epoch(named[1]) - 2, "the restart must happen before the second skipped instant"
+    start_daemon(cfg[0], name="d2", socket_path=socks[0], wait_for="socket server listening")
+    marks = wait_until(lambda: planned(socks[0], "TS-SK"), 20, "the restarted daemon plans TS-SK")
+    assert [r["skipped"] for r in marks if r["utc"].strftime("%Y-%m-%dT%H:%M:%SZ") == named[1]] == [True]
+    wait_until(lambda: any(e["due"] > named[1] and e["outcome"] == "enqueued"
+                           for e in history(redis_conn, site, "TS-SK")), 30, "a run after the skipped ones")
+    by_due = {e["due"]: e["outcome"] for e in history(redis_conn, site, "TS-SK")}
+    assert by_due.get(named[1]) == "skipped_by_request", by_due
+    assert by_due.get(named[0]) in ("skipped_by_request", None), by_due  # None: due while no daemon ran
+    assert redis_conn.zcard(f"btu:{site.name}:skip:TS-SK") == 0
