@@ -74,6 +74,17 @@ pub async fn check(path: &std::path::Path) -> Vec<CheckLine> {
     if let Some(zone) = &config.daemon.time_zone {
         out.push(line(CheckStatus::Ok, "time zone", zone.clone()));
     }
+    if !config.sites.is_empty() {
+        out.push(line(
+            CheckStatus::Ok,
+            "mariadb connections",
+            format!(
+                "at most {} open at once over the {} site(s) ([mariadb] max_connections)",
+                config.mariadb.max_connections,
+                config.sites.len()
+            ),
+        ));
+    }
 
     let redis_what = format!("redis {}", crate::secret::redacted_url(config.redis.url.expose()));
     let redis = async {

@@ -126,7 +126,9 @@ pub fn bench_config(spec: &ServiceSpec) -> String {
     format!(
         "# btu-daemon on the bench {dir}: sites, databases, the queue Redis and the bench id are\n\
          # read from the bench itself (docs/daemon.md, \"Bench discovery\"). Keys set here win.\n\
-         [frappe]\nbench_path = {path}\n",
+         [frappe]\nbench_path = {path}\n\n\
+         # MariaDB connections open at once over all the bench's sites together (default 16):\n\
+         # [mariadb]\n# max_connections = 16\n",
         dir = spec.bench_dir.display(),
         path = toml_string(&spec.bench_dir.to_string_lossy()),
     )

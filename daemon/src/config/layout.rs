@@ -20,6 +20,7 @@ pub(super) struct RawFile {
     pub metrics: Option<RawMetrics>,
     /// Per-schedule policy defaults (issue 9).
     pub defaults: Option<RawDefaults>,
+    pub mariadb: Option<RawMariaDb>,
     // Flat twins of new keys, for files in the original format (whose keys sit before any
     // table): `[metrics]`'s keys and `[daemon] log_format`.
     pub metrics_listen: Option<String>,
@@ -30,6 +31,8 @@ pub(super) struct RawFile {
     pub default_jitter_secs: Option<i64>,
     pub default_dst_gap: Option<String>,
     pub default_dst_overlap: Option<String>,
+    /// `[mariadb] max_connections`.
+    pub mariadb_max_connections: Option<usize>,
     // The original daemon's flat keys.
     pub mysql_host: Option<String>,
     pub mysql_port: Option<u16>,
@@ -84,6 +87,11 @@ pub(super) struct RawDefaults {
 pub(super) struct RawMetrics {
     pub listen: Option<String>,
     pub per_schedule: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct RawMariaDb {
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

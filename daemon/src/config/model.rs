@@ -51,6 +51,7 @@ pub struct Config {
     /// `[defaults]` (or the flat `default_*` keys): the policies of schedules that do not set
     /// their own.
     pub defaults: crate::policy::Policies,
+    pub mariadb: MariaDbConfig,
     /// Keys present in the file that the daemon does not use (original daemon's
     /// webserver settings and the like); reported in one warning.
     pub unused_keys: Vec<String>,
@@ -91,6 +92,23 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, with the same fields, for log shippers.
     Json,
+}
+
+/// `[mariadb] max_connections` when unset.
+pub const DEFAULT_MARIADB_MAX_CONNECTIONS: usize = 16;
+
+/// The connections to the sites' databases (`[mariadb]`, or the flat `mariadb_*` keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MariaDbConfig {
+    /// MariaDB connections open at once, over every site together (not per site, and not the
+    /// socket's `[daemon] max_connections`).
+    pub max_connections: usize,
+}
+
+impl Default for MariaDbConfig {
+    fn default() -> Self {
+        MariaDbConfig { max_connections: DEFAULT_MARIADB_MAX_CONNECTIONS }
+    }
 }
 
 /// The metrics and health listener (`[metrics]`, or the flat `metrics_*` keys).

@@ -141,6 +141,26 @@ fn max_connections_defaults_to_1024_and_must_be_positive() {
 }
 
 #[test]
+fn mariadb_max_connections_in_both_formats() {
+    let base = "[[sites]]\nname = \"s\"\ndatabase = \"d\"\n";
+    let c = parse(base).unwrap();
+    assert_eq!(c.mariadb.max_connections, 16);
+    assert_eq!(c.daemon.max_connections, 1024, "the socket's cap is another key");
+    let c = parse(&format!("[mariadb]\nmax_connections = 4\n{base}")).unwrap();
+    assert_eq!(c.mariadb.max_connections, 4);
+    let flat = "mariadb_max_connections = 8\nmysql_database = \"d\"\nfrappe_site = \"s\"\n";
+    let c = parse(flat).unwrap();
+    assert_eq!(c.mariadb.max_connections, 8);
+    assert!(c.unused_keys.is_empty(), "{:?}", c.unused_keys);
+    let both = format!("mariadb_max_connections = 8\n[mariadb]\nmax_connections = 2\n{base}");
+    assert_eq!(parse(&both).unwrap().mariadb.max_connections, 2, "the table wins");
+    let e = parse(&format!("[mariadb]\nmax_connections = 0\n{base}")).unwrap_err().to_string();
+    assert!(e.contains("mariadb.max_connections") && e.contains("at least 1"), "{e}");
+    let e = parse(&format!("mariadb_max_connections = 0\n{base}")).unwrap_err().to_string();
+    assert!(e.contains("`mariadb_max_connections`"), "{e}");
+}
+
+#[test]
 fn tls_ca_file_needs_rediss_and_an_existing_file() {
     let dir = std::env::temp_dir().join(format!("btu-config-ca-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

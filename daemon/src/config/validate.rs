@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use btu_protocol::DEFAULT_SOCKET_PATH;
 
-use super::layout::{RawDaemon, RawDefaults, RawFile, RawFileSource, RawFrappe, RawMetrics, RawRedis, RawSite};
+use super::layout::{
+    RawDaemon, RawDefaults, RawFile, RawFileSource, RawFrappe, RawMariaDb, RawMetrics, RawRedis, RawSite,
+};
 use super::model::{
-    Config, ConfigError, DEFAULT_LEGACY_FOLLOW_SECS, DEFAULT_MAX_CONNECTIONS, DEFAULT_REDIS_URL, DEFAULT_RUNNER,
-    DaemonConfig, DbConfig, FileConfig, FrappeConfig, MAX_LEGACY_FOLLOW_SECS, MetricsConfig, Mode, MysqlUrl,
-    RedisConfig, SiteConfig,
+    Config, ConfigError, DEFAULT_LEGACY_FOLLOW_SECS, DEFAULT_MARIADB_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_REDIS_URL, DEFAULT_RUNNER, DaemonConfig, DbConfig, FileConfig, FrappeConfig, MAX_LEGACY_FOLLOW_SECS,
+    MariaDbConfig, MetricsConfig, Mode, MysqlUrl, RedisConfig, SiteConfig,
 };
 use crate::policy::{Policies, PolicyTexts};
 use crate::secret::{Secret, redacted_url};
@@ -25,6 +27,7 @@ pub(super) fn config(mut raw: RawFile, unused_keys: Vec<String>, path: &Path) ->
     let frappe = v.frappe(raw.frappe.take().unwrap_or_default(), raw.frappe_bench_path.take())?;
     let metrics = v.metrics(raw.metrics.take().unwrap_or_default(), &raw)?;
     let defaults = v.defaults(raw.defaults.take(), &mut raw)?;
+    let mariadb = v.mariadb(raw.mariadb.take().unwrap_or_default(), &raw)?;
     let mut sites = v.sites(raw.sites.take().unwrap_or_default())?;
     let file = raw.file.take();
     if let Some(site) = v.flat_site(raw)? {
@@ -47,7 +50,7 @@ pub(super) fn config(mut raw: RawFile, unused_keys: Vec<String>, path: &Path) ->
             "no source of schedules: add [frappe] bench_path, [[sites]] (MariaDB), the flat mysql_* keys, or a [file] section".into(),
         ));
     }
-    Ok(Config { path: path.to_path_buf(), daemon, redis, frappe, sites, file, metrics, defaults, unused_keys })
+    Ok(Config { path: path.to_path_buf(), daemon, redis, frappe, sites, file, metrics, mariadb, defaults, unused_keys })
 }
 
 struct Validator<'a> {
@@ -159,6 +162,22 @@ impl Validator<'_> {
             ),
         };
         Ok(MetricsConfig { listen, per_schedule: m.per_schedule.or(flat.metrics_per_schedule).unwrap_or(false) })
+    }
+
+    fn mariadb(&self, m: RawMariaDb, flat: &RawFile) -> Result<MariaDbConfig, ConfigError> {
+        let (key, max) = match (m.max_connections, flat.mariadb_max_connections) {
+            (Some(n), _) => ("mariadb.max_connections", Some(n)),
+            (None, n) => ("mariadb_max_connections", n),
+        };
+        Ok(MariaDbConfig {
+            max_connections: match max {
+                None => DEFAULT_MARIADB_MAX_CONNECTIONS,
+                Some(0) => {
+                    return Err(self.invalid(key, "must be at least 1 (MariaDB connections over all sites)".into()));
+                }
+                Some(n) => n,
+            },
+        })
     }
 
     fn redis(&self, r: RawRedis, flat: &RawFile) -> Result<RedisConfig, ConfigError> {

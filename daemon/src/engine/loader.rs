@@ -7,6 +7,10 @@
 //! arrives ([`super::rebuild`]), firing runs in between. One load runs at a time: sites asked
 //! for meanwhile are loaded right after it, and a caller who asked meanwhile waits for that
 //! next load (the running one may have read its source before the request).
+//!
+//! A load reads at most [`concurrency`] sites at a time (three quarters of the MariaDB
+//! connection cap, so notifications keep slots of their own): a bench of hundreds of sites is
+//! walked without a task, a connection or a batch of rows per site at once.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -23,7 +27,7 @@ use super::plan::Plan;
 use super::rebuild::{Finished, SiteLoad, resync};
 use super::reports::{RebuildReport, SiteRebuild};
 use crate::metrics::{Metrics, SiteMetrics};
-use crate::source::{RebuildRow, RowSink, SourceError, SourceSet};
+use crate::source::{ConnCap, KnownFingerprints, RebuildRow, RowSink, SourceError, SourceSet};
 
 type LoadResults = Vec<(usize, Result<(), SourceError>)>;
 
@@ -168,20 +172,28 @@ impl Loader {
         self.rows = Some(rx);
         self.started = Some(Instant::now());
         let sources = self.sources.snapshot();
+        let limit = concurrency(self.sources.conn_cap().map(ConnCap::max));
         self.task = Some(tokio::spawn(async move {
             let mut set = JoinSet::new();
-            for (idx, known) in known {
+            let mut sites = known.into_iter();
+            let spawn = |set: &mut JoinSet<_>, (idx, known): (usize, KnownFingerprints)| {
                 let sources = sources.clone();
                 let mut sink = RowSink::new(idx, tx.clone());
                 set.spawn(async move { (idx, sources[idx].load_rebuild(&known, &mut sink).await) });
+            };
+            for site in sites.by_ref().take(limit) {
+                spawn(&mut set, site);
             }
-            drop(tx);
             let mut out = Vec::new();
             while let Some(r) = set.join_next().await {
                 if let Ok(r) = r {
                     out.push(r);
                 }
+                if let Some(site) = sites.next() {
+                    spawn(&mut set, site);
+                }
             }
+            drop(tx);
             out.sort_by_key(|(i, _)| *i);
             out
         }));
@@ -387,6 +399,13 @@ impl Loader {
     }
 }
 
+/// Sites a load reads at once: three quarters of the MariaDB connection cap (at least one),
+/// so notifications and re-reads keep slots while hundreds of sites are walked; 16 without a
+/// database source.
+fn concurrency(cap: Option<usize>) -> usize {
+    cap.map_or(16, |max| (max - max / 4).max(1))
+}
+
 fn log_rebuild(r: &SiteRebuild) {
     if r.deferred && r.added + r.changed + r.removed == 0 {
         info!(site = %r.site, skipped = r.skipped.len(), "schedules loaded; planning waits for redis");
@@ -395,5 +414,18 @@ fn log_rebuild(r: &SiteRebuild) {
             unchanged = r.unchanged, skipped = r.skipped.len(), deferred = r.deferred, "schedules rebuilt");
     } else if r.error.is_none() {
         debug!(site = %r.site, unchanged = r.unchanged, skipped = r.skipped.len(), "schedules rebuilt, nothing changed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::concurrency;
+
+    #[test]
+    fn loads_leave_a_quarter_of_the_connection_cap_free() {
+        assert_eq!(concurrency(Some(16)), 12);
+        assert_eq!(concurrency(Some(4)), 3);
+        assert_eq!(concurrency(Some(1)), 1);
+        assert_eq!(concurrency(None), 16);
     }
 }

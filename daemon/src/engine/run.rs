@@ -98,6 +98,10 @@ impl Engine {
     /// An engine over a [`SourceSet`], whose sites may change at each full rebuild (a bench).
     pub fn with_source_set(opts: EngineOptions, sources: SourceSet) -> (Engine, EngineHandle) {
         let (tx, rx) = mpsc::channel(1024);
+        if let Some(cap) = sources.conn_cap() {
+            let (open, waits) = opts.metrics.mariadb(cap.max());
+            cap.report_to(open, waits);
+        }
         let site_metrics: Vec<SiteMetrics> = sources.snapshot().iter().map(|s| opts.metrics.site(s.site())).collect();
         let engine = Engine {
             plan: Plan::new(sources.snapshot().iter().map(|s| s.site().to_string())).with_metrics(site_metrics.clone()),

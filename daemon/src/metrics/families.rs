@@ -123,6 +123,9 @@ pub struct Metrics {
     request_duration: Histograms<KindLabel>,
     next_run: Family<ScheduleLabels, FloatGauge>,
     last_enqueue: Family<ScheduleLabels, FloatGauge>,
+    mariadb_open: Gauge,
+    mariadb_max: Gauge,
+    mariadb_waits: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -151,6 +154,9 @@ impl Metrics {
             request_duration: Family::new_with_constructor(|| Histogram::new(REQUEST_BUCKETS)),
             next_run: Family::default(),
             last_enqueue: Family::default(),
+            mariadb_open: Gauge::default(),
+            mariadb_max: Gauge::default(),
+            mariadb_waits: Counter::default(),
         };
         let r = &mut m.registry;
         r.register_with_unit(
@@ -186,6 +192,21 @@ impl Metrics {
             "Time to answer a socket request",
             Unit::Seconds,
             m.request_duration.clone(),
+        );
+        r.register(
+            "btu_mariadb_connections",
+            "MariaDB connections open now, over every site (busy and idle)",
+            m.mariadb_open.clone(),
+        );
+        r.register(
+            "btu_mariadb_max_connections",
+            "The cap on MariaDB connections over every site ([mariadb] max_connections)",
+            m.mariadb_max.clone(),
+        );
+        r.register(
+            "btu_mariadb_connection_waits",
+            "Times work waited because every MariaDB connection slot was busy",
+            m.mariadb_waits.clone(),
         );
         let build: Family<BuildLabels, Gauge> = Family::default();
         build
@@ -227,6 +248,13 @@ impl Metrics {
             rebuild_duration: self.rebuild_duration.get_or_create_owned(&label),
             per_schedule: self.per_schedule.then(|| (self.next_run.clone(), self.last_enqueue.clone())),
         }
+    }
+
+    /// The handles the MariaDB connection cap of `max` keeps up to date: connections open now
+    /// and waits for a slot.
+    pub fn mariadb(&self, max: usize) -> (Gauge, Counter) {
+        self.mariadb_max.set(i64::try_from(max).unwrap_or(i64::MAX));
+        (self.mariadb_open.clone(), self.mariadb_waits.clone())
     }
 
     /// One socket request of `kind` answered with `result` (`ok` or an error code) in
@@ -397,6 +425,15 @@ mod tests {
         line(&text, "btu_schedule_next_run_timestamp_seconds{site=\"s1\",schedule=\"TS-1\"} ");
         line(&text, "btu_schedule_last_enqueue_timestamp_seconds{site=\"s1\",schedule=\"TS-1\"} ");
         line(&text, "btu_redis_eviction_policy_ok 0");
+        line(&text, "btu_mariadb_connections 0");
+        line(&text, "btu_mariadb_connection_waits_total 0");
+        let (open, waits) = m.mariadb(16);
+        open.set(3);
+        waits.inc();
+        let text = m.encode();
+        line(&text, "btu_mariadb_connections 3");
+        line(&text, "btu_mariadb_max_connections 16");
+        line(&text, "btu_mariadb_connection_waits_total 1");
     }
 
     #[test]

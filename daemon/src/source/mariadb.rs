@@ -9,12 +9,13 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row};
+use mysql_async::{Conn, Opts, OptsBuilder, Row};
 
 use super::apps::{AppGate, installed_apps};
 use super::check::{BuildContext, RawSchedule, RowChecker, SourceRow};
 use super::error::SourceError;
 use super::frequency::{FrequencyFields, local_cron};
+use super::pool::{CappedConn, ConnCap, SitePool};
 use super::row::RowOutcome;
 use super::sink::RowSink;
 use super::skip::SkipReason;
@@ -81,7 +82,8 @@ const DEFAULT_TASK_TIMEOUT: i64 = 600;
 pub struct MariaDbSource {
     ctx: BuildContext,
     target: String,
-    pool: Pool,
+    /// The site's connections, under the cap every site shares.
+    pool: SitePool,
     /// Which optional columns exist, or `COLUMNS_UNKNOWN`; shared by the clones the engine
     /// hands to tasks.
     optional_columns: Arc<AtomicU16>,
@@ -90,8 +92,9 @@ pub struct MariaDbSource {
 }
 
 impl MariaDbSource {
-    /// Creates the (lazy) connection pool; nothing connects until the first load.
-    pub fn new(site: &SiteConfig, config: &Config) -> Self {
+    /// The site's source; nothing connects until the first load, and its connections count
+    /// against `cap` (shared by every site).
+    pub fn new(site: &SiteConfig, config: &Config, cap: &ConnCap) -> Self {
         let ctx = BuildContext {
             site: site.name.as_str().into(),
             mode: site.mode,
@@ -100,14 +103,6 @@ impl MariaDbSource {
             runner: config.frappe.runner.clone(),
             defaults: config.defaults,
         };
-        // A small pool: rebuilds use one connection, notifications a few more.
-        let pool_opts = PoolOpts::default()
-            .with_constraints(PoolConstraints::new(0, 8).unwrap_or_default())
-            .with_inactive_connection_ttl(Duration::from_secs(60))
-            // No COM_RESET_CONNECTION when a connection returns to the pool: we keep no
-            // session state, and a reset would also drop the server-side prepared statements,
-            // making every notify prepare its query again (an extra round trip or two).
-            .with_reset_connection(false);
         let opts: Opts = match &site.db {
             DbConfig::Params { host, port, user, password, database, socket } => OptsBuilder::default()
                 .ip_or_hostname(host.clone())
@@ -116,14 +111,17 @@ impl MariaDbSource {
                 .user(Some(user.clone()))
                 .pass(Some(password.expose().to_string()))
                 .db_name(Some(database.clone()))
-                .pool_opts(pool_opts)
                 .into(),
-            DbConfig::Url(url) => OptsBuilder::from_opts(url.opts().clone()).pool_opts(pool_opts).into(),
+            DbConfig::Url(url) => url.opts().clone(),
         };
+        // The driver would otherwise open a second connection over the server's Unix socket
+        // after every TCP connect to a local server, so each connect briefly counted twice
+        // against the cap (and cost twice the handshakes). `db_socket` still picks a socket.
+        let opts: Opts = OptsBuilder::from_opts(opts).prefer_socket(false).into();
         MariaDbSource {
             ctx,
             target: site.db.describe(),
-            pool: Pool::new(opts),
+            pool: cap.site(opts),
             optional_columns: Arc::new(AtomicU16::new(COLUMNS_UNKNOWN)),
             apps: AppGate::new(site.name.as_str().into(), site.discovered),
         }
@@ -141,6 +139,16 @@ impl MariaDbSource {
 
     pub fn target(&self) -> &str {
         &self.target
+    }
+
+    /// The connection cap this source's connections count against.
+    pub fn cap(&self) -> &ConnCap {
+        self.pool.cap()
+    }
+
+    /// A connection to the site (waits while every slot of the cap is busy).
+    async fn conn(&self) -> Result<CappedConn, SourceError> {
+        self.pool.get().await.map_err(|e| self.db_err(e))
     }
 
     fn db_err(&self, e: impl std::fmt::Display) -> SourceError {
@@ -161,8 +169,9 @@ impl MariaDbSource {
     /// `SELECT 1`, for `btu check-config`.
     pub async fn ping(&self) -> Result<(), SourceError> {
         self.with_timeout(async {
-            let mut conn = self.pool.get_conn().await.map_err(|e| self.db_err(e))?;
+            let mut conn = self.conn().await?;
             let one: Option<i64> = conn.query_first("SELECT 1").await.map_err(|e| self.db_err(e))?;
+            conn.release();
             if one == Some(1) { Ok(()) } else { Err(self.db_err("SELECT 1 returned no row")) }
         })
         .await
@@ -175,8 +184,10 @@ impl MariaDbSource {
     /// up to date (the table is refilled only by `bench migrate`). Sorted, without duplicates.
     pub async fn installed_apps(&self) -> Result<Vec<String>, SourceError> {
         self.with_timeout(async {
-            let mut conn = self.pool.get_conn().await.map_err(|e| self.db_err(e))?;
-            installed_apps(&mut conn).await.map_err(|e| self.db_err(e))
+            let mut conn = self.conn().await?;
+            let apps = installed_apps(&mut conn).await.map_err(|e| self.db_err(e))?;
+            conn.release();
+            Ok(apps)
         })
         .await
     }
@@ -231,23 +242,38 @@ impl MariaDbSource {
         Ok(target.out)
     }
 
+    /// Closes the site's idle connections (busy ones close when their work ends).
     pub async fn close(&self) {
-        // Errors here only mean connections were already gone.
-        let _ = self.pool.clone().disconnect().await;
+        self.pool.close().await;
     }
 
     /// Reads the schedule rows (all, or the ones named) and hands each to `target`, as the
     /// fields to check or as the reason it does not run. Rows are streamed: only the row
-    /// being read is in memory here.
+    /// being read is in memory here. The connection serves the site's next load only when
+    /// this one ended cleanly.
     async fn read_rows(&self, rows: Rows<'_>, target: &mut impl RowTarget) -> Result<(), SourceError> {
-        let mut conn = self.pool.get_conn().await.map_err(|e| self.db_err(e))?;
+        let mut conn = self.conn().await?;
+        if self.read_rows_on(&mut conn, rows, target).await? {
+            conn.release();
+        }
+        Ok(())
+    }
+
+    /// [`MariaDbSource::read_rows`] on `conn`: `Ok(false)` when the engine stopped reading
+    /// (the rest of the result is discarded with the connection).
+    async fn read_rows_on(
+        &self,
+        conn: &mut Conn,
+        rows: Rows<'_>,
+        target: &mut impl RowTarget,
+    ) -> Result<bool, SourceError> {
         let partial = match rows {
             Rows::All => None,
             Rows::One(id) => Some(id),
             Rows::These(_) => Some(""),
         };
-        if !self.apps.open(partial, &mut conn).await.map_err(|e| self.db_err(e))? {
-            return Ok(());
+        if !self.apps.open(partial, conn).await.map_err(|e| self.db_err(e))? {
+            return Ok(true);
         }
         let present = match (&rows, self.optional_columns.load(Ordering::Relaxed)) {
             (Rows::One(_) | Rows::These(_), known) if known != COLUMNS_UNKNOWN => known,
@@ -306,12 +332,11 @@ impl MariaDbSource {
         let mut reader = RowReader { default_zone: self.ctx.default_zone.clone(), task_arguments: HashMap::new() };
         while let Some(mut row) = result.next().await.map_err(|e| self.db_err(e))? {
             if !target.take(reader.read(&mut row)).await {
-                // The engine stopped: read no further. The rest of the result is discarded
-                // with the connection.
-                return Ok(());
+                // The engine stopped: read no further.
+                return Ok(false);
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 

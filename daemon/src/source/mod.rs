@@ -17,6 +17,7 @@
 //! | `check.rs`       | `RowChecker`: the one check every row of every source goes through      |
 //! | `sink.rs`        | [`RowSink`]: a rebuild's rows, in batches, to the engine               |
 //! | `apps.rs`        | the apps a site has installed; the gate for sites found in a bench     |
+//! | `pool.rs`        | [`ConnCap`]: every site's MariaDB connections under one cap             |
 //! | `mariadb.rs`     | rows from a Frappe site's BTU tables                                   |
 //! | `file.rs`        | rows from a TOML schedules file                                        |
 //! | `set.rs`         | [`SourceSet`]: the sources by site index; a bench's re-read on rebuilds |
@@ -30,6 +31,7 @@ pub(crate) mod file;
 mod fingerprint;
 mod frequency;
 pub(crate) mod mariadb;
+mod pool;
 mod row;
 mod set;
 mod sink;
@@ -41,6 +43,7 @@ mod spec;
 pub(crate) use check::plain_row;
 pub use error::SourceError;
 pub use fingerprint::Fingerprint;
+pub use pool::{CONNECT_TIMEOUT, ConnCap, IDLE_TTL};
 pub use row::{RebuildRow, RowOutcome, SkippedRow};
 pub use set::SourceSet;
 pub use sink::RowSink;
@@ -60,10 +63,16 @@ pub enum Source {
 }
 
 impl Source {
-    /// One source per `[[sites]]` entry plus the `[file]` source, as configured.
+    /// One source per `[[sites]]` entry plus the `[file]` source, as configured, the MariaDB
+    /// ones under a cap of their own (`[mariadb] max_connections`).
     pub fn all_from_config(config: &Config) -> Vec<Source> {
+        Source::all_with_cap(config, &ConnCap::new(config.mariadb.max_connections))
+    }
+
+    /// [`Source::all_from_config`], the MariaDB sources' connections counting against `cap`.
+    pub fn all_with_cap(config: &Config, cap: &ConnCap) -> Vec<Source> {
         let mut out: Vec<Source> =
-            config.sites.iter().map(|site| Source::MariaDb(mariadb::MariaDbSource::new(site, config))).collect();
+            config.sites.iter().map(|site| Source::MariaDb(mariadb::MariaDbSource::new(site, config, cap))).collect();
         if let Some(f) = &config.file {
             out.push(Source::File(file::FileSource::new(f, config)));
         }
@@ -126,7 +135,15 @@ impl Source {
         }
     }
 
-    /// Releases connections (MariaDB pool); call once at shutdown.
+    /// The connection cap of a MariaDB source.
+    pub fn conn_cap(&self) -> Option<&ConnCap> {
+        match self {
+            Source::MariaDb(s) => Some(s.cap()),
+            _ => None,
+        }
+    }
+
+    /// Closes idle connections (MariaDB); call once at shutdown or when the source is replaced.
     pub async fn close(&self) {
         if let Source::MariaDb(s) = self {
             s.close().await;

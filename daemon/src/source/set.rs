@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tracing::{info, warn};
 
-use super::Source;
 use super::mariadb::MariaDbSource;
+use super::{ConnCap, Source};
 use crate::bench::{self, BenchError, same_db};
 use crate::config::{Config, DbConfig};
 
@@ -19,6 +19,8 @@ use crate::config::{Config, DbConfig};
 pub struct SourceSet {
     current: Arc<RwLock<Arc<Vec<Source>>>>,
     bench: Option<Arc<BenchSites>>,
+    /// Every MariaDB source's connections count against it, sites added later too.
+    cap: Option<ConnCap>,
 }
 
 impl std::fmt::Debug for SourceSet {
@@ -42,7 +44,13 @@ struct BenchSites {
 impl SourceSet {
     /// A set that never changes.
     pub fn fixed(sources: Vec<Source>) -> Self {
-        SourceSet { current: Arc::new(RwLock::new(Arc::new(sources))), bench: None }
+        let cap = sources.iter().find_map(Source::conn_cap).cloned();
+        SourceSet { current: Arc::new(RwLock::new(Arc::new(sources))), bench: None, cap }
+    }
+
+    /// The cap of the MariaDB sources' connections (None without any).
+    pub fn conn_cap(&self) -> Option<&ConnCap> {
+        self.cap.as_ref()
     }
 
     /// The sources of `file_config` — with `[frappe] bench_path`, after discovering the
@@ -51,18 +59,20 @@ impl SourceSet {
         let Some(path) = &file_config.frappe.bench_path else {
             return Ok((SourceSet::fixed(Source::all_from_config(file_config)), file_config.clone()));
         };
+        let cap = ConnCap::new(file_config.mariadb.max_connections);
         let found = bench::discover(path)?;
         info!(bench = %found.bench_path.display(), bench_id = %found.bench_id, sites = found.sites.len(),
             left_out = found.excluded.len(), "bench discovered");
         let config = found.apply(file_config);
         let dbs = config.sites.iter().filter(|s| s.discovered).map(|s| (s.name.clone(), s.db.clone())).collect();
         let set = SourceSet {
-            current: Arc::new(RwLock::new(Arc::new(Source::all_from_config(&config)))),
+            current: Arc::new(RwLock::new(Arc::new(Source::all_with_cap(&config, &cap)))),
             bench: Some(Arc::new(BenchSites {
                 file_config: file_config.clone(),
                 dbs: Mutex::new(dbs),
                 excluded: Mutex::new(BTreeMap::new()),
             })),
+            cap: Some(cap),
         };
         set.log_excluded(found.excluded.iter().map(|x| (x.site.clone(), x.reason.clone())).collect());
         Ok((set, config))
@@ -88,11 +98,12 @@ impl SourceSet {
         };
         self.log_excluded(found.excluded.iter().map(|x| (x.site.clone(), x.reason.clone())).collect());
         let config = found.apply(&b.file_config);
+        let cap = self.cap.clone().unwrap_or_else(|| ConnCap::new(config.mariadb.max_connections));
         let mut dbs = b.dbs.lock().unwrap_or_else(PoisonError::into_inner);
         let mut sources: Vec<Source> = self.snapshot().as_ref().clone();
         let mut added = Vec::new();
         for site in config.sites.iter().filter(|s| s.discovered) {
-            let fresh = || Source::MariaDb(MariaDbSource::new(site, &config));
+            let fresh = || Source::MariaDb(MariaDbSource::new(site, &config, &cap));
             match sources.iter().position(|s| s.site() == site.name) {
                 None => {
                     info!(site = %site.name, database = %site.db.describe(), "bench site added");
