@@ -86,18 +86,23 @@ pub async fn check(path: &std::path::Path) -> Vec<CheckLine> {
         ));
     }
 
-    let redis_what = format!("redis {}", crate::secret::redacted_url(config.redis.url.expose()));
+    let mut redis_what = format!("redis {}", config.redis.describe());
     let redis = async {
-        let mut conn = crate::rq::connect_with(config.redis.url.expose(), config.redis.tls_ca_file.as_deref())
-            .await
-            .map_err(|e| e.to_string())?;
+        let crate::rq::RedisConnection { mut conn, address } =
+            crate::rq::connect_redis(&config.redis).await.map_err(|e| e.to_string())?;
         crate::engine::store::ping(&mut conn).await.map_err(|e| e.to_string())?;
-        crate::rq::read_workers(&mut conn, &config.redis.key_prefix).await.map_err(|e| format!("reading workers: {e}"))
+        let workers = crate::rq::read_workers(&mut conn, &config.redis.key_prefix)
+            .await
+            .map_err(|e| format!("reading workers: {e}"))?;
+        Ok::<_, String>((workers, address))
     };
     let frappe =
         config.sites.iter().any(|s| s.mode == Mode::Frappe) || config.file.iter().any(|f| f.mode == Mode::Frappe);
     let workers: Option<Vec<WorkerInfo>> = match tokio::time::timeout(CHECK_TIMEOUT, redis).await {
-        Ok(Ok(workers)) => {
+        Ok(Ok((workers, address))) => {
+            if config.redis.sentinel.is_some() {
+                redis_what = format!("{redis_what}: master {address}");
+            }
             out.push(line(CheckStatus::Ok, redis_what, "PING answered"));
             out.extend(worker_lines(&workers, frappe));
             Some(workers)
@@ -222,11 +227,7 @@ fn bench_lines(d: &crate::bench::Discovery, file: &Config, applied: &Config) -> 
             None => "redis_queue of common_site_config.json".to_string(),
         }
     };
-    out.push(line(
-        CheckStatus::Ok,
-        "queue redis",
-        format!("{} (from {redis_from})", crate::secret::redacted_url(applied.redis.url.expose())),
-    ));
+    out.push(line(CheckStatus::Ok, "queue redis", format!("{} (from {redis_from})", applied.redis.describe())));
     for site in &d.sites {
         let detail = if d.discovered(file, &site.name) {
             format!("database {} (from site_config.json)", site.db.describe())

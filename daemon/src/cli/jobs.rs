@@ -93,17 +93,10 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 }
 
 async fn connect(config: &Config) -> Result<ConnectionManager, CliError> {
-    match tokio::time::timeout(
-        TIMEOUT,
-        rq::connect_with(config.redis.url.expose(), config.redis.tls_ca_file.as_deref()),
-    )
-    .await
-    {
-        Ok(Ok(c)) => Ok(c),
+    match tokio::time::timeout(TIMEOUT, rq::connect_redis(&config.redis)).await {
+        Ok(Ok(c)) => Ok(c.conn),
         Ok(Err(e)) => Err(CliError::Redis(e.to_string())),
-        Err(_) => {
-            Err(CliError::Redis(format!("{}: no answer within 10 s", rq::redacted_url(config.redis.url.expose()))))
-        }
+        Err(_) => Err(CliError::Redis(format!("{}: no answer within 10 s", config.redis.describe()))),
     }
 }
 

@@ -52,11 +52,28 @@ pub struct EffectiveDaemon {
 
 #[derive(Debug, Serialize)]
 pub struct EffectiveRedis {
-    /// Password shown as `***`.
-    pub url: String,
+    /// Password shown as `***`; absent with Sentinel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     pub key_prefix: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_ca_file: Option<String>,
+    /// Sentinel's keys, beside the others as in the file.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<EffectiveSentinel>,
+}
+
+/// `[redis] sentinels` and the keys that go with them (passwords as whether they are set).
+#[derive(Debug, Serialize)]
+pub struct EffectiveSentinel {
+    pub sentinels: Vec<String>,
+    pub master_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    pub password_set: bool,
+    pub sentinel_password_set: bool,
+    pub db: i64,
+    pub tls: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -101,9 +118,18 @@ pub fn effective(config: &Config) -> Effective {
             max_connections: d.max_connections,
         },
         redis: EffectiveRedis {
-            url: redacted_url(config.redis.url.expose()),
+            url: config.redis.sentinel.is_none().then(|| redacted_url(config.redis.url.expose())),
             key_prefix: config.redis.key_prefix.clone(),
             tls_ca_file: config.redis.tls_ca_file.as_ref().map(|p| p.display().to_string()),
+            sentinel: config.redis.sentinel.as_ref().map(|s| EffectiveSentinel {
+                sentinels: s.addresses(),
+                master_name: s.master_name.clone(),
+                username: s.username.clone(),
+                password_set: s.password.is_some(),
+                sentinel_password_set: s.sentinel_password.is_some(),
+                db: s.db,
+                tls: s.tls,
+            }),
         },
         frappe: EffectiveFrappe {
             runner: config.frappe.runner.clone(),
@@ -190,5 +216,21 @@ mod tests {
         assert!(out.contains("[[sites]]\nname = \"site1.local\"\nmode = \"frappe\"\ndatabase = \"mysql://root@127.0.0.1:3306/_c8a\"\npassword_set = true\n"), "{out}");
         assert!(out.contains("# keys not used by this daemon: webserver_token"), "{out}");
         assert!(out.contains("runner = \"btu_hooks.runner.run_task\""), "{out}");
+    }
+
+    #[test]
+    fn sentinel_keys_print_beside_the_others_without_passwords() {
+        let text = "[redis]\nsentinels = [\"10.0.0.1:26379\"]\nmaster_name = \"mymaster\"\npassword = \"redispw123\"\n\
+                    [file]\npath = \"s.toml\"\n";
+        let config = Config::parse(text, std::path::Path::new("/etc/btu.toml")).expect("config");
+        let e = effective(&config);
+        let out = toml_text(&e).expect("toml");
+        let json = serde_json::to_string(&e).expect("json");
+        for shown in [&out, &json] {
+            assert!(!shown.contains("redispw123"), "{shown}");
+        }
+        assert!(out.contains("[redis]\nkey_prefix = \"rq\"\nsentinels = [\"10.0.0.1:26379\"]\nmaster_name = \"mymaster\"\npassword_set = true\n"), "{out}");
+        assert!(!out.contains("url ="), "{out}");
+        assert!(json.contains("\"master_name\":\"mymaster\""), "{json}");
     }
 }

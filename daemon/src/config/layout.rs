@@ -41,6 +41,12 @@ pub(super) struct RawFile {
     pub mysql_database: Option<String>,
     pub rq_host: Option<String>,
     pub rq_port: Option<u16>,
+    /// Flat twins of `[redis] sentinels`, `master_name`, `password` and `db` (not keys of the
+    /// original daemon: accepted so a file in that format can use Sentinel too).
+    pub rq_sentinels: Option<Vec<String>>,
+    pub rq_master_name: Option<String>,
+    pub rq_password: Option<Secret>,
+    pub rq_db: Option<i64>,
     pub socket_path: Option<String>,
     pub socket_file_group_owner: Option<String>,
     pub full_refresh_internal_secs: Option<u64>,
@@ -99,6 +105,14 @@ pub(super) struct RawRedis {
     pub url: Option<Secret>,
     pub tls_ca_file: Option<String>,
     pub key_prefix: Option<String>,
+    // Redis Sentinel (instead of `url`).
+    pub sentinels: Option<Vec<String>>,
+    pub master_name: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub sentinel_password: Option<Secret>,
+    pub db: Option<i64>,
+    pub tls: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

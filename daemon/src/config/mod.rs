@@ -19,6 +19,10 @@
 //! [redis]
 //! url = "redis://:password@127.0.0.1:6379/0"   # rediss://, unix:///path?db=0 too
 //! key_prefix = "rq"
+//! # or, with Redis Sentinel (instead of url; docs/operations.md "Redis Sentinel"):
+//! # sentinels = ["10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"]
+//! # master_name = "mymaster"
+//! # password = "..."   username = "..."   db = 0   tls = false   sentinel_password = "..."
 //!
 //! [frappe]
 //! runner = "btu_hooks.runner.run_task"
@@ -52,7 +56,7 @@ use std::path::{Path, PathBuf};
 pub use crate::secret::Secret;
 pub use model::{
     CONFIG_ENV, Config, ConfigError, DEFAULT_CONFIG_PATH, DEFAULT_MAX_CONNECTIONS, DaemonConfig, DbConfig, FileConfig,
-    FrappeConfig, LogFormat, MetricsConfig, Mode, MysqlUrl, RedisConfig, SiteConfig,
+    FrappeConfig, LogFormat, MetricsConfig, Mode, MysqlUrl, RedisConfig, SentinelConfig, SiteConfig,
 };
 
 /// `--config` if given, else `$BTU_CONFIG`, else [`DEFAULT_CONFIG_PATH`].

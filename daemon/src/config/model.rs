@@ -122,16 +122,64 @@ pub struct MetricsConfig {
 
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// May hold a password: use [`crate::secret::redacted_url`] for messages.
+    /// May hold a password: use [`crate::secret::redacted_url`] for messages. Not used when
+    /// [`RedisConfig::sentinel`] is set (say which Redis with [`RedisConfig::describe`]).
     pub url: Secret,
+    /// `[redis] sentinels` + `master_name`: the master is found through Redis Sentinel.
+    pub sentinel: Option<SentinelConfig>,
     /// RQ key prefix (`rq`; rq 3.0 workers may run with `RQ_KEY_PREFIX`).
     pub key_prefix: String,
-    /// PEM file of the CA(s) a `rediss://` server's certificate must be signed by; `None`
-    /// trusts the built-in web roots.
+    /// PEM file of the CA(s) a `rediss://` server's (or, with Sentinel and `tls`, every
+    /// server's) certificate must be signed by; `None` trusts the built-in web roots.
     pub tls_ca_file: Option<PathBuf>,
-    /// The file named the Redis (`[redis] url` or `rq_host`/`rq_port`): a bench's
-    /// `redis_queue` is then not used.
+    /// The file named the Redis (`[redis] url`, `sentinels` or `rq_host`/`rq_port`): a
+    /// bench's `redis_queue` is then not used.
     pub url_explicit: bool,
+}
+
+impl RedisConfig {
+    /// Which Redis, safe for logs: the URL without its password, or the Sentinel master name
+    /// and the sentinels.
+    pub fn describe(&self) -> String {
+        match &self.sentinel {
+            None => redacted_url(self.url.expose()),
+            Some(s) => s.describe(),
+        }
+    }
+}
+
+/// Redis Sentinel: the sentinels to ask, the master name they monitor, and how to log in to
+/// the master they name (and to the sentinels themselves).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelConfig {
+    /// `host:port` of each sentinel, as checked (at least one).
+    pub sentinels: Vec<(String, u16)>,
+    pub master_name: String,
+    /// ACL user of the master (and its replicas); None: the default user.
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// The sentinels' own `requirepass`, when they have one.
+    pub sentinel_password: Option<Secret>,
+    pub db: i64,
+    /// TLS to the sentinels and to the master (checked against `tls_ca_file`).
+    pub tls: bool,
+}
+
+impl SentinelConfig {
+    /// The sentinels as `host:port` (`[v6]:port`).
+    pub fn addresses(&self) -> Vec<String> {
+        self.sentinels
+            .iter()
+            .map(|(h, p)| if h.contains(':') { format!("[{h}]:{p}") } else { format!("{h}:{p}") })
+            .collect()
+    }
+
+    /// `sentinel master mymaster via 10.0.0.1:26379,10.0.0.2:26379` (no password).
+    pub fn describe(&self) -> String {
+        let list = self.addresses();
+        let tls = if self.tls { " (tls)" } else { "" };
+        format!("sentinel master {} via {}{tls}", self.master_name, list.join(","))
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -223,3 +223,60 @@ fn policy_defaults_from_the_table_and_the_flat_keys() {
     let e = parse(&format!("default_jitter_secs = -1\n{site}")).unwrap_err().to_string();
     assert!(e.contains("key `default_jitter_secs`"), "{e}");
 }
+
+#[test]
+fn sentinel_keys_in_both_formats() {
+    let file = "[file]\npath = \"s.toml\"\n";
+    let c = parse(&format!(
+        "[redis]\nsentinels = [\"10.0.0.1:26379\", \"[::1]:26380\"]\nmaster_name = \"mymaster\"\n\
+         password = \"hunter2\"\ndb = 3\ntls = false\nsentinel_password = \"s3\"\nusername = \"rq\"\n{file}"
+    ))
+    .unwrap();
+    let s = c.redis.sentinel.clone().unwrap();
+    assert_eq!(s.sentinels, vec![("10.0.0.1".to_string(), 26379), ("::1".to_string(), 26380)]);
+    assert_eq!((s.master_name.as_str(), s.db, s.tls, s.username.as_deref()), ("mymaster", 3, false, Some("rq")));
+    assert_eq!(s.password.as_ref().map(|p| p.expose()), Some("hunter2"));
+    assert!(c.redis.url_explicit, "a bench's redis_queue does not replace the sentinels");
+    assert_eq!(c.redis.describe(), "sentinel master mymaster via 10.0.0.1:26379,[::1]:26380");
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("hunter2") && !dbg.contains("\"s3\""), "{dbg}");
+    assert!(c.unused_keys.is_empty(), "{:?}", c.unused_keys);
+    // The flat twins, among the original format's keys.
+    let c = parse(&format!(
+        "rq_sentinels = [\"127.0.0.1:26379\"]\nrq_master_name = \"m\"\nrq_password = \"pw\"\nrq_db = 1\n{file}"
+    ))
+    .unwrap();
+    let s = c.redis.sentinel.unwrap();
+    assert_eq!((s.master_name.as_str(), s.db, s.password.map(|p| p.expose().to_string())), ("m", 1, Some("pw".into())));
+    assert!(parse(file).unwrap().redis.sentinel.is_none());
+}
+
+#[test]
+fn sentinel_key_errors_name_the_key() {
+    let file = "[file]\npath = \"s.toml\"\n";
+    let err = |redis: &str| parse(&format!("{redis}\n{file}")).unwrap_err().to_string();
+    let cases = [
+        ("[redis]\nsentinels = [\"a:1\"]", "redis.master_name", "required with sentinels"),
+        ("[redis]\nmaster_name = \"m\"", "redis.master_name", "needs sentinels"),
+        ("[redis]\nurl = \"redis://h\"\nsentinels = [\"a:1\"]\nmaster_name = \"m\"", "redis.url", "not both"),
+        ("rq_host = \"h\"\nrq_sentinels = [\"a:1\"]\nrq_master_name = \"m\"", "rq_host", "not both"),
+        ("[redis]\nsentinels = []\nmaster_name = \"m\"", "redis.sentinels", "at least one"),
+        ("[redis]\nsentinels = [\"a\"]\nmaster_name = \"m\"", "redis.sentinels", "is not host:port"),
+        ("[redis]\nsentinels = [\"a:0\"]\nmaster_name = \"m\"", "redis.sentinels", "is not host:port"),
+        ("rq_sentinels = [\"a:1\"]", "rq_master_name", "required with sentinels"),
+        ("[redis]\nsentinels = [\"a:1\"]\nmaster_name = \"m\"\ndb = -1", "redis.db", "0 or more"),
+        ("[redis]\npassword = \"pw\"", "redis.password", "only used with sentinels"),
+        ("rq_password = \"pw\"", "rq_password", "only used with sentinels"),
+        ("[redis]\ntls = true", "redis.tls", "only used with sentinels"),
+        (
+            "[redis]\nsentinels = [\"a:1\"]\nmaster_name = \"m\"\ntls_ca_file = \"ca.pem\"",
+            "redis.tls_ca_file",
+            "tls = true",
+        ),
+    ];
+    for (redis, key, problem) in cases {
+        let e = err(redis);
+        assert!(e.contains(&format!("`{key}`")) && e.contains(problem), "{redis}: {e}");
+        assert!(!e.contains("pw"), "{e}");
+    }
+}

@@ -13,7 +13,7 @@ use super::layout::{
 use super::model::{
     Config, ConfigError, DEFAULT_LEGACY_FOLLOW_SECS, DEFAULT_MARIADB_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_REDIS_URL, DEFAULT_RUNNER, DaemonConfig, DbConfig, FileConfig, FrappeConfig, MAX_LEGACY_FOLLOW_SECS,
-    MariaDbConfig, MetricsConfig, Mode, MysqlUrl, RedisConfig, SiteConfig,
+    MariaDbConfig, MetricsConfig, Mode, MysqlUrl, RedisConfig, SentinelConfig, SiteConfig,
 };
 use crate::policy::{Policies, PolicyTexts};
 use crate::secret::{Secret, redacted_url};
@@ -180,8 +180,17 @@ impl Validator<'_> {
         })
     }
 
-    fn redis(&self, r: RawRedis, flat: &RawFile) -> Result<RedisConfig, ConfigError> {
-        let url_explicit = r.url.is_some() || flat.rq_host.is_some() || flat.rq_port.is_some();
+    fn redis(&self, mut r: RawRedis, flat: &RawFile) -> Result<RedisConfig, ConfigError> {
+        let sentinel = self.sentinel(&mut r, flat)?;
+        let url_given = r.url.is_some() || flat.rq_host.is_some() || flat.rq_port.is_some();
+        if sentinel.is_some() && url_given {
+            let key = if r.url.is_some() { "redis.url" } else { "rq_host" };
+            return Err(self.invalid(
+                key,
+                "give either a Redis url (or rq_host/rq_port) or sentinels + master_name, not both".into(),
+            ));
+        }
+        let url_explicit = url_given || sentinel.is_some();
         let url = match (r.url, &flat.rq_host, flat.rq_port) {
             (Some(url), _, _) => url,
             (None, None, None) => Secret::new(DEFAULT_REDIS_URL),
@@ -201,11 +210,18 @@ impl Validator<'_> {
         if key_prefix.is_empty() || key_prefix.contains(char::is_whitespace) {
             return Err(self.invalid("redis.key_prefix", "must be a non-empty word like \"rq\"".into()));
         }
+        let tls = match &sentinel {
+            Some(s) => s.tls,
+            None => url.expose().starts_with("rediss://"),
+        };
         let tls_ca_file = match r.tls_ca_file.filter(|p| !p.is_empty()) {
             None => None,
             Some(p) => {
-                if !url.expose().starts_with("rediss://") {
-                    return Err(self.invalid("redis.tls_ca_file", "is only used with a rediss:// (TLS) url".into()));
+                if !tls {
+                    return Err(self.invalid(
+                        "redis.tls_ca_file",
+                        "is only used with a rediss:// (TLS) url, or with sentinels and tls = true".into(),
+                    ));
                 }
                 let p = self.relative_to_file(PathBuf::from(p));
                 if let Err(e) = std::fs::metadata(&p) {
@@ -214,7 +230,73 @@ impl Validator<'_> {
                 Some(p)
             }
         };
-        Ok(RedisConfig { url, key_prefix, tls_ca_file, url_explicit })
+        Ok(RedisConfig { url, sentinel, key_prefix, tls_ca_file, url_explicit })
+    }
+
+    /// `[redis] sentinels` + `master_name` (or their flat twins) and the keys only they use;
+    /// takes those keys out of `r`.
+    fn sentinel(&self, r: &mut RawRedis, flat: &RawFile) -> Result<Option<SentinelConfig>, ConfigError> {
+        let structured = r.sentinels.is_some() || r.master_name.is_some();
+        let k = |key: &'static str, flat_key: &'static str| if structured { key } else { flat_key };
+        let pw_key = if r.password.is_some() { "redis.password" } else { "rq_password" };
+        let db_key = if r.db.is_some() { "redis.db" } else { "rq_db" };
+        let sentinels = r.sentinels.take().or_else(|| flat.rq_sentinels.clone());
+        let master_name = r.master_name.take().or_else(|| flat.rq_master_name.clone());
+        let password = r.password.take().or_else(|| flat.rq_password.clone());
+        let db = r.db.take().or(flat.rq_db);
+        let (username, sentinel_password, tls) = (r.username.take(), r.sentinel_password.take(), r.tls.take());
+        let Some(list) = sentinels else {
+            if master_name.is_some() {
+                let key = k("redis.master_name", "rq_master_name");
+                return Err(self.invalid(key, "needs sentinels = [\"host:port\", ...] to find the master".into()));
+            }
+            let only_sentinel = [
+                ("redis.username", username.is_some()),
+                (pw_key, password.is_some()),
+                (db_key, db.is_some()),
+                ("redis.sentinel_password", sentinel_password.is_some()),
+                ("redis.tls", tls.is_some()),
+            ];
+            if let Some((key, _)) = only_sentinel.iter().find(|(_, set)| *set) {
+                return Err(self.invalid(
+                    key,
+                    "is only used with sentinels (with a url, give the password, db or TLS in the URL: \
+                     redis://user:password@host:port/db, rediss://…)"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let list_key = k("redis.sentinels", "rq_sentinels");
+        if list.is_empty() {
+            return Err(self.invalid(list_key, "needs at least one \"host:port\" (three sentinels are usual)".into()));
+        }
+        let mut parsed = Vec::with_capacity(list.len());
+        for entry in &list {
+            parsed.push(host_port(entry).ok_or_else(|| {
+                self.invalid(list_key, format!("{entry:?} is not host:port (e.g. \"10.0.0.1:26379\")"))
+            })?);
+        }
+        let master_name = master_name.map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).ok_or_else(|| {
+            self.invalid(
+                k("redis.master_name", "rq_master_name"),
+                "required with sentinels: the name the sentinels monitor (sentinel monitor <name> …), e.g. mymaster"
+                    .into(),
+            )
+        })?;
+        let db = db.unwrap_or(0);
+        if db < 0 {
+            return Err(self.invalid(db_key, "must be 0 or more".into()));
+        }
+        Ok(Some(SentinelConfig {
+            sentinels: parsed,
+            master_name,
+            username: username.filter(|u| !u.is_empty()),
+            password: password.filter(|p| !p.expose().is_empty()),
+            sentinel_password: sentinel_password.filter(|p| !p.expose().is_empty()),
+            db,
+            tls: tls.unwrap_or(false),
+        }))
     }
 
     fn frappe(&self, f: RawFrappe, flat_bench_path: Option<String>) -> Result<FrappeConfig, ConfigError> {
@@ -337,6 +419,14 @@ impl Validator<'_> {
         }
         Ok(FileConfig { path: p, site, mode: f.mode.unwrap_or(Mode::Plain) })
     }
+}
+
+/// `host:port` (`[v6]:port` too) with a port from 1 to 65535.
+fn host_port(entry: &str) -> Option<(String, u16)> {
+    let (host, port) = entry.trim().rsplit_once(':')?;
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
+    (!host.is_empty() && !host.contains(char::is_whitespace)).then(|| (host.to_string(), port))
 }
 
 fn is_dotted_path(s: &str) -> bool {

@@ -8,7 +8,7 @@ use tracing::warn;
 use super::prepare::Payload;
 use super::store::HistoryTarget;
 use crate::outcome::RunOutcome;
-use crate::rq::{Claim, EnqueueOutcome, HistoryAppend, RqError, RqWriter};
+use crate::rq::{Claim, EnqueueOutcome, HistoryAppend, PreparedRun, RqError, RqWriter};
 
 /// One run in a batch.
 pub(super) struct FireItem {
@@ -35,6 +35,9 @@ pub(super) struct FireResult {
     pub item: FireItem,
     pub outcome: Result<EnqueueOutcome, RqError>,
     pub done_at: DateTime<Utc>,
+    /// The payload the script got (None when it could not be built or the call failed): kept
+    /// with Sentinel to send again after a master change.
+    pub run: Option<PreparedRun>,
 }
 
 /// The skipped_missed entries of one schedule's span of missed runs, recorded by whichever
@@ -104,16 +107,26 @@ pub(super) async fn enqueue_batch(writer: RqWriter, batch: Vec<(FireItem, Payloa
                 items.push(item);
                 runs.push(run);
             }
-            Err(e) => results.push(FireResult { item, outcome: Err(e), done_at: Utc::now() }),
+            Err(e) => results.push(FireResult { item, outcome: Err(e), done_at: Utc::now(), run: None }),
         }
     }
     let outcomes = writer.enqueue_many(&runs, Utc::now()).await;
     let done_at = Utc::now();
     match outcomes {
         Ok(outcomes) => {
-            results.extend(items.into_iter().zip(outcomes).map(|(item, outcome)| FireResult { item, outcome, done_at }))
+            results.extend(items.into_iter().zip(outcomes).zip(runs).map(|((item, outcome), run)| FireResult {
+                item,
+                outcome,
+                done_at,
+                run: Some(run),
+            }))
         }
-        Err(e) => results.extend(items.into_iter().map(|item| FireResult { item, outcome: Err(e.clone()), done_at })),
+        Err(e) => results.extend(items.into_iter().map(|item| FireResult {
+            item,
+            outcome: Err(e.clone()),
+            done_at,
+            run: None,
+        })),
     }
     let spans: Vec<Missed> = results.iter_mut().filter_map(|r| r.item.missed.take()).collect();
     let mut missed = claimed_missed(&writer, spans).await.into_iter().peekable();

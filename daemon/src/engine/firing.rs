@@ -11,6 +11,9 @@
 //!
 //! The payloads are usually built ahead ([`super::prepare`]); a catch-up or a schedule changed
 //! since is built at the instant.
+//!
+//! With Redis Sentinel, the runs enqueued lately are kept ([`super::resend`]) and sent again
+//! after a master change ([`Firing::resend_recent`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +32,7 @@ use super::plan::{DueRun, Plan};
 use super::planner;
 use super::prepare::{BuildSettings, PREPARE_AHEAD, Payload, Prepare, Prepared};
 use super::reports::{EngineError, RunNowResult};
+use super::resend::{Recent, SentRun};
 use super::store::{self, HistoryTarget, PlanWrite, rfc3339};
 use crate::metrics::SiteMetrics;
 use crate::outcome::RunOutcome;
@@ -57,6 +61,8 @@ pub(super) struct FireSettings {
     pub record_lateness: bool,
     /// Per site (in site order): run outcomes and lateness.
     pub metrics: Vec<SiteMetrics>,
+    /// Keep the last runs to send again after a master change (Redis Sentinel).
+    pub keep_recent: bool,
 }
 
 /// Runs fired since start, by outcome.
@@ -94,6 +100,8 @@ pub(super) struct Firing {
     /// The id form was decided from the workers at least once (its first decision is logged).
     id_form_decided: bool,
     metrics: Vec<SiteMetrics>,
+    /// The runs enqueued lately, to send again after a master change (None: not kept).
+    recent: Option<Recent>,
 }
 
 impl Firing {
@@ -104,7 +112,7 @@ impl Firing {
 
     pub fn new(settings: FireSettings) -> Self {
         let claim_ttl_secs = planner::claim_ttl_secs(grace_delta(settings.grace));
-        let FireSettings { jobs, grace, history_max, record_lateness, metrics } = settings;
+        let FireSettings { jobs, grace, history_max, record_lateness, metrics, keep_recent } = settings;
         Firing {
             grace,
             history_max,
@@ -116,6 +124,7 @@ impl Firing {
             lateness: Vec::new(),
             id_form_decided: false,
             metrics,
+            recent: keep_recent.then(Recent::default),
         }
     }
 
@@ -315,7 +324,7 @@ impl Firing {
     async fn on_fired(&mut self, results: Vec<FireResult>, plan: &mut Plan, link: &mut RedisLink) {
         let mut confirmed: HashMap<usize, Vec<PlannedNext>> = HashMap::new();
         let mut redis_error: Option<String> = None;
-        for FireResult { item, outcome, done_at } in results {
+        for FireResult { item, outcome, done_at, run } in results {
             let site = plan.name(item.site);
             match outcome {
                 Ok(o) => {
@@ -364,6 +373,11 @@ impl Firing {
                     {
                         confirmed.entry(item.site).or_default().push((e.spec.clone(), e.next));
                     }
+                    if let (true, Some(recent), Some(run)) = (o.is_enqueued(), self.recent.as_mut(), run) {
+                        let history = item.history.entry(&item.job_id, item.due, RunOutcome::Enqueued, done_at);
+                        let FireItem { id, due, job_id, .. } = item;
+                        recent.push(SentRun { schedule: id, job_id, due, history, run, done_at });
+                    }
                 }
                 Err(RqError::Redis(e)) => {
                     // Not written: put the run back as the schedule's next one, so recovery
@@ -384,6 +398,9 @@ impl Firing {
         if let Some(e) = redis_error {
             link.failed(&e);
         }
+        if let Some(recent) = self.recent.as_mut() {
+            recent.forget_old(Utc::now());
+        }
         // While Redis is not usable, the resync after recovery records the plans.
         for (idx, items) in confirmed {
             let plans: Vec<PlanWrite> =
@@ -391,6 +408,14 @@ impl Firing {
             if link.write_plans(plan.name(idx), &plans).await.is_err() {
                 return;
             }
+        }
+    }
+
+    /// After a master change (Redis Sentinel): sends the runs enqueued lately again, in the
+    /// background ([`Recent::resend`]).
+    pub fn resend_recent(&mut self, link: &RedisLink) {
+        if let (Some(recent), Some(c)) = (self.recent.as_mut(), link.usable()) {
+            recent.resend(c.writer.clone());
         }
     }
 

@@ -15,9 +15,15 @@
 //!
 //! Reconnecting uses a fresh connection rather than waiting for the old connection manager's
 //! own reconnect cycle, whose delays would add to ours (seconds after Redis is back).
+//!
+//! With Redis Sentinel (`[redis] sentinels`) every connect asks the sentinels for the master
+//! ([`rq::connect_redis`]), and the idle check is `ROLE` instead of `PING`: an old master that
+//! became a replica after a failover (writes answer `READONLY`, which fails the link like any
+//! write error) is left at the next check even when nothing is written. A connect that
+//! reaches another master than the last one logs the change (old → new address) once, and
+//! [`RedisLink::take_master_change`] tells the engine, which re-sends its last runs.
 
 use std::fmt::Display;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,9 +34,9 @@ use tracing::{debug, info, warn};
 
 use super::backoff::Backoff;
 use super::store::{self, PlanWrite, SiteState};
-use crate::config::Secret;
+use crate::config::RedisConfig;
 use crate::metrics::Metrics;
-use crate::rq::{self, RqError, RqWriter, WorkerInfo};
+use crate::rq::{self, RedisConnection, RqError, RqWriter, WorkerInfo};
 
 /// How often a usable link pings Redis.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -51,7 +57,7 @@ pub(super) struct Connected {
 pub(super) struct RedisDown;
 
 /// What a finished connection attempt returns.
-pub(super) type ConnectResult = Result<Result<ConnectionManager, RqError>, JoinError>;
+pub(super) type ConnectResult = Result<Result<RedisConnection, RqError>, JoinError>;
 /// What a finished ping returns.
 pub(super) type CheckResult = Result<Result<(), String>, JoinError>;
 
@@ -70,9 +76,14 @@ async fn join<T>(task: &mut Option<JoinHandle<T>>) -> Result<T, JoinError> {
 }
 
 pub(super) struct RedisLink {
-    url: Secret,
-    tls_ca_file: Option<PathBuf>,
+    redis: Arc<RedisConfig>,
     key_prefix: String,
+    /// The server of the last connection (the master's `host:port` with Sentinel).
+    address: Option<String>,
+    /// A connect reached another master than the one before, not yet taken.
+    master_changed: bool,
+    /// With Sentinel: asks the sentinels which master they name (the idle check).
+    probe: Option<rq::SentinelProbe>,
     connected: Option<Connected>,
     /// Connected and no failure since the connection was made.
     up: bool,
@@ -80,7 +91,7 @@ pub(super) struct RedisLink {
     down_logged: bool,
     retry_at: Option<Instant>,
     backoff: Backoff,
-    connecting: Option<JoinHandle<Result<ConnectionManager, RqError>>>,
+    connecting: Option<JoinHandle<Result<RedisConnection, RqError>>>,
     /// The running ping, and when the next one is due.
     checking: Option<JoinHandle<Result<(), String>>>,
     check_at: Instant,
@@ -88,13 +99,15 @@ pub(super) struct RedisLink {
 }
 
 impl RedisLink {
-    /// A link to `url` (not connected yet: see [`RedisLink::connect`]); RQ keys start with
-    /// `key_prefix`.
-    pub fn new(url: Secret, tls_ca_file: Option<PathBuf>, key_prefix: String, metrics: Arc<Metrics>) -> Self {
+    /// A link to the Redis `redis` names (not connected yet: see [`RedisLink::connect`]); RQ
+    /// keys start with its `key_prefix`.
+    pub fn new(redis: RedisConfig, metrics: Arc<Metrics>) -> Self {
         RedisLink {
-            url,
-            tls_ca_file,
-            key_prefix,
+            key_prefix: redis.key_prefix.clone(),
+            address: None,
+            master_changed: false,
+            probe: redis.sentinel.clone().map(|s| rq::SentinelProbe::new(s, redis.tls_ca_file.clone())),
+            redis: Arc::new(redis),
             connected: None,
             up: false,
             down_logged: false,
@@ -120,7 +133,7 @@ impl RedisLink {
     /// schedules that reconnect with backoff.
     pub fn failed(&mut self, error: &dyn Display) {
         if !self.down_logged {
-            warn!(url = %rq::redacted_url(self.url.expose()), error = %error,
+            warn!(redis = %self.redis.describe(), error = %error,
                 "redis unreachable; runs wait, retrying with backoff");
             self.down_logged = true;
         }
@@ -132,8 +145,8 @@ impl RedisLink {
 
     /// Starts a connection attempt; [`RedisLink::next_event`] yields its result.
     pub fn connect(&mut self) {
-        let (url, ca) = (self.url.clone(), self.tls_ca_file.clone());
-        self.connecting = Some(tokio::spawn(async move { rq::connect_with(url.expose(), ca.as_deref()).await }));
+        let redis = self.redis.clone();
+        self.connecting = Some(tokio::spawn(async move { rq::connect_redis(&redis).await }));
     }
 
     /// When the next reconnect is due (none while an attempt is running).
@@ -160,13 +173,14 @@ impl RedisLink {
     /// Takes a finished attempt's result. `Some(was_down)` when Redis is usable now.
     pub fn on_connect(&mut self, res: ConnectResult) -> Option<bool> {
         self.connecting = None;
-        let conn = match res.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
-            Ok(conn) => conn,
-            Err(e) => {
-                self.failed(&e);
-                return None;
-            }
-        };
+        let RedisConnection { conn, address } =
+            match res.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.failed(&e);
+                    return None;
+                }
+            };
         self.check_policy(conn.clone());
         let writer = RqWriter::new(conn.clone(), &self.key_prefix);
         self.connected = Some(Connected { conn, writer });
@@ -174,16 +188,33 @@ impl RedisLink {
         self.up = true;
         self.backoff.reset();
         self.retry_at = None;
+        match self.address.replace(address.clone()) {
+            Some(old) if old != address => {
+                warn!(old = %old, new = %address, master_name = self.master_name(),
+                    "redis master changed; re-sending the last runs to the new master");
+                self.master_changed = true;
+            }
+            _ => {}
+        }
         if was_down {
-            let url = rq::redacted_url(self.url.expose());
+            let redis = self.redis.describe();
             if self.down_logged {
-                info!(url = %url, "redis reachable again; resyncing plans, then firing what is due");
+                info!(redis = %redis, address = %address, "redis reachable again; resyncing plans, then firing what is due");
             } else {
-                info!(url = %url, "redis connected");
+                info!(redis = %redis, address = %address, "redis connected");
             }
         }
         self.down_logged = false;
         Some(was_down)
+    }
+
+    fn master_name(&self) -> &str {
+        self.redis.sentinel.as_ref().map_or("", |s| s.master_name.as_str())
+    }
+
+    /// Whether the master changed since the last call.
+    pub fn take_master_change(&mut self) -> bool {
+        std::mem::take(&mut self.master_changed)
     }
 
     /// Stops a running connection attempt or ping (shutdown).
@@ -203,14 +234,36 @@ impl RedisLink {
         (self.is_usable() && self.checking.is_none()).then_some(self.check_at)
     }
 
-    /// Starts the ping [`RedisLink::check_at`] asked for.
+    /// Starts the ping [`RedisLink::check_at`] asked for: `PING`, or with Sentinel `ROLE` and
+    /// the sentinels' answer (a server that is no longer the master, or that the sentinels no
+    /// longer name, fails the check, so the reconnect asks the sentinels again).
     pub fn ping(&mut self) {
         let Some(c) = self.usable() else { return };
         let mut conn = c.conn.clone();
+        let probe = self.probe.clone().zip(self.address.clone());
         self.checking = Some(tokio::spawn(async move {
-            match tokio::time::timeout(CHECK_TIMEOUT, redis::cmd("PING").query_async::<()>(&mut conn)).await {
-                Ok(res) => res.map_err(|e| e.to_string()),
-                Err(_) => Err(format!("no answer to PING within {CHECK_TIMEOUT:?}")),
+            let check = async {
+                let Some((probe, address)) = probe else {
+                    return redis::cmd("PING").query_async::<()>(&mut conn).await.map_err(|e| e.to_string());
+                };
+                match rq::is_master(&mut conn).await {
+                    Ok(true) => {}
+                    Ok(false) => return Err(format!("{address} is no longer the master (ROLE)")),
+                    Err(e) => return Err(e.to_string()),
+                }
+                match probe.master_address().await {
+                    Ok(named) if named != address => Err(format!("the sentinels now name {named} as master")),
+                    Ok(_) => Ok(()),
+                    // The master answers: a sentinel outage alone does not stop the runs.
+                    Err(e) => {
+                        debug!(error = %e, "no sentinel answered; the master still says it is master");
+                        Ok(())
+                    }
+                }
+            };
+            match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+                Ok(res) => res,
+                Err(_) => Err(format!("no answer to the health check within {CHECK_TIMEOUT:?}")),
             }
         }));
     }

@@ -24,6 +24,7 @@
 //! | `rebuild` | the steps of one site's rebuild, applied to the plan batch by batch |
 //! | `loader` | when and which sites load; per-site source state; rebuild waiters |
 //! | `prepare` | payloads of the next due instant, built ahead of it |
+//! | `resend` | with Sentinel: the runs enqueued lately, sent again after a master change |
 //! | `batch` | one batch's script call, its answer per run and the history entries it decided |
 //! | `firing` | due runs → batches of enqueues → outcomes, run counters, logs, metrics |
 //! | `answers` | notify, cancel, status, upcoming, history and run-now answers |
@@ -51,6 +52,7 @@ mod prepare;
 mod rebuild;
 mod reports;
 mod reread;
+mod resend;
 mod run;
 pub mod store;
 

@@ -6,7 +6,6 @@
 //! of enqueues, history reads) runs in spawned tasks whose results come back into the loop;
 //! the loop itself only waits on short pipelined Redis writes.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,17 +23,15 @@ use super::link::{LinkEvent, RedisLink};
 use super::loader::Loader;
 use super::plan::Plan;
 use super::reread::Reread;
-use crate::config::{Config, Mode, Secret};
+use crate::config::{Config, Mode, RedisConfig};
 use crate::metrics::{Metrics, SiteMetrics};
 use crate::rq;
 use crate::source::{Source, SourceSet};
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    pub redis_url: Secret,
-    /// `[redis] tls_ca_file`: the CA bundle a `rediss://` server is checked against.
-    pub redis_tls_ca_file: Option<PathBuf>,
-    pub key_prefix: String,
+    /// Which Redis (a URL, or Sentinel), its TLS CA and the RQ key prefix.
+    pub redis: RedisConfig,
     pub grace: Duration,
     pub rebuild_interval: Duration,
     pub jobs: JobSettings,
@@ -54,9 +51,7 @@ pub struct EngineOptions {
 impl EngineOptions {
     pub fn from_config(config: &Config) -> Self {
         EngineOptions {
-            redis_url: config.redis.url.clone(),
-            redis_tls_ca_file: config.redis.tls_ca_file.clone(),
-            key_prefix: config.redis.key_prefix.clone(),
+            redis: config.redis.clone(),
             grace: config.daemon.missed_run_grace,
             rebuild_interval: config.daemon.rebuild_interval,
             jobs: JobSettings::from_config(config),
@@ -103,10 +98,11 @@ impl Engine {
             cap.report_to(open, waits);
         }
         let site_metrics: Vec<SiteMetrics> = sources.snapshot().iter().map(|s| opts.metrics.site(s.site())).collect();
+        let keep_recent = opts.redis.sentinel.is_some();
         let engine = Engine {
             plan: Plan::new(sources.snapshot().iter().map(|s| s.site().to_string())).with_metrics(site_metrics.clone()),
             metrics: opts.metrics.clone(),
-            link: RedisLink::new(opts.redis_url, opts.redis_tls_ca_file, opts.key_prefix, opts.metrics),
+            link: RedisLink::new(opts.redis, opts.metrics),
             loader: Loader::new(sources.clone(), site_metrics.clone()),
             firing: Firing::new(FireSettings {
                 jobs: opts.jobs,
@@ -114,6 +110,7 @@ impl Engine {
                 history_max: opts.history_max,
                 record_lateness: opts.record_lateness,
                 metrics: site_metrics,
+                keep_recent,
             }),
             follows: FollowSet::new(sources.snapshot().iter().map(Source::follows_rows), opts.legacy_follow),
             reread: Reread::new(sources.clone()),
@@ -155,6 +152,9 @@ impl Engine {
                 event = self.link.next_event() => match event {
                     LinkEvent::Connected(res) => {
                         if let Some(was_down) = self.link.on_connect(res) {
+                            if self.link.take_master_change() {
+                                self.firing.resend_recent(&self.link);
+                            }
                             self.decide_id_form().await;
                             self.loader.on_redis_up(was_down, &mut self.plan, &mut self.link).await;
                         }

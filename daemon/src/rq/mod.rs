@@ -6,11 +6,13 @@
 //! - [`data`]: `data` = zlib(pickle((func, None, args, kwargs))), the pickle from
 //!   [`crate::pyvalue`];
 //! - [`writer`]: the enqueue of a whole batch of prepared runs per script
-//!   call, the pipelined history follow-up, and connecting to Redis from a URL;
+//!   call and the pipelined history follow-up;
 //! - [`script`]: that script (claim, [`gates`] — pause, skip, overlap —, HSET,
 //!   RPUSH, SADD, atomically per run);
+//! - [`connect`]: connecting to the queue Redis from a URL or through Redis Sentinel;
 //! - [`workers`]: the registered workers (release, queues) and the id form they allow.
 
+pub(crate) mod connect;
 pub(crate) mod data;
 mod error;
 pub(crate) mod gates;
@@ -20,12 +22,13 @@ mod script;
 pub(crate) mod workers;
 pub(crate) mod writer;
 
+pub use connect::{RedisConnection, SentinelProbe, connect, connect_redis, connect_with, is_master};
 pub use data::{DecodedCall, decode_job_data};
 pub use error::RqError;
 pub use gates::{Gates, OverlapGate};
 pub use id::{IdForm, is_daemon_job_id, job_id, job_id_in};
 pub use job::{DEFAULT_FAILURE_TTL_SECS, DEFAULT_RESULT_TTL_SECS, RqJob, describe, rq_timestamp};
 pub use workers::{FormChoice, WorkerInfo, choose_form, read_workers};
-pub use writer::{Claim, EnqueueOutcome, HistoryAppend, PreparedRun, RqWriter, connect, connect_with};
+pub use writer::{Claim, EnqueueOutcome, HistoryAppend, PreparedRun, RqWriter};
 
 pub use crate::secret::redacted_url;

@@ -5,12 +5,9 @@ use super::error::RqError;
 use super::gates::Gates;
 use super::job::{RqJob, job_fields, rq_timestamp};
 use super::script::ENQUEUE_SCRIPT;
-use crate::secret::redacted_url;
 use chrono::{DateTime, Utc};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{ErrorKind, FromRedisValue, RedisError, Value};
-use std::path::Path;
-use std::time::Duration;
 use tracing::warn;
 
 /// The key that marks a run as taken; its name is the caller's choice.
@@ -350,39 +347,6 @@ fn outcome(reply: Value) -> Result<EnqueueOutcome, RqError> {
 
 fn unexpected_reply(detail: String) -> RqError {
     RqError::Redis(RedisError::from((ErrorKind::UnexpectedReturnType, "enqueue script answered", detail)))
-}
-
-/// Connects to Redis: `redis://[user:password@]host[:port][/db]`,
-/// `rediss://…` (TLS), `redis+unix:///path?db=N&user=U&pass=P` or
-/// `unix:///path…`. Errors carry the URL without its password.
-pub async fn connect(url: &str) -> Result<ConnectionManager, RqError> {
-    connect_with(url, None).await
-}
-
-/// [`connect`], trusting the CA certificates of the PEM file `tls_ca_file` (`[redis]
-/// tls_ca_file`) instead of the built-in web roots for a `rediss://` server — the redis
-/// crate's `TlsCertificates::root_cert`. A certificate the CA did not sign fails the connect
-/// with [`RqError::Connect`], whose message says so.
-pub async fn connect_with(url: &str, tls_ca_file: Option<&Path>) -> Result<ConnectionManager, RqError> {
-    let fail = |source| RqError::Connect { url: redacted_url(url), source };
-    let client = match tls_ca_file {
-        None => redis::Client::open(url).map_err(fail)?,
-        Some(path) => {
-            let pem = std::fs::read(path)
-                .map_err(|e| RqError::TlsCaFile { path: path.to_path_buf(), reason: e.to_string() })?;
-            let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(pem) };
-            redis::Client::build_with_tls(url, certs).map_err(fail)?
-        }
-    };
-    // Few, short retries: the daemon runs its own backoff loop with one log
-    // line per state change, so a wrong password or a down server should
-    // surface in about a second, not after redis-rs' default ~20 s of retries.
-    let config = ConnectionManagerConfig::new()
-        .set_number_of_retries(2)
-        .set_max_delay(Duration::from_millis(500))
-        .set_connection_timeout(Some(Duration::from_secs(5)))
-        .set_response_timeout(Some(Duration::from_secs(10)));
-    ConnectionManager::new_with_config(client, config).await.map_err(fail)
 }
 
 #[cfg(test)]
