@@ -26,8 +26,10 @@ command -v cc >/dev/null           || need_apt+=(build-essential)
 command -v pkg-config >/dev/null   || need_apt+=(pkg-config)
 command -v curl >/dev/null         || need_apt+=(curl ca-certificates)
 if [ $DEMO -eq 0 ]; then
-  # TLS Redis test (certificates), uid test (users, setpriv/runuser), chaos soak (libfaketime)
+  # TLS Redis test (certificates), uid test (users, setpriv/runuser), chaos soak (libfaketime),
+  # Sentinel failover test (redis-sentinel)
   command -v openssl >/dev/null    || need_apt+=(openssl)
+  command -v redis-sentinel >/dev/null || need_apt+=(redis-sentinel)
   command -v setpriv >/dev/null    || need_apt+=(util-linux)
   command -v runuser >/dev/null    || need_apt+=(util-linux)
   command -v useradd >/dev/null    || need_apt+=(passwd)
