@@ -374,7 +374,13 @@ impl Firing {
                         confirmed.entry(item.site).or_default().push((e.spec.clone(), e.next));
                     }
                     if let (true, Some(recent), Some(run)) = (o.is_enqueued(), self.recent.as_mut(), run) {
-                        let history = item.history.entry(&item.job_id, item.due, RunOutcome::Enqueued, done_at);
+                        let history = item.history.entry_expected(
+                            &item.job_id,
+                            item.due,
+                            item.expected,
+                            RunOutcome::Enqueued,
+                            done_at,
+                        );
                         let FireItem { id, due, job_id, .. } = item;
                         recent.push(SentRun { schedule: id, job_id, due, history, run, done_at });
                     }
