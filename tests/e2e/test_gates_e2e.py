@@ -1,8 +1,8 @@
-"""End to end: what happens at the due instant (issue 9's gates) with real MariaDB rows, Redis,
-the daemon binary and stock `rq worker`s: the overlap policy `skip` with a deliberately slow
-task, `replace` with no free worker, pause and skip-by-request with TWO daemons on one site,
-the outcomes in `btu history` (text and --json) and in /metrics. docs/rq.md ("Gates") and
-docs/daemon.md ("Outcomes") describe what is checked."""
+"""End to end: what happens at the due instant (issue 9's gates) with real MariaDB rows, Redis, the
+daemon binary and stock `rq worker`s: the overlap policy `skip` with a deliberately slow task,
+`replace` with no free worker, pause and skip-by-request (`btu pause`, `btu resume`, `btu skip`
+through either daemon) with TWO daemons on one site, the outcomes in `btu history` (text and --json)
+and in /metrics. docs/rq.md ("Gates") and docs/daemon.md ("Outcomes") describe what is checked."""
 
 from __future__ import annotations
 
@@ -172,20 +172,22 @@ def test_pause_and_skip_with_two_daemons_decide_each_instant_once(make_site, sta
     pause_key, skip_key = f"btu:{site.name}:pause:TS-PS", f"btu:{site.name}:skip:TS-PS"
     wait_until(lambda: len(history(redis_conn, site, "TS-PS")) >= 2, 20, "runs before the pause")
 
-    # Pause (the Redis state `btu pause` writes), for three seconds or more.
-    redis_conn.set(pause_key, json.dumps({"until": None, "note": "e2e", "at": "2026-01-01T00:00:00Z",
-                                          "uid": None, "pid": None}))
+    # Pause through daemon 0 (`btu pause`), for three seconds or more; daemon 1 honours it too.
+    paused = btu_json(tmp_path / "d0.sock", "pause", "TS-PS", "--note", "e2e")
+    assert paused["schedule"] == "TS-PS" and redis_conn.exists(pause_key), paused
     paused_at = time.time()
     wait_until(lambda: Counter(e["outcome"] for e in history(redis_conn, site, "TS-PS"))["skipped_paused"] >= 3,
                20, "three paused instants")
     time.sleep(1.0)
-    redis_conn.delete(pause_key)
+    btu_json(tmp_path / "d1.sock", "resume", "TS-PS")  # through the other daemon
+    assert not redis_conn.exists(pause_key)
     resumed_at = time.time()
-    # Skip two upcoming instants (the Redis state `btu skip` writes).
-    soon = int(time.time()) + 3
-    redis_conn.zadd(skip_key, {str(soon): soon, str(soon + 1): soon + 1})
+    # Skip the next two runs through daemon 1 (`btu skip`).
+    added = btu_json(tmp_path / "d1.sock", "skip", "TS-PS", "--count", "2")["added"]
+    named = [_rfc(_epoch_utc(r["utc"])) for r in added]
+    assert len(named) == 2, named
     wait_until(lambda: redis_conn.zcard(skip_key) == 0, 20, "the skipped instants honoured")
-    wait_until(lambda: any(e["due"] > _rfc(soon + 2) and e["outcome"] == "enqueued"
+    wait_until(lambda: any(e["due"] > named[-1] and e["outcome"] == "enqueued"
                            for e in history(redis_conn, site, "TS-PS")), 20, "runs after the skipped instants")
     samples = [scrape(p) for p in ports]
     for d in daemons:
@@ -195,7 +197,7 @@ def test_pause_and_skip_with_two_daemons_decide_each_instant_once(make_site, sta
     dues = Counter(e["due"] for e in entries)
     assert all(n == 1 for n in dues.values()), f"an instant decided twice: {dues}"
     by_due = {e["due"]: e["outcome"] for e in entries}
-    assert by_due[_rfc(soon)] == "skipped_by_request" and by_due[_rfc(soon + 1)] == "skipped_by_request", by_due
+    assert [by_due.get(d) for d in named] == ["skipped_by_request"] * 2, (named, by_due)
     paused = [e for e in entries if e["outcome"] == "skipped_paused"]
     assert len(paused) >= 3 and all(_epoch(e["due"]) >= int(paused_at) - 1 for e in paused), paused
     assert all(_epoch(e["due"]) <= resumed_at + 1 for e in paused), (paused, resumed_at)
@@ -209,6 +211,18 @@ def test_pause_and_skip_with_two_daemons_decide_each_instant_once(make_site, sta
         seen = sum(value(s, "btu_runs_total", site=site.name, outcome=outcome) for s in samples)
         assert seen == len([e for e in entries if e["outcome"] == outcome]), (outcome, seen)
     assert sum(value(s, "btu_runs_total", site=site.name, outcome="duplicate_claim") for s in samples) > 0
+
+
+def btu_json(sock: Path, *args: str) -> dict:
+    p = subprocess.run([str(BTU_BIN), *args, "--socket", str(sock), "--json"], capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def _epoch_utc(rfc: str) -> int:
+    """An RFC 3339 UTC instant (`…Z`, maybe with a fraction) as unix seconds."""
+    return _epoch(rfc[:19] + "Z")
 
 
 def _rfc(epoch: int) -> str:
