@@ -43,7 +43,8 @@ pub use message::{
 };
 pub use message::{
     Cancelled, ErrorCode, ErrorReply, History, HistoryRun, NextRun, Notified, PROTOCOL_VERSION, Pong, RanNow, Rebuilt,
-    Request, RequestEnvelope, Response, ResponseEnvelope, ScheduleState, SiteStatus, Status, Upcoming, UpcomingRun,
+    Request, RequestEnvelope, Response, ResponseEnvelope, ScheduleState, Settings, SiteStatus, Status, Upcoming,
+    UpcomingRun,
 };
 
 /// Where btu-daemon listens unless configured otherwise (`socket_path`), and where clients look

@@ -267,6 +267,25 @@ pub struct ScheduleState {
     pub time_zone: Option<String>,
     /// The next due instants, soonest first (empty when `runs` is false).
     pub next_runs: Vec<NextRun>,
+    /// The schedule's effective policies (when it runs); absent from older daemons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<Settings>,
+}
+
+/// A schedule's effective policies (`docs/policies.md`): the config's `[defaults]` overridden
+/// by the schedule's own settings. Values are the policies' spellings, e.g. `"skip"`, so a
+/// newer daemon's value reaches an older client as text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// `allow`, `skip` or `replace`.
+    pub overlap: String,
+    /// `latest`, `all` or `none`.
+    pub catchup: String,
+    pub jitter_secs: u32,
+    /// `shift` or `skip`.
+    pub dst_gap: String,
+    /// `auto`, `first`, `last` or `both`.
+    pub dst_overlap: String,
 }
 
 /// Answer to [`Request::Cancel`].
@@ -300,6 +319,10 @@ pub struct Status {
     /// Where schedules are read from, e.g. `mariadb://127.0.0.1:3306` or `toml:/etc/btu.toml`.
     pub source: String,
     pub sites: Vec<SiteStatus>,
+    /// The config's `[defaults]`: the policies of schedules that set none; absent from older
+    /// daemons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defaults: Option<Settings>,
 }
 
 /// Per-site part of [`Status`].
@@ -345,6 +368,9 @@ pub struct UpcomingRun {
     /// The run was skipped with `skip_next`: it will not be enqueued (version 2).
     #[serde(default)]
     pub skipped: bool,
+    /// The schedule's effective policies; absent from older daemons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<Settings>,
 }
 
 /// Answer to [`Request::History`]: most recent run first.

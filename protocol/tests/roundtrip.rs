@@ -123,17 +123,31 @@ fn next_run() -> impl Strategy<Value = NextRun> {
     (text(), text()).prop_map(|(utc, local)| NextRun { utc, local })
 }
 
+fn settings() -> impl Strategy<Value = Settings> {
+    (text(), text(), any::<u32>(), text(), text()).prop_map(|(overlap, catchup, jitter_secs, dst_gap, dst_overlap)| {
+        Settings { overlap, catchup, jitter_secs, dst_gap, dst_overlap }
+    })
+}
+
 fn schedule_state() -> impl Strategy<Value = ScheduleState> {
-    (text(), text(), any::<bool>(), option::of(text()), option::of(text()), vec(next_run(), 0..4)).prop_map(
-        |(site, schedule, runs, reason, time_zone, next_runs)| ScheduleState {
+    (
+        text(),
+        text(),
+        any::<bool>(),
+        option::of(text()),
+        option::of(text()),
+        vec(next_run(), 0..4),
+        option::of(settings()),
+    )
+        .prop_map(|(site, schedule, runs, reason, time_zone, next_runs, settings)| ScheduleState {
             site,
             schedule,
             runs,
             reason,
             time_zone,
             next_runs,
-        },
-    )
+            settings,
+        })
 }
 
 fn error_code() -> impl Strategy<Value = ErrorCode> {
@@ -207,6 +221,7 @@ fn response() -> impl Strategy<Value = Response> {
                             skipped: skipped.into_iter().map(|(schedule, utc)| SkippedRun { schedule, utc }).collect(),
                         })
                         .collect(),
+                    defaults: None,
                 })
             }),
         vec((text(), text(), option::of(text()), text(), text(), any::<bool>(), any::<bool>()), 0..4).prop_map(
@@ -220,7 +235,8 @@ fn response() -> impl Strategy<Value = Response> {
                         utc,
                         local,
                         paused,
-                        skipped
+                        skipped,
+                        settings: None,
                     })
                     .collect()
             })

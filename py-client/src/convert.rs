@@ -1,7 +1,7 @@
 //! Protocol payloads → plain Python objects (dicts, lists, timezone-aware datetimes).
 
 use btu_protocol::{
-    AuditEntry, BackfillRun, HistoryRun, NextRun, PauseInfo, Response, ScheduleState, SiteStatus, UpcomingRun,
+    AuditEntry, BackfillRun, HistoryRun, NextRun, PauseInfo, Response, ScheduleState, Settings, SiteStatus, UpcomingRun,
 };
 use chrono::{DateTime, Datelike, Timelike};
 use pyo3::prelude::*;
@@ -62,6 +62,18 @@ fn next_run<'py>(py: Python<'py>, run: &NextRun) -> PyResult<Bound<'py, PyDict>>
     Ok(d)
 }
 
+/// A schedule's effective policies (`None` from a daemon that does not send them).
+fn settings<'py>(py: Python<'py>, s: Option<&Settings>) -> PyResult<Bound<'py, PyAny>> {
+    let Some(s) = s else { return Ok(py.None().into_bound(py)) };
+    let d = PyDict::new(py);
+    d.set_item("overlap", &s.overlap)?;
+    d.set_item("catchup", &s.catchup)?;
+    d.set_item("jitter_secs", s.jitter_secs)?;
+    d.set_item("dst_gap", &s.dst_gap)?;
+    d.set_item("dst_overlap", &s.dst_overlap)?;
+    Ok(d.into_any())
+}
+
 pub fn schedule_state<'py>(py: Python<'py>, s: &ScheduleState) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("site", &s.site)?;
@@ -71,6 +83,7 @@ pub fn schedule_state<'py>(py: Python<'py>, s: &ScheduleState) -> PyResult<Bound
     d.set_item("time_zone", &s.time_zone)?;
     let runs = s.next_runs.iter().map(|r| next_run(py, r)).collect::<PyResult<Vec<_>>>()?;
     d.set_item("next_runs", PyList::new(py, runs)?)?;
+    d.set_item("settings", settings(py, s.settings.as_ref())?)?;
     Ok(d)
 }
 
@@ -143,6 +156,7 @@ fn upcoming_run<'py>(py: Python<'py>, r: &UpcomingRun) -> PyResult<Bound<'py, Py
     d.set_item("local", datetime(py, "local", &r.local)?)?;
     d.set_item("paused", r.paused)?;
     d.set_item("skipped", r.skipped)?;
+    d.set_item("settings", settings(py, r.settings.as_ref())?)?;
     Ok(d)
 }
 
@@ -194,6 +208,7 @@ pub fn response<'py>(py: Python<'py>, response: &Response) -> PyResult<Bound<'py
             d.set_item("source", &s.source)?;
             let sites = s.sites.iter().map(|x| site_status(py, x)).collect::<PyResult<Vec<_>>>()?;
             d.set_item("sites", PyList::new(py, sites)?)?;
+            d.set_item("defaults", settings(py, s.defaults.as_ref())?)?;
             d.into_any()
         }
         Response::Upcoming(u) => {

@@ -93,6 +93,9 @@ def ny(day: int) -> dict[str, datetime]:
     return {"utc": datetime(2025, 1, day, 14, 0, tzinfo=UTC), "local": datetime(2025, 1, day, 9, 0, tzinfo=tz(-5))}
 
 
+# A schedule that chose every policy (the Rust golden sample's policy_settings).
+SETTINGS = {"overlap": "skip", "catchup": "all", "jitter_secs": 30, "dst_gap": "skip", "dst_overlap": "last"}
+
 RESPONSES: list[tuple[str, int, Any]] = [
     ("response_pong", 1, {"daemon_version": "0.1.0", "protocol_version": 2}),
     (
@@ -109,6 +112,7 @@ RESPONSES: list[tuple[str, int, Any]] = [
                     {"utc": datetime(2025, 3, 30, 0, 30, tzinfo=UTC), "local": datetime(2025, 3, 30, 1, 30, tzinfo=tz(1))},
                     {"utc": datetime(2025, 3, 31, 0, 30, tzinfo=UTC), "local": datetime(2025, 3, 31, 2, 30, tzinfo=tz(2))},
                 ],
+                "settings": None,
             }
         ],
     ),
@@ -125,8 +129,9 @@ RESPONSES: list[tuple[str, int, Any]] = [
                 "next_runs": [
                     {"utc": datetime(2025, 1, 15, 14, 0, tzinfo=UTC), "local": datetime(2025, 1, 15, 9, 0, tzinfo=tz(-5))}
                 ],
+                "settings": None,
             },
-            {"site": "site1.local", "schedule": "TS-0002", "runs": False, "reason": "disabled", "time_zone": "UTC", "next_runs": []},
+            {"site": "site1.local", "schedule": "TS-0002", "runs": False, "reason": "disabled", "time_zone": "UTC", "next_runs": [], "settings": None},
             {
                 "site": "site1.local",
                 "schedule": "Zeitplan-Ü",
@@ -134,6 +139,7 @@ RESPONSES: list[tuple[str, int, Any]] = [
                 "reason": "invalid cron: hour field: 24 is out of range 0-23",
                 "time_zone": None,
                 "next_runs": [],
+                "settings": None,
             },
         ],
     ),
@@ -159,6 +165,7 @@ RESPONSES: list[tuple[str, int, Any]] = [
                     "skipped": [{"schedule": "TS-0001", "utc": datetime(2025, 1, 16, 14, 0, tzinfo=UTC)}],
                 }
             ],
+            "defaults": None,
         },
     ),
     (
@@ -173,6 +180,7 @@ RESPONSES: list[tuple[str, int, Any]] = [
                 "local": datetime(2025, 1, 15, 9, 0, tzinfo=tz(-5)),
                 "paused": False,
                 "skipped": True,
+                "settings": None,
             },
             {
                 "site": "site1.local",
@@ -182,7 +190,54 @@ RESPONSES: list[tuple[str, int, Any]] = [
                 "local": datetime(2025, 1, 15, 20, 0, tzinfo=tz(5.5)),
                 "paused": True,
                 "skipped": False,
+                "settings": None,
             },
+        ],
+    ),
+    (
+        "response_notified_settings",
+        12,
+        [
+            {
+                "site": "site1.local",
+                "schedule": "TS-0001",
+                "runs": True,
+                "reason": None,
+                "time_zone": "America/Los_Angeles",
+                "next_runs": [
+                    {"utc": datetime(2027, 11, 7, 9, 30, tzinfo=UTC), "local": datetime(2027, 11, 7, 1, 30, tzinfo=tz(-8))}
+                ],
+                "settings": SETTINGS,
+            }
+        ],
+    ),
+    (
+        "response_status_defaults",
+        13,
+        {
+            "daemon_version": "0.1.0",
+            "protocol_version": 1,
+            "started_at": datetime(2025, 1, 15, 8, 0, tzinfo=UTC),
+            "uptime_secs": 3600,
+            "source": "mariadb://127.0.0.1:3306",
+            "sites": [],
+            "defaults": {"overlap": "allow", "catchup": "latest", "jitter_secs": 0, "dst_gap": "shift", "dst_overlap": "auto"},
+        },
+    ),
+    (
+        "response_upcoming_settings",
+        14,
+        [
+            {
+                "site": "site1.local",
+                "schedule": "TS-0001",
+                "task": None,
+                "utc": datetime(2027, 11, 7, 9, 30, tzinfo=UTC),
+                "local": datetime(2027, 11, 7, 1, 30, tzinfo=tz(-8)),
+                "paused": False,
+                "skipped": False,
+                "settings": SETTINGS,
+            }
         ],
     ),
     (

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use btu_protocol::{Client, Request, Response, SOCKET_PATH_ENV};
+use btu_protocol::{Client, Request, Response, SOCKET_PATH_ENV, Settings};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
@@ -227,6 +227,9 @@ fn render(client: &Client, response: &Response) -> Result<String, ClientError> {
                 .collect();
             out.push_str(&table(&["SITE", "SCHEDULES", "REDIS", "SOURCE", "LAST REBUILD"], &rows));
             status_marks(&mut out, s);
+            if let Some(d) = &s.defaults {
+                let _ = writeln!(out, "defaults  {}", settings_text(d));
+            }
         }
         Response::Upcoming(u) => {
             if u.runs.is_empty() {
@@ -234,6 +237,8 @@ fn render(client: &Client, response: &Response) -> Result<String, ClientError> {
             } else {
                 let several_sites = u.runs.iter().any(|r| r.site != u.runs[0].site);
                 let marked = u.runs.iter().any(|r| r.paused || r.skipped);
+                // A POLICIES column only when some schedule leaves the defaults.
+                let policies = u.runs.iter().any(|r| r.settings.as_ref().is_some_and(|x| !changed(x).is_empty()));
                 let rows: Vec<Vec<String>> = u
                     .runs
                     .iter()
@@ -255,6 +260,10 @@ fn render(client: &Client, response: &Response) -> Result<String, ClientError> {
                             };
                             row.push(note.to_string());
                         }
+                        if policies {
+                            let text = r.settings.as_ref().map(changed).unwrap_or_default();
+                            row.push(if text.is_empty() { "-".to_string() } else { text });
+                        }
                         row
                     })
                     .collect();
@@ -265,6 +274,9 @@ fn render(client: &Client, response: &Response) -> Result<String, ClientError> {
                 };
                 if marked {
                     header.push("NOTE");
+                }
+                if policies {
+                    header.push("POLICIES");
                 }
                 out.push_str(&table(&header, &rows));
             }
@@ -301,6 +313,9 @@ fn render(client: &Client, response: &Response) -> Result<String, ClientError> {
                     );
                     for r in &s.next_runs {
                         let _ = writeln!(out, "  {}  ({})", r.local, r.utc);
+                    }
+                    if let Some(x) = &s.settings {
+                        let _ = writeln!(out, "  policies: {}", settings_text(x));
                     }
                 } else {
                     let _ = writeln!(
@@ -363,6 +378,31 @@ fn status_marks(out: &mut String, s: &btu_protocol::Status) {
             let _ = writeln!(out, "skipped   {} run due {}", label(&site.site, &k.schedule), k.utc);
         }
     }
+}
+
+/// Every policy, e.g. `overlap allow, catchup latest, jitter_secs 0, dst_gap shift, dst_overlap auto`.
+fn settings_text(s: &Settings) -> String {
+    format!(
+        "overlap {}, catchup {}, jitter_secs {}, dst_gap {}, dst_overlap {}",
+        s.overlap, s.catchup, s.jitter_secs, s.dst_gap, s.dst_overlap
+    )
+}
+
+/// The policies that differ from the built-in defaults, e.g. `overlap=skip jitter_secs=30`.
+fn changed(s: &Settings) -> String {
+    let jitter = s.jitter_secs.to_string();
+    [
+        ("overlap", s.overlap.as_str(), "allow"),
+        ("catchup", s.catchup.as_str(), "latest"),
+        ("jitter_secs", jitter.as_str(), "0"),
+        ("dst_gap", s.dst_gap.as_str(), "shift"),
+        ("dst_overlap", s.dst_overlap.as_str(), "auto"),
+    ]
+    .iter()
+    .filter(|(_, v, d)| v != d)
+    .map(|(k, v, _)| format!("{k}={v}"))
+    .collect::<Vec<_>>()
+    .join(" ")
 }
 
 fn ok(b: bool) -> String {

@@ -181,6 +181,7 @@ fn state_of(plan: &Plan, idx: usize, id: &str) -> ScheduleState {
                 zone: e.spec.schedule.tz(),
                 queue: e.spec.queue.clone(),
                 next_runs,
+                policies: e.spec.policies,
             }
         }
         None => ScheduleStatus::NotRunning(site.skipped().get(id).cloned().unwrap_or(SkipReason::NotFound)),
@@ -289,6 +290,7 @@ pub(super) fn upcoming(
                 task: e.spec.task.as_deref().map(str::to_string),
                 due,
                 zone: e.spec.schedule.tz(),
+                policies: e.spec.policies,
             })
         })
         .collect())

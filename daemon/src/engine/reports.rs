@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use crate::policy::Policies;
 use crate::source::{SkipReason, SourceError};
 
 /// How many next runs a notify reply lists.
@@ -28,6 +29,8 @@ pub enum ScheduleStatus {
         queue: String,
         /// The next runs (UTC), first = the planned one.
         next_runs: Vec<DateTime<Utc>>,
+        /// The effective policies.
+        policies: Policies,
     },
     /// Disabled, task not submitted, invalid cron, ... or not found.
     NotRunning(SkipReason),
@@ -42,6 +45,8 @@ pub struct UpcomingRun {
     pub due: DateTime<Utc>,
     /// The schedule's zone: the due instant's local time is `due.with_timezone(&zone)`.
     pub zone: Tz,
+    /// The schedule's effective policies.
+    pub policies: Policies,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

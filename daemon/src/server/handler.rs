@@ -16,6 +16,7 @@ use super::instants::{local, utc};
 use crate::config::Config;
 use crate::engine::{self, AuditRecord, Caller, EngineError, EngineHandle, ScheduleStatus};
 use crate::metrics::Metrics;
+use crate::policy::Policies;
 use crate::source::SkipReason;
 
 /// Most runs one `upcoming` or `history` answer lists: keeps the answer far below the frame
@@ -31,11 +32,19 @@ pub struct Context {
     pub source: String,
     /// Where requests are counted (`btu_requests_total`, `btu_request_duration_seconds`).
     pub metrics: Option<Arc<Metrics>>,
+    /// The config's `[defaults]`, for `status`.
+    pub defaults: Option<Policies>,
 }
 
 impl Context {
     pub fn new(engine: EngineHandle, source: impl Into<String>) -> Self {
-        Context { engine, daemon_version: env!("CARGO_PKG_VERSION").to_string(), source: source.into(), metrics: None }
+        Context {
+            engine,
+            daemon_version: env!("CARGO_PKG_VERSION").to_string(),
+            source: source.into(),
+            metrics: None,
+            defaults: None,
+        }
     }
 
     /// Counts every request in `metrics`.
@@ -57,7 +66,7 @@ impl Context {
         if let Some(f) = &config.file {
             parts.push(format!("{}=toml:{}", f.site, f.path.display()));
         }
-        Context::new(engine, parts.join(", "))
+        Context { defaults: Some(config.defaults), ..Context::new(engine, parts.join(", ")) }
     }
 
     /// Answers one request from `caller` (the peer's credentials, for the audit trail). Never
@@ -157,6 +166,7 @@ impl Context {
                             }
                         })
                         .collect(),
+                    defaults: self.defaults.as_ref().map(settings),
                 })
             }
             Request::Upcoming { schedule, site, count } => {
@@ -178,6 +188,7 @@ impl Context {
                             task: r.task,
                             paused,
                             skipped,
+                            settings: Some(settings(&r.policies)),
                         })
                         .collect(),
                 })
@@ -236,13 +247,14 @@ fn saturating_u32(n: usize) -> u32 {
 /// Protocol view of where a schedule stands after a notify.
 pub fn schedule_state(s: &engine::ScheduleState) -> proto::ScheduleState {
     match &s.status {
-        ScheduleStatus::Planned { zone, next_runs, .. } => proto::ScheduleState {
+        ScheduleStatus::Planned { zone, next_runs, policies, .. } => proto::ScheduleState {
             site: s.site.clone(),
             schedule: s.schedule.clone(),
             runs: !next_runs.is_empty(),
             reason: next_runs.is_empty().then(|| "the cron string has no future run".to_string()),
             time_zone: Some(zone.name().to_string()),
             next_runs: next_runs.iter().map(|t| NextRun { utc: utc(*t), local: local(*t, *zone) }).collect(),
+            settings: Some(settings(policies)),
         },
         ScheduleStatus::NotRunning(reason) => proto::ScheduleState {
             site: s.site.clone(),
@@ -251,7 +263,19 @@ pub fn schedule_state(s: &engine::ScheduleState) -> proto::ScheduleState {
             reason: Some(reason_text(reason)),
             time_zone: None,
             next_runs: Vec::new(),
+            settings: None,
         },
+    }
+}
+
+/// Protocol view of a schedule's effective policies.
+pub fn settings(p: &Policies) -> proto::Settings {
+    proto::Settings {
+        overlap: p.overlap.as_str().to_string(),
+        catchup: p.catchup.as_str().to_string(),
+        jitter_secs: p.jitter_secs,
+        dst_gap: p.dst_gap.as_str().to_string(),
+        dst_overlap: p.dst_overlap.as_str().to_string(),
     }
 }
 

@@ -119,6 +119,7 @@ pub fn golden_cases() -> Vec<(&'static str, Golden)> {
                             next("2025-03-30T00:30:00Z", "2025-03-30T01:30:00+01:00"),
                             next("2025-03-31T00:30:00Z", "2025-03-31T02:30:00+02:00"),
                         ],
+                        settings: None,
                     }],
                 }),
             ),
@@ -136,6 +137,7 @@ pub fn golden_cases() -> Vec<(&'static str, Golden)> {
                             reason: None,
                             time_zone: Some(s("America/New_York")),
                             next_runs: vec![next("2025-01-15T14:00:00Z", "2025-01-15T09:00:00-05:00")],
+                            settings: None,
                         },
                         ScheduleState {
                             site: s("site1.local"),
@@ -144,6 +146,7 @@ pub fn golden_cases() -> Vec<(&'static str, Golden)> {
                             reason: Some(s("disabled")),
                             time_zone: Some(s("UTC")),
                             next_runs: vec![],
+                            settings: None,
                         },
                         ScheduleState {
                             site: s("site1.local"),
@@ -152,8 +155,65 @@ pub fn golden_cases() -> Vec<(&'static str, Golden)> {
                             reason: Some(s("invalid cron: hour field: 24 is out of range 0-23")),
                             time_zone: None,
                             next_runs: vec![],
+                            settings: None,
                         },
                     ],
+                }),
+            ),
+        ),
+        (
+            "response_notified_settings",
+            resp(
+                12,
+                Response::Notified(Notified {
+                    results: vec![ScheduleState {
+                        site: s("site1.local"),
+                        schedule: s("TS-0001"),
+                        runs: true,
+                        reason: None,
+                        time_zone: Some(s("America/Los_Angeles")),
+                        next_runs: vec![next("2027-11-07T09:30:00Z", "2027-11-07T01:30:00-08:00")],
+                        settings: Some(policy_settings()),
+                    }],
+                }),
+            ),
+        ),
+        (
+            "response_status_defaults",
+            resp(
+                13,
+                Response::Status(Status {
+                    daemon_version: s("0.1.0"),
+                    protocol_version: 1,
+                    started_at: s("2025-01-15T08:00:00Z"),
+                    uptime_secs: 3600,
+                    source: s("mariadb://127.0.0.1:3306"),
+                    sites: vec![],
+                    defaults: Some(Settings {
+                        overlap: s("allow"),
+                        catchup: s("latest"),
+                        jitter_secs: 0,
+                        dst_gap: s("shift"),
+                        dst_overlap: s("auto"),
+                    }),
+                }),
+            ),
+        ),
+        (
+            "response_upcoming_settings",
+            resp(
+                14,
+                Response::Upcoming(Upcoming {
+                    runs: vec![UpcomingRun {
+                        site: s("site1.local"),
+                        schedule: s("TS-0001"),
+                        task: None,
+                        utc: s("2027-11-07T09:30:00Z"),
+                        local: s("2027-11-07T01:30:00-08:00"),
+                        paused: false,
+                        skipped: false,
+                        settings: Some(policy_settings()),
+                    }],
                 }),
             ),
         ),
@@ -192,6 +252,7 @@ pub fn golden_cases() -> Vec<(&'static str, Golden)> {
                         paused: vec![PausedSchedule { schedule: s("TS-0002"), pause: pause_info() }],
                         skipped: vec![SkippedRun { schedule: s("TS-0001"), utc: s("2025-01-16T14:00:00Z") }],
                     }],
+                    defaults: None,
                 }),
             ),
         ),
@@ -209,6 +270,7 @@ pub fn golden_cases() -> Vec<(&'static str, Golden)> {
                             local: s("2025-01-15T09:00:00-05:00"),
                             paused: false,
                             skipped: true,
+                            settings: None,
                         },
                         UpcomingRun {
                             site: s("site1.local"),
@@ -218,6 +280,7 @@ pub fn golden_cases() -> Vec<(&'static str, Golden)> {
                             local: s("2025-01-15T20:00:00+05:30"),
                             paused: true,
                             skipped: false,
+                            settings: None,
                         },
                     ],
                 }),
@@ -450,4 +513,15 @@ pub fn from_hex(text: &str) -> Option<Vec<u8>> {
         return None;
     }
     digits.chunks(2).map(|pair| std::str::from_utf8(pair).ok().and_then(|p| u8::from_str_radix(p, 16).ok())).collect()
+}
+
+/// The settings of a schedule that chose every policy (the golden vectors' sample).
+fn policy_settings() -> Settings {
+    Settings {
+        overlap: "skip".to_string(),
+        catchup: "all".to_string(),
+        jitter_secs: 30,
+        dst_gap: "skip".to_string(),
+        dst_overlap: "last".to_string(),
+    }
 }

@@ -47,6 +47,15 @@ class NextRun(TypedDict):
     utc: datetime  # the due instant, tzinfo = timezone.utc
     local: datetime  # the same instant, tzinfo = the schedule's UTC offset at that instant
 
+class Settings(TypedDict):
+    """A schedule's effective policies (docs/policies.md)."""
+
+    overlap: str  # allow | skip | replace
+    catchup: str  # latest | all | none
+    jitter_secs: int
+    dst_gap: str  # shift | skip
+    dst_overlap: str  # auto | first | last | both
+
 class ScheduleState(TypedDict):
     site: str
     schedule: str
@@ -54,6 +63,7 @@ class ScheduleState(TypedDict):
     reason: str | None  # why it will not run: disabled, task not submitted, invalid cron + reason, unknown
     time_zone: str | None
     next_runs: list[NextRun]
+    settings: Settings | None  # None when it does not run (or from an older daemon)
 
 class Pong(TypedDict):
     daemon_version: str
@@ -128,6 +138,7 @@ class Status(TypedDict):
     uptime_secs: int
     source: str
     sites: list[SiteStatus]
+    defaults: Settings | None  # the config's [defaults] (None from an older daemon)
 
 class UpcomingRun(TypedDict):
     site: str
@@ -137,6 +148,7 @@ class UpcomingRun(TypedDict):
     local: datetime
     paused: bool  # falls while the schedule is paused: not enqueued
     skipped: bool  # skipped with skip_next: not enqueued
+    settings: Settings | None  # the schedule's effective policies (None from an older daemon)
 
 class HistoryRun(TypedDict):
     """What happened to one due instant of a schedule."""
