@@ -122,7 +122,12 @@ bench_path = "{bench.root}"
     assert "app not installed" in log and "nobtu.local" in log, log
     assert "down.local" in log and "unreachable" in log, log
 
-    # A stock rq worker of the bench, listening on <bench_id>:default, runs what was queued.
+    # A stock rq worker of the bench, listening on <bench_id>:default, runs what was queued. The
+    # every-second schedule is cancelled first: on a loaded machine a worker runs fewer than one
+    # job a second, and a burst worker fed one a second would never finish.
+    cancel = subprocess.run([str(BTU_BIN), "cancel", "--socket", str(tmp_path / "d.sock"), "--site", "a.local",
+                             "TS-E2E01"], capture_output=True, text=True, timeout=60)
+    assert cancel.returncode == 0, cancel.stdout + cancel.stderr
     ids = queued_ids(redis_conn, queue)
     run_burst_worker("2.6.1", [queue], cwd=bench.sites)
     assert len(markers(str(marker_dir))) >= len(ids)
