@@ -64,6 +64,8 @@ def assert_keys_are_ours(r: redis.Redis, site: str) -> None:
             assert kind == "string", (k, kind)
         elif rest.startswith("skip:"):
             assert kind == "zset", (k, kind)
+        elif rest == "audit":
+            assert kind == "stream", (k, kind)
 
 
 def check_jobs(r: redis.Redis, site: str, queue: str, names: list[str]) -> dict[str, int]:
@@ -237,7 +239,7 @@ mode = "plain"
     assert d.proc.poll() is None
     assert_keys_are_ours(redis_conn, "sock.local")
     keys = {k.decode() for k in redis_conn.scan_iter(match="btu:sock.local:*")}
-    assert keys <= {"btu:sock.local:upcoming", "btu:sock.local:schedules"} | {
+    assert keys <= {"btu:sock.local:upcoming", "btu:sock.local:schedules", "btu:sock.local:audit"} | {
         k for k in keys if k.startswith(("btu:sock.local:history:CONTROL", "btu:sock.local:lastjob:CONTROL",
                                          "btu:sock.local:claim:"))}, keys
     assert redis_conn.zrange("btu:sock.local:upcoming", 0, -1) == [b"CONTROL"]
