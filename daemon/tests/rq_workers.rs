@@ -7,8 +7,8 @@
 
 use btu::pyvalue::{Kwargs, PyValue, kwargs_repr, parse_kwargs};
 use btu::rq::{
-    Claim, EnqueueOutcome, HistoryAppend, IdForm, RqJob, RqWriter, choose_form, connect, describe, job_id, job_id_in,
-    read_workers,
+    Claim, EnqueueOutcome, HistoryAppend, IdForm, PreparedRun, RqJob, RqWriter, StageOutcome, choose_form, connect,
+    describe, job_id, job_id_in, read_workers,
 };
 use chrono::{TimeZone, Utc};
 use redis::AsyncCommands;
@@ -178,8 +178,19 @@ async fn stock_workers_run_our_jobs() {
         for (n, case) in cases.iter().enumerate() {
             let claim = Claim { key: format!("btu:{token}:claim:{}", case.job.id), ttl_secs: 600 };
             let h = HistoryAppend { entry: format!("{n}"), ..history.clone() };
-            let first = writer.enqueue_once(&case.job, &claim, Some(&h), now).await.expect("enqueue");
-            assert_eq!(first, EnqueueOutcome::Enqueued, "{}", case.job.id);
+            if n % 2 == 1 {
+                // Staged ahead and released at the instant, as the daemon does: the worker
+                // must read the released hash exactly as a job written in full.
+                let run = PreparedRun::new(&case.job, claim, now).expect("valid run");
+                let staged = writer.stage_many(std::slice::from_ref(&run)).await.expect("stage");
+                assert_eq!(staged, vec![StageOutcome::Staged], "{}", case.job.id);
+                let out = writer.release_many(std::slice::from_ref(&run)).await.expect("release");
+                assert!(matches!(out[..], [Ok(EnqueueOutcome::Enqueued)]), "{}: {out:?}", case.job.id);
+                writer.append_history(std::slice::from_ref(&h)).await.expect("history");
+            } else {
+                let first = writer.enqueue_once(&case.job, &claim, Some(&h), now).await.expect("enqueue");
+                assert_eq!(first, EnqueueOutcome::Enqueued, "{}", case.job.id);
+            }
         }
         // The same run again (a rebuild, a restart, a second daemon): nothing written.
         let again = &cases[0];

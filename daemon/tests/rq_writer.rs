@@ -5,7 +5,9 @@
 //! and no password in connection errors.
 
 use btu::pyvalue::PyValue;
-use btu::rq::{Claim, EnqueueOutcome, HistoryAppend, PreparedRun, RqError, RqJob, RqWriter, connect, rq_timestamp};
+use btu::rq::{
+    Claim, EnqueueOutcome, HistoryAppend, PreparedRun, RqError, RqJob, RqWriter, STAMP_LUA, connect, rq_timestamp,
+};
 use chrono::Utc;
 use redis::AsyncCommands;
 use std::sync::{Arc, Mutex};
@@ -177,8 +179,14 @@ async fn batch_of_new_runs_is_written_in_one_call() {
     let token = token();
     let (w, mut conn) = setup(&format!("{token}rq")).await;
     let runs: Vec<PreparedRun> = (0..5).map(|i| prepared(&token, &format!("n{i}"))).collect();
-    let stamp = Utc::now();
-    let out = enqueued(w.enqueue_many(&runs, stamp).await.expect("batch"));
+    let redis_now = || async {
+        let mut c = conn.clone();
+        let (secs, usecs): (i64, u32) = redis::cmd("TIME").query_async(&mut c).await.expect("TIME");
+        rq_timestamp(chrono::DateTime::from_timestamp(secs, usecs * 1000).expect("time")).expect("ts")
+    };
+    let before = redis_now().await;
+    let out = enqueued(w.enqueue_many(&runs).await.expect("batch"));
+    let after = redis_now().await;
     assert_eq!(out, vec![EnqueueOutcome::Enqueued; 5]);
     let queue = w.queue_key(&format!("{token}:default"));
     let queued: Vec<String> = conn.lrange(&queue, 0, -1).await.expect("LRANGE");
@@ -189,7 +197,11 @@ async fn batch_of_new_runs_is_written_in_one_call() {
         let fields: Vec<(String, Vec<u8>)> = conn.hgetall(w.job_key(run.job_id())).await.expect("HGETALL");
         assert_eq!(fields.len(), 9, "{fields:?}");
         let get = |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
-        assert_eq!(get("enqueued_at"), Some(rq_timestamp(stamp).expect("ts")), "stamped at send time");
+        // Stamped by the script with Redis' clock, the moment the job was written (one
+        // stamp per call); rq's fixed-width form compares as text.
+        let stamp = get("enqueued_at").expect("enqueued_at");
+        assert!(before <= stamp && stamp <= after, "{before} <= {stamp} <= {after}");
+        assert_eq!(Some(&stamp), get("enqueued_at").as_ref());
         assert_eq!(get("status").as_deref(), Some("queued"));
         let claim: String = conn.get(&run.claim().key).await.expect("GET claim");
         assert_eq!(claim, run.job_id());
@@ -202,7 +214,7 @@ async fn batch_of_new_runs_is_written_in_one_call() {
     let hist: Vec<String> = conn.lrange(format!("{token}:hist:n"), 0, -1).await.expect("LRANGE");
     assert_eq!(hist, ["e4", "e3"], "newest first, bounded");
     // The whole batch again: every run is already claimed, nothing more is written.
-    let again = enqueued(w.enqueue_many(&runs, Utc::now()).await.expect("batch"));
+    let again = enqueued(w.enqueue_many(&runs).await.expect("batch"));
     assert_eq!(again, vec![EnqueueOutcome::AlreadyClaimed; 5]);
     let n: i64 = conn.llen(w.queue_key(&format!("{token}:default"))).await.expect("LLEN");
     assert_eq!(n, 5);
@@ -215,10 +227,10 @@ async fn batch_mixing_claimed_and_new_runs_writes_only_the_new() {
     let (w, mut conn) = setup(&format!("{token}rq")).await;
     let runs: Vec<PreparedRun> = (0..4).map(|i| prepared(&token, &format!("m{i}"))).collect();
     // Runs 0 and 2 were enqueued earlier (this daemon before a restart, or another one).
-    let first = enqueued(w.enqueue_many(&[runs[0].clone(), runs[2].clone()], Utc::now()).await.expect("batch"));
+    let first = enqueued(w.enqueue_many(&[runs[0].clone(), runs[2].clone()]).await.expect("batch"));
     assert_eq!(first, vec![EnqueueOutcome::Enqueued; 2]);
     append_history_of_enqueued(&w, &token, &["m0", "m2"], &first).await;
-    let out = enqueued(w.enqueue_many(&runs, Utc::now()).await.expect("batch"));
+    let out = enqueued(w.enqueue_many(&runs).await.expect("batch"));
     append_history_of_enqueued(&w, &token, &["m0", "m1", "m2", "m3"], &out).await;
     use EnqueueOutcome::{AlreadyClaimed, Enqueued};
     assert_eq!(out, vec![AlreadyClaimed, Enqueued, AlreadyClaimed, Enqueued]);
@@ -258,7 +270,7 @@ async fn invalid_or_wrong_typed_run_in_a_batch_writes_nothing_for_it() {
     let stringq = RqJob { queue: format!("{token}:stringq"), ..job(&token, "w1") };
     runs[1] = PreparedRun::new(&stringq, runs[1].claim().clone(), Utc::now()).expect("valid run");
     let _: () = conn.set(w.queue_key(&stringq.queue), "not a list").await.expect("SET");
-    let out = w.enqueue_many(&runs, Utc::now()).await.expect("batch");
+    let out = w.enqueue_many(&runs).await.expect("batch");
     assert!(matches!(out[0], Ok(EnqueueOutcome::Enqueued)), "{out:?}");
     match &out[1] {
         Err(RqError::WrongType(text)) => assert!(text.contains("WRONGTYPE") && text.contains(":stringq"), "{text}"),
@@ -290,7 +302,7 @@ async fn two_writers_racing_on_the_same_batch_enqueue_each_run_once() {
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
             for (chunk, names) in runs.chunks(50).zip(names.chunks(50)) {
-                let got = enqueued(w.enqueue_many(chunk, Utc::now()).await.expect("batch"));
+                let got = enqueued(w.enqueue_many(chunk).await.expect("batch"));
                 let names: Vec<&str> = names.iter().map(String::as_str).collect();
                 append_history_of_enqueued(&w, &token, &names, &got).await;
                 out.extend(got);
@@ -377,6 +389,37 @@ async fn failed_history_follow_up_is_logged_and_the_run_stays_enqueued_once() {
         assert_eq!(h, vec![format!("e-{name}")]);
     }
     delete_all(&mut conn, &token).await;
+}
+
+/// The scripts' Lua stamp (from Redis' `TIME`) is the text `rq_timestamp` makes, for dates
+/// across leap years, century rules, month ends and the ends of Python's year range.
+#[tokio::test]
+async fn lua_stamp_matches_rq_timestamp() {
+    let (_, mut conn) = setup("rq").await;
+    let script = redis::Script::new(&format!("{STAMP_LUA}\nreturn rq_stamp(tonumber(ARGV[1]), tonumber(ARGV[2]))"));
+    let mut secs: Vec<i64> = vec![
+        0,
+        951_782_400,     // 2000-02-29 00:00:00
+        951_868_799,     // 2000-02-29 23:59:59
+        4_107_542_400,   // 2100-02-28 -> 03-01 (no leap day)
+        -62_135_596_800, // 0001-01-01
+        253_402_300_799, // 9999-12-31 23:59:59
+        1_796_182_652,
+    ];
+    // A pseudo-random walk over 1970-2300 (deterministic: no rand dependency needed here).
+    let mut x: i64 = 88_172_645_463_325_252;
+    for _ in 0..2000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        secs.push(x.rem_euclid(10_413_792_000));
+    }
+    for s in secs {
+        let usec = (s.rem_euclid(1_000_000)) as u32;
+        let want = rq_timestamp(chrono::DateTime::from_timestamp(s, usec * 1000).expect("time")).expect("ts");
+        let got: String = script.arg(s).arg(usec).invoke_async(&mut conn).await.expect("EVAL");
+        assert_eq!(got, want, "secs {s}");
+    }
 }
 
 #[tokio::test]

@@ -77,7 +77,7 @@ fn due(minute: i64) -> DateTime<Utc> {
 }
 
 async fn one(w: &RqWriter, run: PreparedRun) -> Result<EnqueueOutcome, RqError> {
-    let mut out = w.enqueue_many(&[run], Utc::now()).await.expect("script call");
+    let mut out = w.enqueue_many(&[run]).await.expect("script call");
     out.pop().expect("one answer")
 }
 
@@ -220,7 +220,7 @@ async fn replace_within_one_batch_cancels_the_run_before_it_is_pushed() {
     let s = Sched { token: token.clone(), name: "b" };
     let runs = [s.run(due(0), OverlapGate::Replace), s.run(due(1), OverlapGate::Replace)];
     let out: Vec<EnqueueOutcome> =
-        w.enqueue_many(&runs, Utc::now()).await.expect("batch").into_iter().map(|o| o.expect("answer")).collect();
+        w.enqueue_many(&runs).await.expect("batch").into_iter().map(|o| o.expect("answer")).collect();
     assert_eq!(out, vec![EnqueueOutcome::Enqueued, EnqueueOutcome::Replaced { canceled: s.job_id(due(0)) }]);
     assert_eq!(queue(&mut conn, &prefix, &token).await, vec![s.job_id(due(1))]);
     assert_eq!(status(&mut conn, &prefix, &s.job_id(due(0))).await.as_deref(), Some("canceled"));

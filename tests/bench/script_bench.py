@@ -1,7 +1,8 @@
 """Redis time per run of the enqueue script (numbers go to docs/rq.md, "Gates").
 
-Loads the Lua text of `daemon/src/rq/script.rs` (or, with `--rev REV`, of the file that held the
-script at that git revision: `rq/script.rs`, else `rq/writer.rs`), sends batches of 200 runs with
+Loads the Lua text of the enqueue script — `daemon/src/rq/scripts.rs` (+ `stamp.rs`) since
+staging, or, with `--rev REV`, of the file that held it at that git revision: `rq/scripts.rs`,
+`rq/script.rs`, else `rq/writer.rs` — sends batches of 200 runs with
 the nine job fields the daemon writes (~400 bytes), and reads Redis' own time for each call from
 `INFO commandstats` (usec of EVALSHA): the server-side cost per run, which no client change can
 hide. Scripts from before the gates take the old argument layout (no gate keys).
@@ -34,19 +35,42 @@ FIELDS = [b"data", os.urandom(300), b"status", b"queued", b"origin", b"bq:defaul
 RUNS = 200
 
 
-def lua(rev: str | None) -> str:
+def piece(text: str, name: str) -> str:
+    m = re.search(rf'const {name}: &str = r#"(.*?)"#;', text, re.S)
+    if not m:
+        raise SystemExit(f"no {name}")
+    return m.group(1)
+
+
+def show(rev: str | None, path: str) -> str | None:
     if rev is None:
-        return LUA.search((REPO / "daemon/src/rq/script.rs").read_text()).group(1)
+        f = REPO / path
+        return f.read_text() if f.exists() else None
+    p = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:{path}"], capture_output=True, text=True)
+    return p.stdout if p.returncode == 0 else None
+
+
+def lua(rev: str | None) -> tuple[str, str]:
+    """The enqueue script's text and its argument layout: 'staged' (rq/scripts.rs: the enqueue
+    script is STAMP_LUA + COMMON_LUA + ENQUEUE_LUA, stamped in Lua), 'gated' (rq/script.rs) or
+    'plain' (rq/writer.rs before the gates)."""
+    if (text := show(rev, "daemon/src/rq/scripts.rs")) is not None:
+        stamp = piece(show(rev, "daemon/src/rq/stamp.rs") or "", "STAMP_LUA")
+        return "local STAGED = 'scheduled'\n" + stamp + piece(text, "COMMON_LUA") + piece(text, "ENQUEUE_LUA"), "staged"
     for path in ("daemon/src/rq/script.rs", "daemon/src/rq/writer.rs"):
-        p = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:{path}"], capture_output=True, text=True)
-        if p.returncode == 0 and (m := LUA.search(p.stdout)):
-            return m.group(1)
+        if (text := show(rev, path)) is not None and (m := LUA.search(text)):
+            return m.group(1), ("gated" if "KEYS[k + 5]" in m.group(1) else "plain")
     raise SystemExit(f"no ENQUEUE_LUA at {rev}")
 
 
-def batch(r: redis.Redis, sha: str, gated: bool, overlap: str, n: int) -> float:
-    keys, args = ["gb:rq:queues"], ["2026-12-02T04:00:00.000000Z", RUNS]
-    if gated:
+def batch(r: redis.Redis, sha: str, layout: str, overlap: str, n: int) -> float:
+    gated = layout != "plain"
+    keys = ["gb:rq:queues"]
+    if layout == "staged":
+        args: list = ["gb:rq", RUNS]
+    else:
+        args = ["2026-12-02T04:00:00.000000Z", RUNS]
+    if layout == "gated":
         args += ["gb:rq", int(time.time())]
     for i in range(RUNS):
         jid = f"gb-{overlap}-{n}-{i}"
@@ -68,11 +92,10 @@ def main() -> None:
     ap.add_argument("--rev", help="measure the script of this git revision instead of the working tree")
     a = ap.parse_args()
     r = redis.Redis(port=int(os.environ.get("BTU_TEST_REDIS_PORT", "6379")), db=9)
-    text = lua(a.rev)
-    gated = "KEYS[k + 5]" in text
+    text, layout = lua(a.rev)
     sha = r.script_load(text)
-    for overlap in ("allow", "skip", "replace") if gated else ("-",):
-        per = [batch(r, sha, gated, overlap, n) for n in range(a.batches)]
+    for overlap in ("allow", "skip", "replace") if layout != "plain" else ("-",):
+        per = [batch(r, sha, layout, overlap, n) for n in range(a.batches)]
         if keys := r.keys("gb:*"):
             r.delete(*keys)
         print(f"{a.rev or 'working tree'}: overlap {overlap:8} median {statistics.median(per):5.1f} us per run "

@@ -322,7 +322,7 @@ async fn enqueue(
             prepared.push(run.with_gates(gates));
         }
         let target = store::HistoryTarget::new(t.history_max, &t.site, &spec.id);
-        let outcomes = t.writer.enqueue_many(&prepared, Utc::now()).await.map_err(redis_err)?;
+        let outcomes = t.writer.enqueue_many(&prepared).await.map_err(redis_err)?;
         let mut history: Vec<HistoryAppend> = Vec::new();
         for (&i, outcome) in chunk.iter().zip(outcomes) {
             let outcome = outcome.map_err(redis_err)?;

@@ -91,14 +91,15 @@ pub(super) async fn append_history(writer: &RqWriter, entries: &[HistoryAppend])
     }
 }
 
-/// Writes one batch of runs with one script call and answers for every run; runs whose job
-/// could not be built never reach Redis. Then appends, in one pipelined round trip, the
+/// Writes one batch of runs with one script call — the release of runs staged ahead
+/// (`staged`), or the full enqueue — and answers for every run; runs whose job could not be
+/// built never reach Redis. Then appends, in one pipelined round trip, the
 /// history entry of every run this call decided (enqueued, replaced, or claimed and skipped
 /// by a gate; a run another daemon decided gets none here), each after the skipped_missed
 /// entries of the runs missed before it: outside the atomic step, which halves Redis' work
 /// per run, and after `done_at` (the enqueue write time the entry records). A crash in
 /// between loses history entries, never a run; a failed append is logged, the run stands.
-pub(super) async fn enqueue_batch(writer: RqWriter, batch: Vec<(FireItem, Payload)>) -> Vec<FireResult> {
+pub(super) async fn enqueue_batch(writer: RqWriter, batch: Vec<(FireItem, Payload)>, staged: bool) -> Vec<FireResult> {
     let mut results = Vec::with_capacity(batch.len());
     let (mut items, mut runs) = (Vec::with_capacity(batch.len()), Vec::with_capacity(batch.len()));
     for (item, run) in batch {
@@ -110,7 +111,7 @@ pub(super) async fn enqueue_batch(writer: RqWriter, batch: Vec<(FireItem, Payloa
             Err(e) => results.push(FireResult { item, outcome: Err(e), done_at: Utc::now(), run: None }),
         }
     }
-    let outcomes = writer.enqueue_many(&runs, Utc::now()).await;
+    let outcomes = if staged { writer.release_many(&runs).await } else { writer.enqueue_many(&runs).await };
     let done_at = Utc::now();
     match outcomes {
         Ok(outcomes) => {

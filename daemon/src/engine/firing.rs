@@ -46,6 +46,8 @@ const MAX_SLEEP: Duration = Duration::from_secs(30);
 /// sum of its calls: batching removes the per-call cost, and several batches in flight let
 /// the client encode the next one while Redis runs the previous.
 const ENQUEUE_BATCH: usize = 200;
+/// Runs released per script call (runs staged ahead: only ids and gate arguments are sent).
+const RELEASE_BATCH: usize = 500;
 /// How long shutdown waits for in-flight enqueues.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(15);
 
@@ -167,9 +169,11 @@ impl Firing {
         if !link.is_usable() {
             return None;
         }
-        let due = plan.next_due()?;
-        // Wake once before the instant to build its payloads, unless that is done.
-        let wake = if self.due_to_prepare(plan, link).is_some() { due - PREPARE_AHEAD } else { due };
+        // Wake at the next due instant, once before it to build its payloads (unless that is
+        // done), and at the instant of runs staged ahead: if their schedules no longer fire
+        // then (removed or replanned since), `fire_due` still runs at it and removes them.
+        let prepare_at = self.due_to_prepare(plan, link).map(|due| due - PREPARE_AHEAD);
+        let wake = [plan.next_due(), prepare_at, self.prepare.held_due()].into_iter().flatten().min()?;
         let wait = (wake - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(MAX_SLEEP);
         Some(Instant::now() + wait)
     }
@@ -192,7 +196,8 @@ impl Firing {
         if due <= now || due - now > PREPARE_AHEAD {
             return; // past: fire_due builds it; far: the deadline wakes us in time
         }
-        self.prepare.start(due, plan, &self.build);
+        let Some(writer) = link.usable().map(|c| c.writer.clone()) else { return };
+        self.prepare.start(due, plan, &self.build, writer);
     }
 
     /// A batch's answer or a finished build (pending while neither runs).
@@ -219,6 +224,8 @@ impl Firing {
         let now = Utc::now();
         let grace = grace_delta(self.grace);
         self.prepare.wait_if_due(now).await;
+        // Runs staged ahead (only the release is left) and runs enqueued in full.
+        let mut staged_batch: Vec<(FireItem, Payload)> = Vec::new();
         let mut batch: Vec<(FireItem, Payload)> = Vec::new();
         // Schedules whose missed run was skipped: nothing to enqueue, but Redis must learn
         // their new next run.
@@ -273,8 +280,8 @@ impl Firing {
                 }
                 // Built ahead when possible; otherwise (a catch-up, a schedule changed since,
                 // no time to build ahead) here, which costs lateness but is the same run.
-                let run = self.prepare.take(idx, &id, fire, &spec).unwrap_or_else(|| {
-                    prepare_run(site, &spec, fire, &self.build.jobs, self.build.claim_ttl_secs, now)
+                let (run, staged) = self.prepare.take(idx, &id, fire, &spec).unwrap_or_else(|| {
+                    (prepare_run(site, &spec, fire, &self.build.jobs, self.build.claim_ttl_secs, now), false)
                 });
                 // The id the payload was built with (a form switch since does not change it).
                 let job_id = match &run {
@@ -293,22 +300,40 @@ impl Firing {
                     history: history.clone(),
                     missed: std::mem::take(&mut missed),
                 };
-                batch.push((item, run));
-                if batch.len() == ENQUEUE_BATCH {
+                let (to, size) = if staged { (&mut staged_batch, RELEASE_BATCH) } else { (&mut batch, ENQUEUE_BATCH) };
+                to.push((item, run));
+                if to.len() == size {
                     // Sent while the rest of the burst is collected: Redis starts on it at once,
                     // and the multiplexed connection pipelines the batches behind each other.
-                    self.in_flight.spawn(enqueue_batch(writer.clone(), std::mem::take(&mut batch)));
+                    self.in_flight.spawn(enqueue_batch(writer.clone(), std::mem::take(to), staged));
                 }
             }
         }
-        if !batch.is_empty() {
-            self.in_flight.spawn(enqueue_batch(writer.clone(), batch));
+        for (rest, staged) in [(staged_batch, true), (batch, false)] {
+            if !rest.is_empty() {
+                self.in_flight.spawn(enqueue_batch(writer.clone(), rest, staged));
+            }
         }
         let missed_only = claimed_missed(&writer, missed_only).await;
         if !missed_only.is_empty() {
             append_history(&writer, &missed_only).await;
         }
         self.prepare.used_up(now);
+        let unstage = self.prepare.take_unstage();
+        if !unstage.is_empty() {
+            // After the releases on the same connection: removing them costs the instant nothing.
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                match writer.unstage_many(&unstage).await {
+                    Ok(removed) => {
+                        info!(runs = unstage.len(), removed, "staged runs not fired at their instant removed")
+                    }
+                    Err(e) => {
+                        warn!(runs = unstage.len(), error = %e, "staged runs not removed; they expire with their claims")
+                    }
+                }
+            });
+        }
         replanned.sort_by_key(|(idx, _)| *idx);
         for group in replanned.chunk_by(|a, b| a.0 == b.0) {
             let plans: Vec<PlanWrite> =

@@ -1,27 +1,34 @@
 //! Building the payloads of the next due instant ahead of it: the job, the validation of every
 //! field, pickle + zlib, for every run due at that instant, on a blocking thread
-//! [`PREPARE_AHEAD`] before it, so that at the instant only the Redis script calls remain
-//! (docs/daemon.md, "Where the lateness goes").
+//! [`PREPARE_AHEAD`] before it — and then staging them in Redis (job hash + claim, pushed
+//! nowhere: [`crate::rq::RqWriter::stage_many`]), so that at the instant only the release is
+//! left (docs/performance.md, docs/rq.md "Staging").
 //!
 //! A payload is only used for the run it was built for: the same due instant and the very
-//! spec (a rebuild or notify that changes a schedule replaces its spec, which voids it).
+//! spec (a rebuild or notify that changes a schedule replaces its spec, which voids it; the
+//! firing then enqueues it in full, which rewrites a staged hash). Staged runs that are not
+//! fired at their instant (the schedule was cancelled, disabled or replanned since) are handed
+//! back by [`Prepare::used_up`] to be removed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::task::{JoinError, JoinHandle};
-use tracing::error;
+use tracing::{error, warn};
 
 use super::jobs::{JobSettings, prepare_run};
 use super::plan::Plan;
 use super::store::rfc3339;
-use crate::rq::{PreparedRun, RqError};
+use crate::rq::{PreparedRun, RqError, RqWriter, Unstage};
 use crate::source::ScheduleSpec;
 
 /// How long before a due instant the payloads of its runs are built: long enough for 10k runs
 /// on a busy machine, short enough to hold one instant's payloads.
 pub(super) const PREPARE_AHEAD: TimeDelta = TimeDelta::seconds(2);
+
+/// Runs staged per script call.
+const STAGE_BATCH: usize = 500;
 
 /// A run ready for the writer, or why its job could not be built (bad data; never sent).
 pub(super) type Payload = Result<PreparedRun, RqError>;
@@ -33,8 +40,57 @@ pub(super) struct Prepared {
     runs: HashMap<(usize, Arc<str>), BuiltRun>,
 }
 
-/// A payload built ahead: the spec and the due instant it was built for, and the payload.
-type BuiltRun = (Arc<ScheduleSpec>, DateTime<Utc>, Payload);
+/// A payload built ahead: the spec and the due instant it was built for, the payload, and
+/// whether it is staged in Redis (by this daemon or another), so only the release is left.
+struct BuiltRun {
+    spec: Arc<ScheduleSpec>,
+    due: DateTime<Utc>,
+    run: Payload,
+    staged: bool,
+}
+
+impl Prepared {
+    /// The staged runs still held (never fired), to be removed from Redis.
+    fn into_unstage(self) -> Vec<Unstage> {
+        self.runs
+            .into_values()
+            .filter(|b| b.staged)
+            .filter_map(|b| b.run.ok())
+            .map(|r| Unstage { claim_key: r.claim().key.clone(), job_id: r.job_id().to_string() })
+            .collect()
+    }
+}
+
+/// Stages every built run (batches pipelined on the connection); a batch that fails leaves its
+/// runs unstaged (they are enqueued in full at the instant).
+async fn stage(writer: &RqWriter, due: DateTime<Utc>, runs: &mut HashMap<(usize, Arc<str>), BuiltRun>) {
+    let ready: Vec<((usize, Arc<str>), PreparedRun)> =
+        runs.iter().filter_map(|(key, b)| Some((key.clone(), b.run.as_ref().ok()?.clone()))).collect();
+    // Sent at once: the multiplexed connection pipelines the calls.
+    let mut calls = Vec::new();
+    for chunk in ready.chunks(STAGE_BATCH) {
+        let keys: Vec<(usize, Arc<str>)> = chunk.iter().map(|(k, _)| k.clone()).collect();
+        let batch: Vec<PreparedRun> = chunk.iter().map(|(_, r)| r.clone()).collect();
+        let writer = writer.clone();
+        calls.push((keys, tokio::spawn(async move { writer.stage_many(&batch).await })));
+    }
+    for (keys, call) in calls {
+        let error = match call.await {
+            Ok(Ok(outcomes)) => {
+                for (key, _) in keys.iter().zip(outcomes) {
+                    if let Some(b) = runs.get_mut(key) {
+                        b.staged = true;
+                    }
+                }
+                continue;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        warn!(due = %rfc3339(due), runs = keys.len(), error = %error,
+            "staging runs ahead failed; they are enqueued in full at their instant");
+    }
+}
 
 /// A run to build: site index, schedule id, spec, due instant.
 type ToBuild = (usize, Arc<str>, Arc<ScheduleSpec>, DateTime<Utc>);
@@ -51,6 +107,8 @@ pub(super) struct BuildSettings {
 pub(super) struct Prepare {
     done: Option<Prepared>,
     running: Option<(DateTime<Utc>, JoinHandle<Prepared>)>,
+    /// Staged runs that were not fired, to be removed ([`Prepare::take_unstage`]).
+    unstage: Vec<Unstage>,
 }
 
 impl Prepare {
@@ -58,27 +116,50 @@ impl Prepare {
         self.running.is_some()
     }
 
+    /// The timer instant whose payloads are held (built, possibly staged).
+    pub fn held_due(&self) -> Option<DateTime<Utc>> {
+        self.done.as_ref().map(|p| p.due)
+    }
+
     /// Whether the payloads of `due` are built.
     pub fn built_for(&self, due: DateTime<Utc>) -> bool {
         self.done.as_ref().is_some_and(|p| p.due == due)
     }
 
-    /// Starts building the payloads of every run due at `due`.
-    pub fn start(&mut self, due: DateTime<Utc>, plan: &Plan, settings: &BuildSettings) {
+    /// Starts building the payloads of every run due at `due`, then staging them through
+    /// `writer`.
+    pub fn start(&mut self, due: DateTime<Utc>, plan: &Plan, settings: &BuildSettings, writer: RqWriter) {
         let runs: Vec<ToBuild> =
             plan.runs_at(due).map(|(idx, id, spec, run_due)| (idx, id.clone(), spec.clone(), run_due)).collect();
         let sites: Vec<String> = plan.sites().iter().map(|s| s.name.clone()).collect();
         let settings = settings.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let created_at = Utc::now();
-            let runs = runs
-                .into_iter()
-                .map(|(idx, id, spec, run_due)| {
-                    let run =
-                        prepare_run(&sites[idx], &spec, run_due, &settings.jobs, settings.claim_ttl_secs, created_at);
-                    ((idx, id), (spec, run_due, run))
-                })
-                .collect();
+        let task = tokio::spawn(async move {
+            let built = tokio::task::spawn_blocking(move || {
+                let created_at = Utc::now();
+                runs.into_iter()
+                    .map(|(idx, id, spec, run_due)| {
+                        let run = prepare_run(
+                            &sites[idx],
+                            &spec,
+                            run_due,
+                            &settings.jobs,
+                            settings.claim_ttl_secs,
+                            created_at,
+                        );
+                        ((idx, id), BuiltRun { spec, due: run_due, run, staged: false })
+                    })
+                    .collect::<HashMap<_, _>>()
+            })
+            .await;
+            let mut runs = match built {
+                Ok(runs) => runs,
+                Err(e) => {
+                    // A bug, not data: the firing builds these runs itself.
+                    error!(due = %rfc3339(due), error = %e, "building payloads ahead failed");
+                    HashMap::new()
+                }
+            };
+            stage(&writer, due, &mut runs).await;
             Prepared { due, runs }
         });
         self.running = Some((due, task));
@@ -94,6 +175,9 @@ impl Prepare {
 
     pub fn on_finished(&mut self, res: Result<Prepared, JoinError>) {
         let Some((due, _)) = self.running.take() else { return };
+        if let Some(old) = self.done.take() {
+            self.unstage.extend(old.into_unstage());
+        }
         self.done = Some(res.unwrap_or_else(|e| {
             // A bug, not data: the firing builds these runs itself. Recorded as done so the
             // loop does not retry it.
@@ -112,18 +196,40 @@ impl Prepare {
     }
 
     /// The payload built ahead for this run, if it was built for this very due instant from
-    /// the schedule as it is now.
-    pub fn take(&mut self, idx: usize, id: &Arc<str>, due: DateTime<Utc>, spec: &Arc<ScheduleSpec>) -> Option<Payload> {
+    /// the schedule as it is now, and whether it is staged (only the release is left).
+    pub fn take(
+        &mut self,
+        idx: usize,
+        id: &Arc<str>,
+        due: DateTime<Utc>,
+        spec: &Arc<ScheduleSpec>,
+    ) -> Option<(Payload, bool)> {
         let prepared = self.done.as_mut()?;
-        let (built_from, built_due, run) = prepared.runs.remove(&(idx, id.clone()))?;
-        (built_due == due && Arc::ptr_eq(&built_from, spec)).then_some(run)
+        let key = (idx, id.clone());
+        let built = prepared.runs.get(&key)?;
+        if built.due != due {
+            // Another run of the schedule (a catch-up): the staged one stays for removal.
+            return None;
+        }
+        let built = prepared.runs.remove(&key)?;
+        // Built from another spec: the firing enqueues it in full, which rewrites the staged
+        // hash with the schedule as it is now.
+        Arc::ptr_eq(&built.spec, spec).then_some((built.run, built.staged))
     }
 
-    /// Drops payloads of instants up to `now`: used up; leftovers belong to schedules changed
-    /// since.
+    /// Drops payloads of instants up to `now`: used up; leftovers belong to schedules changed,
+    /// cancelled or replanned since (or to runs the missed-run rule skipped), and their staged
+    /// runs are to be removed.
     pub fn used_up(&mut self, now: DateTime<Utc>) {
-        if self.done.as_ref().is_some_and(|p| p.due <= now) {
-            self.done = None;
+        if self.done.as_ref().is_some_and(|p| p.due <= now)
+            && let Some(old) = self.done.take()
+        {
+            self.unstage.extend(old.into_unstage());
         }
+    }
+
+    /// The staged runs to remove from Redis (never fired at their instant).
+    pub fn take_unstage(&mut self) -> Vec<Unstage> {
+        std::mem::take(&mut self.unstage)
     }
 }

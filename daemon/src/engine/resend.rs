@@ -71,7 +71,7 @@ async fn send_again(writer: RqWriter, runs: Vec<SentRun>) {
     let payloads: Vec<PreparedRun> = runs.iter().map(|r| r.run.clone()).collect();
     let mut outcomes = Vec::with_capacity(payloads.len());
     for chunk in payloads.chunks(BATCH) {
-        match writer.enqueue_many(chunk, Utc::now()).await {
+        match writer.enqueue_many(chunk).await {
             Ok(o) => outcomes.extend(o),
             Err(e) => {
                 warn!(runs = runs.len(), error = %e, "runs not re-sent after the master change");

@@ -5,10 +5,12 @@
 //! - [`job`]: validation of every field, the hash fields;
 //! - [`data`]: `data` = zlib(pickle((func, None, args, kwargs))), the pickle from
 //!   [`crate::pyvalue`];
-//! - [`writer`]: the enqueue of a whole batch of prepared runs per script
-//!   call and the pipelined history follow-up;
-//! - [`script`]: that script (claim, [`gates`] — pause, skip, overlap —, HSET,
-//!   RPUSH, SADD, atomically per run);
+//! - [`writer`]: the enqueue (or the release of runs staged ahead) of a whole
+//!   batch of prepared runs per script call and the pipelined history follow-up;
+//! - [`staging`]: staging runs ahead of their instant and removing staged runs;
+//! - [`scripts`]: the Lua of those steps (claim, [`gates`] — pause, skip,
+//!   overlap —, HSET, RPUSH, SADD, atomically per run; stage; unstage);
+//! - [`stamp`]: `enqueued_at` stamped in the scripts from Redis' clock;
 //! - [`connect`]: connecting to the queue Redis from a URL or through Redis Sentinel;
 //! - [`workers`]: the registered workers (release, queues) and the id form they allow.
 
@@ -18,7 +20,9 @@ mod error;
 pub(crate) mod gates;
 pub(crate) mod id;
 pub(crate) mod job;
-mod script;
+pub(crate) mod scripts;
+pub(crate) mod staging;
+pub(crate) mod stamp;
 pub(crate) mod workers;
 pub(crate) mod writer;
 
@@ -28,6 +32,8 @@ pub use error::RqError;
 pub use gates::{Gates, OverlapGate};
 pub use id::{IdForm, is_daemon_job_id, job_id, job_id_in};
 pub use job::{DEFAULT_FAILURE_TTL_SECS, DEFAULT_RESULT_TTL_SECS, RqJob, describe, rq_timestamp};
+pub use staging::{STAGE_SLACK_SECS, StageOutcome, Unstage};
+pub use stamp::STAMP_LUA;
 pub use workers::{FormChoice, WorkerInfo, choose_form, read_workers};
 pub use writer::{Claim, EnqueueOutcome, HistoryAppend, PreparedRun, RqWriter};
 

@@ -3,8 +3,8 @@
 
 use super::error::RqError;
 use super::gates::Gates;
-use super::job::{RqJob, job_fields, rq_timestamp};
-use super::script::ENQUEUE_SCRIPT;
+use super::job::{RqJob, job_fields};
+use super::scripts::{ENQUEUE_SCRIPT, RELEASE_SCRIPT};
 use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
 use redis::{ErrorKind, FromRedisValue, RedisError, Value};
@@ -64,13 +64,13 @@ impl EnqueueOutcome {
 /// the due instant and only the script call is left for the instant itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedRun {
-    job_id: String,
-    queue: String,
-    /// Every job-hash field but `enqueued_at`, which is stamped when the batch
-    /// is sent so that it is the real enqueue time.
-    fields: Vec<(&'static str, Vec<u8>)>,
-    claim: Claim,
-    gates: Gates,
+    pub(super) job_id: String,
+    pub(super) queue: String,
+    /// Every job-hash field but `enqueued_at`, which the script stamps with
+    /// Redis' clock when it writes the job.
+    pub(super) fields: Vec<(&'static str, Vec<u8>)>,
+    pub(super) claim: Claim,
+    pub(super) gates: Gates,
 }
 
 fn check_claim(claim: &Claim) -> Result<(), RqError> {
@@ -97,7 +97,7 @@ impl PreparedRun {
     /// Validates every field of `job` (an invalid job is an
     /// [`RqError::Invalid`] naming the field, and can never reach Redis) and
     /// the claim, and builds the payload. `created_at` is the job's
-    /// `created_at`; `enqueued_at` is set by [`RqWriter::enqueue_many`].
+    /// `created_at`; `enqueued_at` is stamped by the script that queues it.
     pub fn new(job: &RqJob, claim: Claim, created_at: DateTime<Utc>) -> Result<PreparedRun, RqError> {
         check_claim(&claim)?;
         let mut fields = job_fields(job, created_at)?;
@@ -133,8 +133,8 @@ impl PreparedRun {
 /// Writes RQ jobs through a shared, reconnecting Redis connection.
 #[derive(Clone)]
 pub struct RqWriter {
-    conn: ConnectionManager,
-    key_prefix: String,
+    pub(super) conn: ConnectionManager,
+    pub(super) key_prefix: String,
 }
 
 impl std::fmt::Debug for RqWriter {
@@ -199,7 +199,7 @@ impl RqWriter {
             check_history(h)?;
         }
         let run = PreparedRun::new(job, claim.clone(), now)?;
-        let mut outcomes = self.enqueue_many(std::slice::from_ref(&run), now).await?;
+        let mut outcomes = self.enqueue_many(std::slice::from_ref(&run)).await?;
         // enqueue_many answers exactly one outcome per run; checked, not assumed.
         let outcome = outcomes.pop().unwrap_or_else(|| Err(unexpected_reply("no outcome for the run".into())))?;
         if let (true, Some(h)) = (outcome.is_enqueued(), history) {
@@ -284,7 +284,8 @@ impl RqWriter {
 
     /// Enqueues every run of `runs` that is not claimed yet, in ONE script
     /// call (one atomic step for the whole batch; see the script's comment for
-    /// what is written per run). `enqueued_at` is stamped on every job.
+    /// what is written per run). `enqueued_at` is stamped on every job with
+    /// Redis' clock at the moment the script writes it.
     ///
     /// The outer error means the call failed as a whole (Redis unreachable,
     /// bad key prefix): whether it ran is unknown, and retrying is safe
@@ -294,18 +295,13 @@ impl RqWriter {
     ///
     /// The caller picks the batch size; several calls may be in flight at once
     /// on the multiplexed connection (Redis still runs them one by one).
-    pub async fn enqueue_many(
-        &self,
-        runs: &[PreparedRun],
-        enqueued_at: DateTime<Utc>,
-    ) -> Result<Vec<Result<EnqueueOutcome, RqError>>, RqError> {
+    pub async fn enqueue_many(&self, runs: &[PreparedRun]) -> Result<Vec<Result<EnqueueOutcome, RqError>>, RqError> {
         validate_key_prefix(&self.key_prefix)?;
         if runs.is_empty() {
             return Ok(Vec::new());
         }
-        let stamp = rq_timestamp(enqueued_at)?;
         let mut inv = ENQUEUE_SCRIPT.key(self.queues_key());
-        inv.arg(stamp).arg(runs.len()).arg(&self.key_prefix).arg(enqueued_at.timestamp());
+        inv.arg(&self.key_prefix).arg(runs.len());
         for run in runs {
             let g = &run.gates;
             let (skip_key, due) = g.skip.as_ref().map_or(("", 0), |(k, d)| (k.as_str(), *d));
@@ -322,6 +318,44 @@ impl RqWriter {
             return Err(unexpected_reply(format!("{} answers for {} runs", replies.len(), runs.len())));
         }
         Ok(replies.into_iter().map(outcome).collect())
+    }
+
+    /// Releases runs staged ahead ([`RqWriter::stage_many`]) at their instant: ONE script call
+    /// that sends only ids and gate arguments and, per run, checks the gates and sets `status`
+    /// queued and `enqueued_at` (Redis' clock) on the staged hash, drops its expiry and pushes
+    /// the id — or answers `AlreadyClaimed` when it was decided already (by another daemon, an
+    /// earlier attempt). A run found not staged at all (its staged hash expired or was
+    /// removed) is enqueued in full by a second call ([`RqWriter::enqueue_many`]), so every
+    /// run gets the same answers as there.
+    pub async fn release_many(&self, runs: &[PreparedRun]) -> Result<Vec<Result<EnqueueOutcome, RqError>>, RqError> {
+        validate_key_prefix(&self.key_prefix)?;
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut inv = RELEASE_SCRIPT.key(self.queues_key());
+        inv.arg(&self.key_prefix).arg(runs.len());
+        for run in runs {
+            let g = &run.gates;
+            let (skip_key, due) = g.skip.as_ref().map_or(("", 0), |(k, d)| (k.as_str(), *d));
+            inv.key(&run.claim.key).key(self.job_key(&run.job_id)).key(self.queue_key(&run.queue));
+            inv.key(g.pause_key.as_deref().unwrap_or("")).key(skip_key).key(g.lastjob_key.as_deref().unwrap_or(""));
+            inv.arg(&run.job_id).arg(due).arg(g.overlap.as_str());
+        }
+        let mut conn = self.conn.clone();
+        let replies: Vec<Value> = inv.invoke_async(&mut conn).await?;
+        if replies.len() != runs.len() {
+            return Err(unexpected_reply(format!("{} answers for {} runs", replies.len(), runs.len())));
+        }
+        let not_staged: Vec<usize> =
+            replies.iter().enumerate().filter(|(_, r)| matches!(r, Value::Int(6))).map(|(i, _)| i).collect();
+        let mut answers: Vec<Result<EnqueueOutcome, RqError>> = replies.into_iter().map(outcome).collect();
+        if !not_staged.is_empty() {
+            let full: Vec<PreparedRun> = not_staged.iter().map(|&i| runs[i].clone()).collect();
+            for (i, answer) in not_staged.into_iter().zip(self.enqueue_many(&full).await?) {
+                answers[i] = answer;
+            }
+        }
+        Ok(answers)
     }
 }
 
@@ -345,7 +379,7 @@ fn outcome(reply: Value) -> Result<EnqueueOutcome, RqError> {
     }
 }
 
-fn unexpected_reply(detail: String) -> RqError {
+pub(super) fn unexpected_reply(detail: String) -> RqError {
     RqError::Redis(RedisError::from((ErrorKind::UnexpectedReturnType, "enqueue script answered", detail)))
 }
 

@@ -1,0 +1,315 @@
+//! The Lua scripts that write runs into Redis (`docs/rq.md`, "The claim script", "Gates" and
+//! "Staging"):
+//! stage a run's job hash and claim ahead of its instant, and at the instant release it
+//! (status, `enqueued_at`, push) or, for a run nobody staged, claim + write + push in full.
+//! Redis runs each script call as one atomic step; each call carries a whole batch of runs.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+use super::stamp::STAMP_LUA;
+
+/// The `status` of a staged job hash: a value every rq release knows (so even a tool that
+/// fetched the hash by id could read it), that no worker ever acts on by itself (the id is
+/// in no queue or registry until it is released), and that only staging writes.
+pub(crate) const STAGED_STATUS: &str = "scheduled";
+
+/// Shared by the enqueue and release script: type checks, the gates, and the write or
+/// release of a run.
+///
+/// KEYS: 1 `rq:queues`, then per run: claim, job hash, queue list, pause, skip ZSET, last job
+///       (the last three are `''` when the run has no such gate)
+/// ARGV: 1 key prefix, 2 number of runs, then per run the script's own arguments.
+///
+/// Type checks come first, before the run writes anything: once per batch `rq:queues` must
+/// be a set; once per queue of the batch the queue must be a list or absent; per run the job
+/// key a hash (read with `pcall`), the skip key a zset, and, when the overlap policy reads it,
+/// the last-job key a string, the previous job's key a hash and (for `replace`) its queue a
+/// list and its canceled registry a zset. Redis does not roll back a script that fails
+/// half-way, so a run with a key of another type gets the WRONGTYPE text as its answer and
+/// nothing of it is written — the other runs of the batch are unaffected.
+///
+/// `decide(...)` runs once the run is claimed by this call (a fresh claim, or a staged hash
+/// found still `scheduled`: the claim was taken when it was staged, and the release decides
+/// it): pause key exists → 2 (skipped_paused); `ZREM skip <due>` removed it → 3
+/// (skipped_by_request); overlap `skip` and the previous job's status is queued, deferred,
+/// scheduled or started → `{4, previous id}` (skipped_overlap) — a skipped staged hash is
+/// deleted (its claim stays: decided); else overlap `replace` cancels a previous job still
+/// queued (`LREM` from its queue or from this batch's push list, `HSET status canceled`,
+/// `ZADD <prefix>:canceled:<origin> now id`, what `Job.cancel()` writes on rq 1.15, 2.6 and
+/// 3.0) → `{5, previous id}` (replaced), and the run is written (fresh: `HSET` every field +
+/// `enqueued_at`) or released (staged: `status` queued, `enqueued_at`, `PERSIST`), its id
+/// joins its queue's push list and `SET lastjob <id>` → 1 (or `{5, …}`).
+///
+/// `enqueued_at` and the canceled registry's score are Redis' clock when the script runs
+/// (`TIME`, once per call: the batch is one atomic step).
+///
+/// Then one `RPUSH` per queue (in slices: Lua's `unpack` has a stack limit) and one `SADD
+/// rq:queues`. Pushing at the end is as atomic as pushing per run — no client sees a script
+/// half-done, so no worker can pop an id before its hash exists — and nothing can fail after
+/// the type checks, since Redis lets a script that has already written go on even past
+/// `maxmemory` (and refuses SCRIPT KILL for it).
+const COMMON_LUA: &str = r#"
+local prefix, queues, runs = ARGV[1], KEYS[1], tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = clock[1]
+local stamp = rq_stamp(tonumber(clock[1]), tonumber(clock[2]))
+local function wrong(key, kind)
+  local t = redis.call('TYPE', key)['ok']
+  if t ~= 'none' and t ~= kind then
+    return 'WRONGTYPE ' .. key .. ' is a ' .. t .. ', expected a ' .. kind
+  end
+  return false
+end
+local busy = {queued = true, deferred = true, scheduled = true, started = true}
+local queues_err = wrong(queues, 'set')
+local ids, order, out, pending = {}, {}, {}, {}
+-- Type checks of one run; answers the WRONGTYPE text, or false and what the gates need.
+local function check(queue, job, skip, last, overlap)
+  if queues_err then return queues_err end
+  if not ids[queue] then
+    local err = wrong(queue, 'list')
+    if err then return err end
+    ids[queue] = {}
+    order[#order + 1] = queue
+  end
+  local st = redis.pcall('HGET', job, 'status')
+  if type(st) == 'table' and st.err then return 'WRONGTYPE ' .. job .. ' is not a hash' end
+  if skip ~= '' then
+    local err = wrong(skip, 'zset')
+    if err then return err end
+  end
+  local g = {status = st}
+  if overlap ~= 'allow' and last ~= '' then
+    local err = wrong(last, 'string')
+    if err then return err end
+    g.prev = redis.call('GET', last)
+    if g.prev then
+      g.prev_job = prefix .. ':job:' .. g.prev
+      err = wrong(g.prev_job, 'hash')
+      if err then return err end
+      local f = redis.call('HMGET', g.prev_job, 'status', 'origin')
+      g.prev_status, g.prev_origin = f[1], f[2]
+    end
+  end
+  g.cancel = overlap == 'replace' and g.prev_status == 'queued' and g.prev_origin
+  if g.cancel then
+    local err = wrong(prefix .. ':queue:' .. g.prev_origin, 'list') or wrong(prefix .. ':canceled:' .. g.prev_origin, 'zset')
+    if err then return err end
+  end
+  return false, g
+end
+-- The staged hash this run's claim names when its own hash is absent (two daemons that see
+-- different workers stage the same run under its two id forms): its key and id, or nil.
+local function staged_by_claim(claim)
+  local c = redis.pcall('GET', claim)
+  if type(c) ~= 'string' then return nil end
+  local other = prefix .. ':job:' .. c
+  local st = redis.pcall('HGET', other, 'status')
+  if st == STAGED then return other, c end
+  return nil
+end
+-- The run is this call's to decide: gates, then write (fields given: a fresh hash) or
+-- release (a staged hash; fields given: rewritten first). Answers the run's answer.
+local function decide(g, job, id, queue, pause, skip, last, due, overlap, fresh, fields)
+  if pause ~= '' and redis.call('EXISTS', pause) == 1 then
+    if not fresh then redis.call('DEL', job) end
+    return 2
+  end
+  if skip ~= '' and redis.call('ZREM', skip, due) == 1 then
+    if not fresh then redis.call('DEL', job) end
+    return 3
+  end
+  if overlap == 'skip' and g.prev_status and busy[g.prev_status] then
+    if not fresh then redis.call('DEL', job) end
+    return {4, g.prev}
+  end
+  local answer = 1
+  if g.cancel then
+    local removed = redis.call('LREM', prefix .. ':queue:' .. g.prev_origin, 1, g.prev)
+    local held = pending[g.prev]
+    if removed == 0 and held then
+      -- enqueued earlier in this batch, not pushed yet
+      for i = #held, 1, -1 do
+        if held[i] == g.prev then
+          table.remove(held, i)
+          removed = 1
+          break
+        end
+      end
+    end
+    if removed > 0 then
+      redis.call('HSET', g.prev_job, 'status', 'canceled')
+      redis.call('ZADD', prefix .. ':canceled:' .. g.prev_origin, now, g.prev)
+      answer = {5, g.prev}
+    end
+  end
+  if fresh then
+    redis.call('HSET', job, 'enqueued_at', stamp, unpack(fields))
+  else
+    if fields then redis.call('HSET', job, unpack(fields)) end
+    redis.call('HSET', job, 'status', 'queued', 'enqueued_at', stamp)
+    redis.call('PERSIST', job)
+  end
+  local q = ids[queue]
+  q[#q + 1] = id
+  pending[id] = q
+  if last ~= '' then redis.call('SET', last, id) end
+  return answer
+end
+local function finish()
+  for _, queue in ipairs(order) do
+    local q = ids[queue]
+    for i = 1, #q, 1000 do
+      redis.call('RPUSH', queue, unpack(q, i, math.min(i + 999, #q)))
+    end
+    if #q > 0 then redis.call('SADD', queues, queue) end
+  end
+  return out
+end
+"#;
+
+/// Enqueue (full): per run, release it if it was staged (rewriting its fields with the ones
+/// sent, so an edit since the staging wins), else claim + write + push; gates as above.
+///
+/// ARGV per run: job id, claim ttl, due (unix seconds, the skip member), overlap
+/// (`allow|skip|replace`), n = number of field/value strings, the n strings (every field but
+/// `enqueued_at`).
+///
+/// Per run after the type checks:
+/// 1. own hash staged → decide (release);
+/// 2. own hash exists otherwise → 0 (same id = same run, even if its claim expired);
+/// 3. the claim names a staged hash (the other id form) → decide that one (release); the
+///    claim is taken otherwise → 0: from the claim on, the run is decided by one call alone,
+///    whatever the gates say by then;
+/// 4. `SET claim NX EX ttl` → decide (fresh write).
+const ENQUEUE_LUA: &str = r#"
+local k, a = 2, 3
+for r = 1, runs do
+  local id, ttl, due, overlap, n = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4])
+  local claim, job, queue = KEYS[k], KEYS[k + 1], KEYS[k + 2]
+  local pause, skip, last = KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
+  local fields = {unpack(ARGV, a + 5, a + 4 + n)}
+  local err, g = check(queue, job, skip, last, overlap)
+  if err then
+    out[r] = err
+  elseif g.status == STAGED then
+    out[r] = decide(g, job, id, queue, pause, skip, last, due, overlap, false, fields)
+  elseif g.status then
+    out[r] = 0
+  else
+    local other, other_id = staged_by_claim(claim)
+    if other then
+      out[r] = decide(g, other, other_id, queue, pause, skip, last, due, overlap, false, fields)
+    elseif not redis.call('SET', claim, id, 'NX', 'EX', ttl) then
+      out[r] = 0
+    else
+      out[r] = decide(g, job, id, queue, pause, skip, last, due, overlap, true, fields)
+    end
+  end
+  k, a = k + 6, a + 5 + n
+end
+return finish()
+"#;
+
+/// Release (at the instant, for runs staged ahead): only the release step per run, and only
+/// ids and gate arguments are sent.
+///
+/// ARGV per run: job id, due, overlap.
+///
+/// Per run after the type checks: own hash staged → decide (release); own hash in another
+/// state → 0; else the claim names a staged hash (other id form) → decide that one, or the
+/// claim is taken → 0; no claim at all → 6: nothing was staged (it expired, or was removed),
+/// and the caller enqueues the run in full.
+const RELEASE_LUA: &str = r#"
+local k, a = 2, 3
+for r = 1, runs do
+  local id, due, overlap = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local claim, job, queue = KEYS[k], KEYS[k + 1], KEYS[k + 2]
+  local pause, skip, last = KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
+  local err, g = check(queue, job, skip, last, overlap)
+  if err then
+    out[r] = err
+  elseif g.status == STAGED then
+    out[r] = decide(g, job, id, queue, pause, skip, last, due, overlap, false, nil)
+  elseif g.status then
+    out[r] = 0
+  else
+    local other, other_id = staged_by_claim(claim)
+    if other then
+      out[r] = decide(g, other, other_id, queue, pause, skip, last, due, overlap, false, nil)
+    elseif redis.call('EXISTS', claim) == 1 then
+      out[r] = 0
+    else
+      out[r] = 6
+    end
+  end
+  k, a = k + 6, a + 3
+end
+return finish()
+"#;
+
+/// Stage (a few seconds before the instant): the job hash with status [`STAGED_STATUS`] and
+/// no `enqueued_at`, expiring with the claim, and the claim — pushed nowhere.
+///
+/// KEYS: per run: claim, job hash
+/// ARGV: 1 number of runs, then per run: job id, ttl, n, the n field/value strings
+///
+/// Per run: own hash exists (staged by another daemon or an earlier attempt, or enqueued) →
+/// 0; `SET claim NX EX ttl` taken (staged or enqueued under the other id form) → 0; else
+/// `HSET` the fields, `EXPIRE` the hash → 1. Both answers mean "ready for the release".
+/// `EXISTS` and `SET` do not care about types and the hash was found absent, so nothing can
+/// fail on type here.
+const STAGE_LUA: &str = r#"
+local runs = tonumber(ARGV[1])
+local out = {}
+local k, a = 1, 2
+for r = 1, runs do
+  local id, ttl, n = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  local claim, job = KEYS[k], KEYS[k + 1]
+  if redis.call('EXISTS', job) == 1 then
+    out[r] = 0
+  elseif not redis.call('SET', claim, id, 'NX', 'EX', ttl) then
+    out[r] = 0
+  else
+    redis.call('HSET', job, unpack(ARGV, a + 3, a + 2 + n))
+    redis.call('EXPIRE', job, ttl)
+    out[r] = 1
+  end
+  k, a = k + 2, a + 3 + n
+end
+return out
+"#;
+
+/// Unstage (a staged run whose schedule no longer fires at that instant): the hash if it is
+/// still staged, and the claim if it names that hash. A released job is never touched.
+///
+/// KEYS: per run: claim, job hash
+/// ARGV: 1 number of runs, then per run: job id
+/// Answers the number of staged hashes removed.
+const UNSTAGE_LUA: &str = r#"
+local removed = 0
+for r = 1, tonumber(ARGV[1]) do
+  local claim, job, id = KEYS[2 * r - 1], KEYS[2 * r], ARGV[r + 1]
+  local st = redis.pcall('HGET', job, 'status')
+  if st == STAGED then
+    redis.call('DEL', job)
+    removed = removed + 1
+    if redis.call('TYPE', claim)['ok'] == 'string' and redis.call('GET', claim) == id then
+      redis.call('DEL', claim)
+    end
+  end
+end
+return removed
+"#;
+
+fn script(parts: &[&str]) -> Script {
+    let staged = format!("local STAGED = '{STAGED_STATUS}'\n");
+    Script::new(&format!("{staged}{}", parts.concat()))
+}
+
+pub(crate) static ENQUEUE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(&[STAMP_LUA, COMMON_LUA, ENQUEUE_LUA]));
+pub(crate) static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(&[STAMP_LUA, COMMON_LUA, RELEASE_LUA]));
+pub(crate) static STAGE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(&[STAGE_LUA]));
+pub(crate) static UNSTAGE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(&[UNSTAGE_LUA]));

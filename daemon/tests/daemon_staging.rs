@@ -1,0 +1,173 @@
+//! The engine's staging against real Redis (db 11, keys under a per-test token): a run staged
+//! by a daemon that then died is released once — at its instant by a daemon that did not
+//! stage it, or by the catch-up of a restarted one — and a schedule removed after its run was
+//! staged leaves nothing behind.
+
+mod daemon_support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use btu::engine::store::{StoredSchedule, claim_key, schedules_key, upcoming_key};
+use btu::pyvalue::PyValue;
+use btu::rq::{Claim, PreparedRun, RqJob, RqWriter, StageOutcome};
+use btu::source::{RowOutcome, Source};
+use chrono::{DateTime, TimeDelta, Timelike, Utc};
+use daemon_support::*;
+use redis::AsyncCommands;
+
+struct Fixture {
+    token: String,
+    dir: PathBuf,
+    site: String,
+    queue: String,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let token = token();
+        let dir = std::env::temp_dir().join(format!("btu-staging-test-{token}"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Fixture { site: format!("{token}-file"), queue: format!("{token}q"), token, dir }
+    }
+
+    fn write(&self, schedules: &str) {
+        std::fs::write(self.dir.join("schedules.toml"), schedules).expect("write schedules");
+    }
+
+    fn config(&self) -> btu::config::Config {
+        config(
+            &self.token,
+            &format!(
+                "[file]\npath = \"{}\"\nsite = \"{}\"\nmode = \"plain\"\n",
+                self.dir.join("schedules.toml").display(),
+                self.site
+            ),
+        )
+    }
+
+    fn yearly(&self, t: DateTime<Utc>) -> String {
+        format!(
+            "[[schedule]]\nid = \"yearly\"\nfunction = \"demo_tasks.tick\"\ncron = \"{} {} {} {} {} *\"\nqueue = \"{}\"\nkwargs = {{ n = 1 }}\n",
+            t.second(),
+            t.minute(),
+            t.hour(),
+            t.format("%-d"),
+            t.format("%-m"),
+            self.queue
+        )
+    }
+
+    /// What a daemon that died after staging left: the run's claim and its staged hash (with
+    /// a payload of its own, to tell which content is released).
+    async fn stage_as_dead_daemon(&self, t: DateTime<Utc>) -> String {
+        let id = btu::rq::job_id(&self.site, "yearly", t);
+        let mut job = RqJob::new(id.clone(), self.queue.clone(), "dead.daemon");
+        job.kwargs = vec![("from".into(), PyValue::Str("dead".into()))];
+        let claim = Claim { key: claim_key(&self.site, "yearly", t), ttl_secs: 600 };
+        let run = PreparedRun::new(&job, claim, Utc::now()).expect("valid run");
+        let writer = RqWriter::new(redis().await, &format!("{}rq", self.token));
+        assert_eq!(writer.stage_many(&[run]).await.expect("stage"), vec![StageOutcome::Staged]);
+        id
+    }
+
+    async fn cleanup(self) {
+        cleanup_redis(&self.token).await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp(), 0).expect("valid instant")
+}
+
+async fn field(conn: &mut redis::aio::ConnectionManager, key: &str, name: &str) -> Option<String> {
+    conn.hget(key, name).await.expect("HGET")
+}
+
+#[tokio::test]
+async fn a_dead_daemons_staged_run_is_released_once_at_its_instant() {
+    let f = Fixture::new();
+    let t = whole_second(Utc::now() + TimeDelta::seconds(5));
+    f.write(&f.yearly(t));
+    let id = f.stage_as_dead_daemon(t).await;
+    let (handle, task) = start(&f.config());
+    ready(&handle).await;
+    let mut conn = redis().await;
+    wait_for("the run at its instant", 15, async || !queued(&mut conn.clone(), &f.token, &f.queue).await.is_empty())
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let st = handle.status().await.expect("status");
+    stop(handle, task).await;
+    assert_eq!(queued(&mut conn, &f.token, &f.queue).await, vec![id.clone()], "released once");
+    assert_eq!(st.runs_enqueued, 1);
+    let key = format!("{}rq:job:{id}", f.token);
+    assert_eq!(field(&mut conn, &key, "status").await.as_deref(), Some("queued"));
+    assert!(field(&mut conn, &key, "enqueued_at").await.is_some());
+    let ttl: i64 = conn.ttl(&key).await.expect("TTL");
+    assert_eq!(ttl, -1, "released: no expiry");
+    // Released as staged (the same run; the content is the stager's).
+    let desc = field(&mut conn, &key, "description").await.unwrap_or_default();
+    assert!(desc.contains("dead.daemon"), "{desc}");
+    f.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_restarted_daemon_catches_a_staged_run_up_once_with_the_schedule_as_it_is() {
+    let f = Fixture::new();
+    let t = whole_second(Utc::now() - TimeDelta::seconds(20));
+    f.write(&f.yearly(t));
+    // The previous daemon recorded t as the next run and staged it, then died before t.
+    let rows = Source::all_from_config(&f.config()).remove(0).load_all().await.expect("load");
+    let RowOutcome::Loaded(spec) = &rows[0] else { panic!("{rows:?}") };
+    let mut conn = redis().await;
+    let _: () = conn.zadd(upcoming_key(&f.site), "yearly", t.timestamp()).await.expect("zadd");
+    let stored = serde_json::to_string(&StoredSchedule::from_spec(spec)).expect("json");
+    let _: () = conn.hset(schedules_key(&f.site), "yearly", stored).await.expect("hset");
+    let id = f.stage_as_dead_daemon(t).await;
+    for round in 0..2 {
+        let (handle, task) = start(&f.config());
+        ready(&handle).await;
+        if round == 0 {
+            wait_for("the catch-up", 10, async || !queued(&mut conn.clone(), &f.token, &f.queue).await.is_empty())
+                .await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        stop(handle, task).await;
+        assert_eq!(queued(&mut conn, &f.token, &f.queue).await, vec![id.clone()], "round {round}");
+    }
+    let key = format!("{}rq:job:{id}", f.token);
+    assert_eq!(field(&mut conn, &key, "status").await.as_deref(), Some("queued"));
+    // The catch-up enqueues in full, which rewrites the staged hash with today's schedule.
+    let desc = field(&mut conn, &key, "description").await.unwrap_or_default();
+    assert!(desc.contains("demo_tasks.tick"), "{desc}");
+    f.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_schedule_removed_after_staging_leaves_nothing_behind() {
+    let f = Fixture::new();
+    let t = whole_second(Utc::now() + TimeDelta::seconds(5));
+    f.write(&f.yearly(t));
+    let (handle, task) = start(&f.config());
+    ready(&handle).await;
+    let id = btu::rq::job_id(&f.site, "yearly", t);
+    let key = format!("{}rq:job:{id}", f.token);
+    let mut conn = redis().await;
+    wait_for("the run staged", 10, async || {
+        field(&mut conn.clone(), &key, "status").await.as_deref() == Some("scheduled")
+    })
+    .await;
+    // Removed (disabled, cancelled) before its instant.
+    f.write("");
+    handle.rebuild(None).await.expect("rebuild");
+    let wait = (t - Utc::now() + TimeDelta::milliseconds(1500)).to_std().unwrap_or_default();
+    tokio::time::sleep(wait).await;
+    stop(handle, task).await;
+    assert!(queued(&mut conn, &f.token, &f.queue).await.is_empty());
+    let hash: bool = conn.exists(&key).await.expect("EXISTS");
+    let claim: bool = conn.exists(claim_key(&f.site, "yearly", t)).await.expect("EXISTS");
+    assert!(!hash && !claim, "staged hash and claim removed at the instant");
+    f.cleanup().await;
+}
