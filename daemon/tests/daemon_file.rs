@@ -6,7 +6,6 @@ mod daemon_support;
 
 use std::collections::HashSet;
 use std::io::Read;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use btu::engine::store::{StoredSchedule, schedules_key, upcoming_key};
@@ -14,42 +13,6 @@ use btu::source::{RowOutcome, Source};
 use chrono::{DateTime, Datelike, TimeDelta, Timelike, Utc};
 use daemon_support::*;
 use redis::AsyncCommands;
-
-struct Fixture {
-    token: String,
-    dir: PathBuf,
-    site: String,
-    queue: String,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let token = token();
-        let dir = std::env::temp_dir().join(format!("btu-daemon-test-{token}"));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Fixture { site: format!("{token}-file"), queue: format!("{token}q"), token, dir }
-    }
-
-    fn write(&self, schedules: &str) {
-        std::fs::write(self.dir.join("schedules.toml"), schedules).expect("write schedules");
-    }
-
-    fn config(&self, mode: &str) -> btu::config::Config {
-        config(
-            &self.token,
-            &format!(
-                "[file]\npath = \"{}\"\nsite = \"{}\"\nmode = \"{mode}\"\n",
-                self.dir.join("schedules.toml").display(),
-                self.site
-            ),
-        )
-    }
-
-    async fn cleanup(self) {
-        cleanup_redis(&self.token).await;
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 fn schedule(id: &str, cron: &str, queue: &str) -> String {
     format!(
@@ -59,7 +22,7 @@ fn schedule(id: &str, cron: &str, queue: &str) -> String {
 
 #[tokio::test]
 async fn file_schedules_fire_and_edits_are_picked_up() {
-    let f = Fixture::new();
+    let f = FileSite::new("btu-daemon-test");
     f.write(&(schedule("tick", "* * * * * *", &f.queue) + &schedule("broken", "99 * * * *", &f.queue)));
     let (handle, task) = start(&f.config("plain"));
     ready(&handle).await;
@@ -103,7 +66,7 @@ fn yearly_at(t: DateTime<Utc>) -> String {
 
 /// Writes a schedule due yearly at `t`, and a previous daemon's record that its next run is
 /// `t` (with the current fingerprint unless `stale_fingerprint`).
-async fn with_recorded_run(f: &Fixture, t: DateTime<Utc>, stale_fingerprint: bool) -> String {
+async fn with_recorded_run(f: &FileSite, t: DateTime<Utc>, stale_fingerprint: bool) -> String {
     f.write(&schedule("yearly", &yearly_at(t), &f.queue));
     let cfg = f.config("plain");
     let rows = Source::all_from_config(&cfg).remove(0).load_all().await.expect("load");
@@ -126,7 +89,7 @@ fn whole_seconds_ago(secs: i64) -> DateTime<Utc> {
 
 #[tokio::test]
 async fn missed_run_within_grace_is_enqueued_once() {
-    let f = Fixture::new();
+    let f = FileSite::new("btu-daemon-test");
     let t = whole_seconds_ago(20);
     let job_id = with_recorded_run(&f, t, false).await;
     let mut conn = redis().await;
@@ -152,7 +115,7 @@ async fn missed_run_within_grace_is_enqueued_once() {
 
 #[tokio::test]
 async fn missed_run_beyond_grace_is_skipped() {
-    let f = Fixture::new();
+    let f = FileSite::new("btu-daemon-test");
     let t = whole_seconds_ago(20);
     with_recorded_run(&f, t, false).await;
     let mut cfg = f.config("plain");
@@ -170,7 +133,7 @@ async fn missed_run_beyond_grace_is_skipped() {
 
 #[tokio::test]
 async fn run_enqueued_before_a_crash_is_not_enqueued_again() {
-    let f = Fixture::new();
+    let f = FileSite::new("btu-daemon-test");
     let t = whole_seconds_ago(20);
     with_recorded_run(&f, t, false).await;
     // The crashed daemon got as far as the atomic enqueue (claim taken), not the ZADD.
@@ -187,7 +150,7 @@ async fn run_enqueued_before_a_crash_is_not_enqueued_again() {
 
 #[tokio::test]
 async fn schedule_changed_while_down_gets_no_catch_up() {
-    let f = Fixture::new();
+    let f = FileSite::new("btu-daemon-test");
     let t = whole_seconds_ago(20);
     with_recorded_run(&f, t, true).await;
     let (handle, task) = start(&f.config("plain"));
@@ -211,7 +174,7 @@ fn unpickle(data: &[u8]) -> serde_pickle::Value {
 #[tokio::test]
 async fn frappe_mode_job_calls_execute_job_with_frappe_kwargs() {
     use serde_pickle::{HashableValue as K, Value as V};
-    let f = Fixture::new();
+    let f = FileSite::new("btu-daemon-test");
     f.write(&format!(
         "[[schedule]]\nid = \"TS-9\"\ntask = \"BTU-9\"\ncron = \"* * * * * *\"\nqueue = \"{}\"\nkwargs = {{ days = 7 }}\n",
         f.queue

@@ -5,7 +5,6 @@
 
 mod daemon_support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use btu::engine::store::{StoredSchedule, claim_key, schedules_key, upcoming_key};
@@ -16,65 +15,30 @@ use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use daemon_support::*;
 use redis::AsyncCommands;
 
-struct Fixture {
-    token: String,
-    dir: PathBuf,
-    site: String,
-    queue: String,
+/// A schedules file with one run a year, due at `t`.
+fn yearly(f: &FileSite, t: DateTime<Utc>) -> String {
+    format!(
+        "[[schedule]]\nid = \"yearly\"\nfunction = \"demo_tasks.tick\"\ncron = \"{} {} {} {} {} *\"\nqueue = \"{}\"\nkwargs = {{ n = 1 }}\n",
+        t.second(),
+        t.minute(),
+        t.hour(),
+        t.format("%-d"),
+        t.format("%-m"),
+        f.queue
+    )
 }
 
-impl Fixture {
-    fn new() -> Fixture {
-        let token = token();
-        let dir = std::env::temp_dir().join(format!("btu-staging-test-{token}"));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Fixture { site: format!("{token}-file"), queue: format!("{token}q"), token, dir }
-    }
-
-    fn write(&self, schedules: &str) {
-        std::fs::write(self.dir.join("schedules.toml"), schedules).expect("write schedules");
-    }
-
-    fn config(&self) -> btu::config::Config {
-        config(
-            &self.token,
-            &format!(
-                "[file]\npath = \"{}\"\nsite = \"{}\"\nmode = \"plain\"\n",
-                self.dir.join("schedules.toml").display(),
-                self.site
-            ),
-        )
-    }
-
-    fn yearly(&self, t: DateTime<Utc>) -> String {
-        format!(
-            "[[schedule]]\nid = \"yearly\"\nfunction = \"demo_tasks.tick\"\ncron = \"{} {} {} {} {} *\"\nqueue = \"{}\"\nkwargs = {{ n = 1 }}\n",
-            t.second(),
-            t.minute(),
-            t.hour(),
-            t.format("%-d"),
-            t.format("%-m"),
-            self.queue
-        )
-    }
-
-    /// What a daemon that died after staging left: the run's claim and its staged hash (with
-    /// a payload of its own, to tell which content is released).
-    async fn stage_as_dead_daemon(&self, t: DateTime<Utc>) -> String {
-        let id = btu::rq::job_id(&self.site, "yearly", t);
-        let mut job = RqJob::new(id.clone(), self.queue.clone(), "dead.daemon");
-        job.kwargs = vec![("from".into(), PyValue::Str("dead".into()))];
-        let claim = Claim { key: claim_key(&self.site, "yearly", t), ttl_secs: 600 };
-        let run = PreparedRun::new(&job, claim, Utc::now()).expect("valid run");
-        let writer = RqWriter::new(redis().await, &format!("{}rq", self.token));
-        assert_eq!(writer.stage_many(&[run]).await.expect("stage"), vec![StageOutcome::Staged]);
-        id
-    }
-
-    async fn cleanup(self) {
-        cleanup_redis(&self.token).await;
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// What a daemon that died after staging left: the run's claim and its staged hash (with
+/// a payload of its own, to tell which content is released).
+async fn stage_as_dead_daemon(f: &FileSite, t: DateTime<Utc>) -> String {
+    let id = btu::rq::job_id(&f.site, "yearly", t);
+    let mut job = RqJob::new(id.clone(), f.queue.clone(), "dead.daemon");
+    job.kwargs = vec![("from".into(), PyValue::Str("dead".into()))];
+    let claim = Claim { key: claim_key(&f.site, "yearly", t), ttl_secs: 600 };
+    let run = PreparedRun::new(&job, claim, Utc::now()).expect("valid run");
+    let writer = RqWriter::new(redis().await, &format!("{}rq", f.token));
+    assert_eq!(writer.stage_many(&[run]).await.expect("stage"), vec![StageOutcome::Staged]);
+    id
 }
 
 fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -87,11 +51,11 @@ async fn field(conn: &mut redis::aio::ConnectionManager, key: &str, name: &str) 
 
 #[tokio::test]
 async fn a_dead_daemons_staged_run_is_released_once_at_its_instant() {
-    let f = Fixture::new();
+    let f = FileSite::new("btu-staging-test");
     let t = whole_second(Utc::now() + TimeDelta::seconds(5));
-    f.write(&f.yearly(t));
-    let id = f.stage_as_dead_daemon(t).await;
-    let (handle, task) = start(&f.config());
+    f.write(&yearly(&f, t));
+    let id = stage_as_dead_daemon(&f, t).await;
+    let (handle, task) = start(&f.config("plain"));
     ready(&handle).await;
     let mut conn = redis().await;
     wait_for("the run at its instant", 15, async || !queued(&mut conn.clone(), &f.token, &f.queue).await.is_empty())
@@ -114,19 +78,19 @@ async fn a_dead_daemons_staged_run_is_released_once_at_its_instant() {
 
 #[tokio::test]
 async fn a_restarted_daemon_catches_a_staged_run_up_once_with_the_schedule_as_it_is() {
-    let f = Fixture::new();
+    let f = FileSite::new("btu-staging-test");
     let t = whole_second(Utc::now() - TimeDelta::seconds(20));
-    f.write(&f.yearly(t));
+    f.write(&yearly(&f, t));
     // The previous daemon recorded t as the next run and staged it, then died before t.
-    let rows = Source::all_from_config(&f.config()).remove(0).load_all().await.expect("load");
+    let rows = Source::all_from_config(&f.config("plain")).remove(0).load_all().await.expect("load");
     let RowOutcome::Loaded(spec) = &rows[0] else { panic!("{rows:?}") };
     let mut conn = redis().await;
     let _: () = conn.zadd(upcoming_key(&f.site), "yearly", t.timestamp()).await.expect("zadd");
     let stored = serde_json::to_string(&StoredSchedule::from_spec(spec)).expect("json");
     let _: () = conn.hset(schedules_key(&f.site), "yearly", stored).await.expect("hset");
-    let id = f.stage_as_dead_daemon(t).await;
+    let id = stage_as_dead_daemon(&f, t).await;
     for round in 0..2 {
-        let (handle, task) = start(&f.config());
+        let (handle, task) = start(&f.config("plain"));
         ready(&handle).await;
         if round == 0 {
             wait_for("the catch-up", 10, async || !queued(&mut conn.clone(), &f.token, &f.queue).await.is_empty())
@@ -147,10 +111,10 @@ async fn a_restarted_daemon_catches_a_staged_run_up_once_with_the_schedule_as_it
 
 #[tokio::test]
 async fn a_schedule_removed_after_staging_leaves_nothing_behind() {
-    let f = Fixture::new();
+    let f = FileSite::new("btu-staging-test");
     let t = whole_second(Utc::now() + TimeDelta::seconds(5));
-    f.write(&f.yearly(t));
-    let (handle, task) = start(&f.config());
+    f.write(&yearly(&f, t));
+    let (handle, task) = start(&f.config("plain"));
     ready(&handle).await;
     let id = btu::rq::job_id(&f.site, "yearly", t);
     let key = format!("{}rq:job:{id}", f.token);

@@ -303,11 +303,12 @@ impl RqWriter {
         let mut inv = ENQUEUE_SCRIPT.key(self.queues_key());
         inv.arg(&self.key_prefix).arg(runs.len());
         for run in runs {
-            let g = &run.gates;
-            let (skip_key, due) = g.skip.as_ref().map_or(("", 0), |(k, d)| (k.as_str(), *d));
-            inv.key(&run.claim.key).key(self.job_key(&run.job_id)).key(self.queue_key(&run.queue));
-            inv.key(g.pause_key.as_deref().unwrap_or("")).key(skip_key).key(g.lastjob_key.as_deref().unwrap_or(""));
-            inv.arg(&run.job_id).arg(run.claim.ttl_secs).arg(due).arg(g.overlap.as_str()).arg(run.fields.len() * 2);
+            let due = self.run_keys(&mut inv, run);
+            inv.arg(&run.job_id)
+                .arg(run.claim.ttl_secs)
+                .arg(due)
+                .arg(run.gates.overlap.as_str())
+                .arg(run.fields.len() * 2);
             for (name, value) in &run.fields {
                 inv.arg(*name).arg(value.as_slice());
             }
@@ -318,6 +319,17 @@ impl RqWriter {
             return Err(unexpected_reply(format!("{} answers for {} runs", replies.len(), runs.len())));
         }
         Ok(replies.into_iter().map(outcome).collect())
+    }
+
+    /// The six keys a run takes in the enqueue and the release script, in the scripts' order:
+    /// claim, job hash, queue, then the gates' pause, skip and lastjob keys (`""` for a gate
+    /// not in force). Answers the skip gate's member (the due instant; 0 without one).
+    fn run_keys(&self, inv: &mut redis::ScriptInvocation<'_>, run: &PreparedRun) -> i64 {
+        let g = &run.gates;
+        let (skip_key, due) = g.skip.as_ref().map_or(("", 0), |(k, d)| (k.as_str(), *d));
+        inv.key(&run.claim.key).key(self.job_key(&run.job_id)).key(self.queue_key(&run.queue));
+        inv.key(g.pause_key.as_deref().unwrap_or("")).key(skip_key).key(g.lastjob_key.as_deref().unwrap_or(""));
+        due
     }
 
     /// Releases runs staged ahead ([`RqWriter::stage_many`]) at their instant: ONE script call
@@ -335,11 +347,8 @@ impl RqWriter {
         let mut inv = RELEASE_SCRIPT.key(self.queues_key());
         inv.arg(&self.key_prefix).arg(runs.len());
         for run in runs {
-            let g = &run.gates;
-            let (skip_key, due) = g.skip.as_ref().map_or(("", 0), |(k, d)| (k.as_str(), *d));
-            inv.key(&run.claim.key).key(self.job_key(&run.job_id)).key(self.queue_key(&run.queue));
-            inv.key(g.pause_key.as_deref().unwrap_or("")).key(skip_key).key(g.lastjob_key.as_deref().unwrap_or(""));
-            inv.arg(&run.job_id).arg(due).arg(g.overlap.as_str());
+            let due = self.run_keys(&mut inv, run);
+            inv.arg(&run.job_id).arg(due).arg(run.gates.overlap.as_str());
         }
         let mut conn = self.conn.clone();
         let replies: Vec<Value> = inv.invoke_async(&mut conn).await?;

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use btu::config::Config;
@@ -111,6 +111,47 @@ impl TestDb {
         conn.query_drop(format!("DROP DATABASE IF EXISTS `{}`", self.name)).await.expect("drop");
         drop(conn);
         let _ = self.pool.disconnect().await;
+    }
+}
+
+/// A schedules-file site in a temp dir of its own: the Redis keys under `token`, the site
+/// `<token>-file`, the queue `<token>q`.
+pub struct FileSite {
+    pub token: String,
+    pub dir: PathBuf,
+    pub site: String,
+    pub queue: String,
+}
+
+impl FileSite {
+    /// A fresh site whose temp dir is named `<dir_prefix>-<token>`.
+    pub fn new(dir_prefix: &str) -> FileSite {
+        let token = token();
+        let dir = std::env::temp_dir().join(format!("{dir_prefix}-{token}"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        FileSite { site: format!("{token}-file"), queue: format!("{token}q"), token, dir }
+    }
+
+    /// Replaces the schedules file.
+    pub fn write(&self, schedules: &str) {
+        std::fs::write(self.dir.join("schedules.toml"), schedules).expect("write schedules");
+    }
+
+    /// A daemon configuration reading this site's file in `mode` (`plain` or `frappe`).
+    pub fn config(&self, mode: &str) -> Config {
+        config(
+            &self.token,
+            &format!(
+                "[file]\npath = \"{}\"\nsite = \"{}\"\nmode = \"{mode}\"\n",
+                self.dir.join("schedules.toml").display(),
+                self.site
+            ),
+        )
+    }
+
+    pub async fn cleanup(self) {
+        cleanup_redis(&self.token).await;
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
