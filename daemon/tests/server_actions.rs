@@ -124,9 +124,20 @@ async fn skip_next_takes_the_next_planned_runs_after_those_skipped() {
     srv.stop().await;
 }
 
+/// Only the daily schedule of `server_support::SCHEDULES`: the every-second ones would write jobs of their own
+/// (staged 2 s ahead of each run) while the backfill's jobs are counted.
+const DAILY_ONLY: &str = r#"
+[[schedule]]
+id = "daily"
+function = "tasks.daily"
+cron = "30 1 * * *"
+zone = "Europe/Berlin"
+task = "BTU-TASK-1"
+"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backfill_enqueues_each_missing_run_once_and_dry_run_writes_nothing() {
-    let srv = TestServer::start(|_| {}).await;
+    let srv = TestServer::start_with(DAILY_ONLY, |_| {}).await;
     let mut conn = redis().await;
     let now = Utc::now();
     let backfill = |dry_run, max| Request::Backfill {
