@@ -5,10 +5,15 @@
 //! - lateness (enqueue done − due) with N schedules due in the same second;
 //! - CPU used while idle (nothing due), extrapolated to an hour.
 //!
+//! - cold start: a fresh process starts the engine on an empty Redis and waits until every
+//!   schedule of the database is planned (loaded, validated, next runs computed, plan written
+//!   to Redis); `cold100k` runs it five times, each in its own process, and prints the median.
+//!
 //! `cargo bench -p btu-daemon --bench daemon_bench` (all), or pass `rebuild`, `rebuild10k`,
-//! `rebuild100k`, `lateness`, `idle` to run one part (peak RSS is per process, so run each
-//! rebuild size alone for its own VmHWM). Uses MariaDB database `btu_test_daemon_bench` and Redis db 11 under
-//! a private token; both are removed afterwards.
+//! `rebuild100k`, `cold100k`, `lateness`, `idle` to run one part (peak RSS is per process, so
+//! run each rebuild size alone for its own VmHWM). Uses MariaDB database
+//! `btu_test_daemon_bench$BTU_TEST_DB_TAG` and Redis db 11 on port `$BTU_TEST_REDIS_PORT`
+//! (default 6379) under a private token; both are removed afterwards.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -19,7 +24,22 @@ use btu::source::Source;
 use mysql_async::prelude::Queryable;
 use redis::AsyncCommands;
 
-const REDIS_URL: &str = "redis://127.0.0.1:6379/11";
+/// Redis db 11 on 127.0.0.1, port `$BTU_TEST_REDIS_PORT` (default 6379), so that two
+/// checkouts can run the benchmark side by side.
+fn redis_url() -> String {
+    let port: u16 = std::env::var("BTU_TEST_REDIS_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(6379);
+    format!("redis://127.0.0.1:{port}/11")
+}
+
+/// The bench database, `$BTU_TEST_DB_TAG` appended (as the integration tests do).
+fn bench_db() -> String {
+    let tag: String = std::env::var("BTU_TEST_DB_TAG")
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    format!("btu_test_daemon_bench{tag}")
+}
 
 /// Counts live heap bytes and their peak, so the rebuild benchmark can tell memory the
 /// program holds apart from what the allocator keeps (RSS − live heap = fragmentation and
@@ -117,12 +137,12 @@ fn cpu_secs() -> f64 {
 }
 
 fn config(token: &str, body: &str) -> Config {
-    let text = format!("[redis]\nurl = \"{REDIS_URL}\"\nkey_prefix = \"{token}rq\"\n{body}");
+    let text = format!("[redis]\nurl = \"{}\"\nkey_prefix = \"{token}rq\"\n{body}", redis_url());
     Config::parse(&text, Path::new("/tmp/bench.toml")).expect("bench config")
 }
 
 async fn cleanup_redis(token: &str) {
-    let mut conn = btu::rq::connect(REDIS_URL).await.expect("redis");
+    let mut conn = btu::rq::connect(&redis_url()).await.expect("redis");
     let mut iter: redis::AsyncIter<String> = conn.scan_match(format!("*{token}*")).await.expect("scan");
     let mut keys = Vec::new();
     while let Some(k) = iter.next_item().await {
@@ -151,10 +171,9 @@ async fn ready(handle: &EngineHandle) {
     }
 }
 
-async fn rebuild(n: usize) {
-    let token = token();
-    let db = "btu_test_daemon_bench";
-    let pool = mysql_async::Pool::new("mysql://root@127.0.0.1:3306");
+/// Creates database `db` afresh with `n` schedules of one task (five cron strings, a distinct
+/// override per schedule).
+async fn fill(pool: &mysql_async::Pool, db: &str, n: usize) {
     let mut conn = pool.get_conn().await.expect("MariaDB must run on 127.0.0.1:3306");
     conn.query_drop(format!("DROP DATABASE IF EXISTS `{db}`")).await.expect("drop");
     conn.query_drop(format!("CREATE DATABASE `{db}`")).await.expect("create");
@@ -192,7 +211,13 @@ async fn rebuild(n: usize) {
         }
         conn.exec_drop(sql, params).await.expect("insert");
     }
-    drop(conn);
+}
+
+async fn rebuild(n: usize) {
+    let token = token();
+    let db = &bench_db();
+    let pool = mysql_async::Pool::new("mysql://root@127.0.0.1:3306");
+    fill(&pool, db, n).await;
 
     let cfg = config(&token, &format!("[[sites]]\nname = \"{token}.site\"\ndatabase = \"{db}\"\n"));
     phase("before the engine");
@@ -200,6 +225,7 @@ async fn rebuild(n: usize) {
     let (handle, task) = start(&cfg, false);
     ready(&handle).await;
     let first = t0.elapsed();
+    println!("cold start: all planned {:.3} s ({n} schedules, in-process)", first.as_secs_f64());
     phase("after the first rebuild (everything planned)");
     let t1 = Instant::now();
     let report = handle.rebuild(None).await.expect("rebuild");
@@ -273,6 +299,62 @@ async fn restart_child(token: &str, db: &str) {
     let _ = task.await;
 }
 
+/// Cold starts of `n` schedules, each in a fresh process on an empty Redis (`runs` of them):
+/// the time from starting the engine until every schedule is planned.
+async fn cold(n: usize, runs: usize) {
+    let db = &bench_db();
+    let pool = mysql_async::Pool::new("mysql://root@127.0.0.1:3306");
+    fill(&pool, db, n).await;
+    let mut times = Vec::new();
+    for run in 0..runs {
+        let token = format!("{}c{run}", token());
+        let child = std::process::Command::new(std::env::current_exe().expect("exe"))
+            .args(["cold-child", &token, db, &n.to_string()])
+            .output()
+            .expect("cold child");
+        let out = String::from_utf8_lossy(&child.stdout);
+        print!("{out}");
+        assert!(child.status.success(), "cold child: {}", String::from_utf8_lossy(&child.stderr));
+        let secs = out
+            .lines()
+            .find_map(|l| l.strip_prefix("cold start: all planned "))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("cold start line");
+        times.push(secs);
+        cleanup_redis(&token).await;
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "cold start n={n}: median {:.3} s of {runs} runs (each a fresh process on an empty Redis) {times:?}",
+        times[times.len() / 2]
+    );
+    let mut conn = pool.get_conn().await.expect("conn");
+    conn.query_drop(format!("DROP DATABASE IF EXISTS `{db}`")).await.expect("drop");
+    drop(conn);
+    let _ = pool.disconnect().await;
+}
+
+/// One cold start (`cold-child TOKEN DB N`): the engine starts on an empty Redis and every
+/// schedule of `DB` gets planned. Also run alone (e.g. under callgrind) on a database that
+/// [`cold`] or [`rebuild`] filled.
+async fn cold_child(token: &str, db: &str, n: usize) {
+    let cfg = config(token, &format!("[[sites]]\nname = \"{token}.site\"\ndatabase = \"{db}\"\n"));
+    let t0 = Instant::now();
+    let (handle, task) = start(&cfg, false);
+    ready(&handle).await;
+    let took = t0.elapsed();
+    let st = handle.status().await.expect("status");
+    assert_eq!(st.sites[0].planned, n, "every schedule planned");
+    println!(
+        "cold start: all planned {:.3} s ({n} schedules, fresh process), VmHWM {} MB",
+        took.as_secs_f64(),
+        status_kb("VmHWM:") / 1024
+    );
+    handle.shutdown().await;
+    let _ = task.await;
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -312,7 +394,7 @@ async fn lateness(n: usize) {
     let (handle, task) = start(&cfg, true);
     ready(&handle).await;
     // Three bursts of n runs each (every 5 s); the first may be partial, so use the last two.
-    let mut redis = btu::rq::connect(REDIS_URL).await.expect("redis");
+    let mut redis = btu::rq::connect(&redis_url()).await.expect("redis");
     let mut samples = Vec::new();
     let mut usec0 = (0, 0);
     for round in 0..3 {
@@ -388,6 +470,12 @@ fn main() {
         rt.block_on(restart_child(token, db));
         return;
     }
+    if let [child, token, db, n] = &args[..]
+        && child == "cold-child"
+    {
+        rt.block_on(cold_child(token, db, n.parse().expect("N")));
+        return;
+    }
     rt.block_on(async {
         if want("idle") {
             idle(10_000, 60).await;
@@ -401,6 +489,9 @@ fn main() {
         }
         if want("rebuild") || want("rebuild100k") {
             rebuild(100_000).await;
+        }
+        if want("cold100k") {
+            cold(100_000, 5).await;
         }
     });
 }
