@@ -304,7 +304,18 @@ async fn restart_child(token: &str, db: &str) {
 async fn cold(n: usize, runs: usize) {
     let db = &bench_db();
     let pool = mysql_async::Pool::new("mysql://root@127.0.0.1:3306");
-    fill(&pool, db, n).await;
+    // BTU_BENCH_KEEP_DB=1 keeps the database afterwards and reuses one of the right size, so
+    // `cold-child` can be run alone (e.g. under callgrind) on it.
+    let keep = std::env::var("BTU_BENCH_KEEP_DB").is_ok_and(|v| v == "1");
+    let mut conn = pool.get_conn().await.expect("MariaDB must run on 127.0.0.1:3306");
+    let have: Option<u64> = conn
+        .query_first(format!("SELECT COUNT(*) FROM `{db}`.`tabBTU Task Schedule`"))
+        .await
+        .unwrap_or(None);
+    drop(conn);
+    if !keep || have != Some(n as u64) {
+        fill(&pool, db, n).await;
+    }
     let mut times = Vec::new();
     for run in 0..runs {
         let token = format!("{}c{run}", token());
@@ -329,6 +340,9 @@ async fn cold(n: usize, runs: usize) {
         "cold start n={n}: median {:.3} s of {runs} runs (each a fresh process on an empty Redis) {times:?}",
         times[times.len() / 2]
     );
+    if keep {
+        return;
+    }
     let mut conn = pool.get_conn().await.expect("conn");
     conn.query_drop(format!("DROP DATABASE IF EXISTS `{db}`")).await.expect("drop");
     drop(conn);
