@@ -17,7 +17,7 @@ mod value;
 
 pub use literal::{LiteralError, parse_kwargs, parse_literal};
 pub use pickle::{PickleError, pickle_call};
-pub use repr::kwargs_repr;
+pub use repr::{kwargs_repr, write_kwargs_repr};
 pub use unpickle::{UnpickleError, unpickle};
 pub use value::{Kwargs, MAX_DEPTH, PyValue, merge_kwargs};
 

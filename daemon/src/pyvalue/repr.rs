@@ -1,7 +1,7 @@
 //! Python's `repr()` of a [`PyValue`] (for logs, job descriptions and fingerprints): parsing
 //! the text back with [`super::parse_literal`] gives an equal value.
 
-use std::fmt::Write as _;
+use std::fmt::Write;
 
 use super::value::{Kwargs, PyValue};
 
@@ -16,7 +16,8 @@ impl PyValue {
         out
     }
 
-    fn write_repr(&self, out: &mut String) {
+    /// Writes the `repr()` into `out` (a `String`, or a hasher that never builds the text).
+    fn write_repr<W: Write>(&self, out: &mut W) {
         match self {
             PyValue::None => out.push_str("None"),
             PyValue::Bool(true) => out.push_str("True"),
@@ -59,22 +60,42 @@ impl PyValue {
     }
 }
 
+/// `String`'s `push` and `push_str` for any [`Write`] the repr is written into (a `String` or
+/// a hasher, neither of which can fail).
+trait Push: Write {
+    fn push(&mut self, c: char) {
+        let _ = self.write_char(c);
+    }
+    fn push_str(&mut self, s: &str) {
+        let _ = self.write_str(s);
+    }
+}
+
+impl<W: Write + ?Sized> Push for W {}
+
 /// `repr()` of keyword arguments as a dict.
 pub fn kwargs_repr(kwargs: &Kwargs) -> String {
-    let mut out = String::from("{");
+    let mut out = String::new();
+    write_kwargs_repr(kwargs, &mut out);
+    out
+}
+
+/// [`kwargs_repr`] written into `out` (the rebuild hashes it into a schedule's fingerprint
+/// for every row, so it is not built as a `String` there).
+pub fn write_kwargs_repr<W: Write>(kwargs: &Kwargs, out: &mut W) {
+    out.push('{');
     for (n, (k, v)) in kwargs.iter().enumerate() {
         if n > 0 {
             out.push_str(", ");
         }
-        str_repr(k, &mut out);
+        str_repr(k, out);
         out.push_str(": ");
-        v.write_repr(&mut out);
+        v.write_repr(out);
     }
     out.push('}');
-    out
 }
 
-fn write_items(items: &[PyValue], out: &mut String) {
+fn write_items<W: Write>(items: &[PyValue], out: &mut W) {
     for (n, item) in items.iter().enumerate() {
         if n > 0 {
             out.push_str(", ");
@@ -132,9 +153,16 @@ fn is_unprintable(c: char) -> bool {
         | 0xe0020..=0xe007f | 0xf0000..=0x10ffff)
 }
 
-fn str_repr(s: &str, out: &mut String) {
+fn str_repr<W: Write>(s: &str, out: &mut W) {
     let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
     out.push(quote);
+    // Printable ASCII other than the quote and the backslash stands for itself: written in
+    // one piece (keys and most values are such text; every row's fingerprint writes them).
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\' && b != quote as u8) {
+        out.push_str(s);
+        out.push(quote);
+        return;
+    }
     for c in s.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -161,7 +189,7 @@ fn str_repr(s: &str, out: &mut String) {
     out.push(quote);
 }
 
-fn bytes_repr(b: &[u8], out: &mut String) {
+fn bytes_repr<W: Write>(b: &[u8], out: &mut W) {
     let quote = if b.contains(&b'\'') && !b.contains(&b'"') { b'"' } else { b'\'' };
     out.push('b');
     out.push(quote as char);

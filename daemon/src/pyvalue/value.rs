@@ -35,7 +35,11 @@ pub type Kwargs = Vec<(String, PyValue)>;
 /// takes the schedule's value at the task's position; keys only in
 /// `overrides` follow in their own order.
 pub fn merge_kwargs(base: &Kwargs, overrides: &Kwargs) -> Kwargs {
-    let mut out: Kwargs = base.clone();
+    // Sized exactly: the plan keeps each schedule's merged kwargs, and growing by doubling
+    // would cost a reallocation per row (then one more to shrink it).
+    let added = overrides.iter().filter(|(k, _)| !base.iter().any(|(bk, _)| bk == k)).count();
+    let mut out = Kwargs::with_capacity(base.len() + added);
+    out.extend_from_slice(base);
     for (k, v) in overrides {
         match out.iter_mut().find(|(bk, _)| bk == k) {
             Some(slot) => slot.1 = v.clone(),

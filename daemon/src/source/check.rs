@@ -10,7 +10,7 @@ use super::skip::SkipReason;
 use super::spec::{Interner, KnownFingerprints, ScheduleSpec};
 use crate::config::Mode;
 use crate::policy::{Policies, PolicyTexts};
-use crate::pyvalue::{Kwargs, kwargs_repr};
+use crate::pyvalue::{Kwargs, write_kwargs_repr};
 
 /// Everything a source needs besides its own connection settings.
 #[derive(Debug, Clone)]
@@ -190,7 +190,8 @@ fn fingerprint_of(
     // Writing into the hasher cannot fail.
     let _ = fmt::Write::write_fmt(&mut h, format_args!("{}", raw.timeout_secs));
     h.end();
-    h.part(&kwargs_repr(&raw.kwargs));
+    write_kwargs_repr(&raw.kwargs, &mut h);
+    h.end();
     if *policies != Policies::default() {
         h.part("policies");
         h.part(policies.overlap.as_str());
@@ -338,6 +339,27 @@ mod tests {
         assert_eq!(Fingerprint::parse_hex("xyz"), None);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// The kwargs are hashed as their repr is written, never built as text: the value must
+        /// be the one the joined text gives (what earlier releases stored in Redis).
+        #[test]
+        fn kwargs_hash_as_their_joined_repr(
+            kwargs in proptest::collection::vec(("\\PC{0,8}", crate::pyvalue::tests::arb_value()), 0..5)
+        ) {
+            let mut r = raw();
+            r.kwargs = kwargs;
+            let RowOutcome::Loaded(s) = finish(&ctx(Mode::Frappe), r.clone()) else { panic!() };
+            let repr = crate::pyvalue::kwargs_repr(&r.kwargs);
+            let joined = fingerprint(&[
+                "frappe", "btu_hooks.runner.run_task", "BTU-1", "", "m.f", "0 * * * *", "Europe/Paris",
+                "bench:long", "600", &repr,
+            ]);
+            proptest::prop_assert_eq!(s.fingerprint, joined);
+        }
+    }
+
     #[test]
     fn policies_come_from_defaults_then_the_row_and_enter_the_fingerprint() {
         use crate::policy::{Catchup, DstGap, Overlap};
@@ -400,7 +422,7 @@ mod tests {
     fn known_fingerprint_short_circuits_only_on_a_match() {
         let RowOutcome::Loaded(s) = finish(&ctx(Mode::Frappe), raw()) else { panic!() };
         let id: Arc<str> = Arc::from("TS-1");
-        let mut known = KnownFingerprints::new();
+        let mut known = KnownFingerprints::default();
         known.insert(id.clone(), s.fingerprint);
         match build(&ctx(Mode::Frappe), &known, raw()) {
             RebuildRow::Unchanged { id: got, fingerprint } => {

@@ -1,5 +1,7 @@
 //! Number literals: ints of any size (`_` separators, `0x`/`0o`/`0b`) and floats.
 
+use std::borrow::Cow;
+
 use num_bigint::BigInt;
 
 use super::{LiteralError, Parser};
@@ -57,7 +59,13 @@ impl Parser<'_> {
                 .ok_or_else(|| bad("invalid number literal"));
         }
         if is_decimal_int(tok) {
-            let digits: String = tok.chars().filter(|&c| c != '_').collect();
+            // Most ints have no separators: no copy then (every schedule's overrides are read
+            // on every rebuild).
+            let digits: Cow<str> = if tok.contains('_') {
+                Cow::Owned(tok.chars().filter(|&c| c != '_').collect())
+            } else {
+                Cow::Borrowed(tok)
+            };
             if digits.len() > 1 && digits.starts_with('0') && digits.bytes().any(|d| d != b'0') {
                 return Err(bad("leading zeros in decimal integer literals are not permitted"));
             }
