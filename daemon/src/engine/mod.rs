@@ -9,6 +9,7 @@
 //! | file | owns |
 //! |------|------|
 //! | `planner` | pure decisions: what to fire, what is missed, the claim TTL |
+//! | `nextrun` | next runs of many schedules from one instant, each shared schedule searched once (pure) |
 //! | `backoff` | reconnect delays |
 //! | `choose` | which planned instants skip-next and backfill name (pure) |
 //! | `store` | the daemon's Redis keys (`btu:<site>:…`) and their reads and writes |
@@ -45,6 +46,7 @@ mod handle;
 pub(crate) mod jobs;
 mod link;
 mod loader;
+mod nextrun;
 pub mod operator;
 mod plan;
 pub(crate) mod planner;

@@ -10,6 +10,7 @@
 //! every entry its rows confirm, and at its end removes the entries it did not mark (see
 //! [`super::rebuild`]). So a rebuild of 100k schedules never builds a set of loaded ids.
 
+use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ use tracing::{debug, info, warn};
 use super::planner;
 use super::reports::EngineError;
 use crate::metrics::SiteMetrics;
-use crate::source::{Fingerprint, KnownFingerprints, ScheduleSpec, SkipReason};
+use crate::source::{FastHash, Fingerprint, KnownFingerprints, ScheduleSpec, SkipReason};
 
 /// One planned run in the timer: the instant it fires (its due instant plus the schedule's
 /// jitter, [`fires_at`]), site index, schedule id. Ordered by that instant first, so the
@@ -43,7 +44,7 @@ pub(super) struct Entry {
 /// One site's part of the plan.
 pub(super) struct SitePlan {
     pub name: String,
-    entries: HashMap<Arc<str>, Entry>,
+    entries: HashMap<Arc<str>, Entry, FastHash>,
     /// Rows that do not run, with why (each logged once per change).
     skipped: HashMap<String, SkipReason>,
     /// The newest generation handed out by [`Plan::begin_generation`].
@@ -121,7 +122,7 @@ impl Plan {
     pub fn new(names: impl IntoIterator<Item = String>) -> Self {
         let sites = names
             .into_iter()
-            .map(|name| SitePlan { name, entries: HashMap::new(), skipped: HashMap::new(), generation: 0 })
+            .map(|name| SitePlan { name, entries: HashMap::default(), skipped: HashMap::new(), generation: 0 })
             .collect();
         Plan { sites, timer: BTreeSet::new(), metrics: Vec::new() }
     }
@@ -134,7 +135,7 @@ impl Plan {
 
     /// A new, empty site at the next index (a site created in a bench).
     pub fn add_site(&mut self, name: String, metrics: SiteMetrics) {
-        self.sites.push(SitePlan { name, entries: HashMap::new(), skipped: HashMap::new(), generation: 0 });
+        self.sites.push(SitePlan { name, entries: HashMap::default(), skipped: HashMap::new(), generation: 0 });
         if !self.metrics.is_empty() {
             self.metrics.push(metrics);
         }
@@ -184,21 +185,33 @@ impl Plan {
     /// Plans `spec` to run next at `next`, replacing what the site planned for `id`.
     pub fn set(&mut self, idx: usize, id: Arc<str>, spec: Arc<ScheduleSpec>, next: Option<DateTime<Utc>>) {
         let site = &mut self.sites[idx];
-        if let Some(old) = site.entries.get(&id)
-            && let Some(due) = old.next
-        {
-            self.timer.remove(&(fires_at(&old.spec, due), idx, id.clone()));
-        }
-        if let Some(due) = next {
-            self.timer.insert((fires_at(&spec, due), idx, id.clone()));
-        }
-        // A replaced entry keeps its generation (a rebuild marks what it confirms itself); a
-        // new one takes the site's newest, so a notify during a rebuild is not undone by it.
-        let generation = site.entries.get(&id).map_or(site.generation, |e| e.generation);
         if let Some(m) = self.metrics.get(idx) {
             m.next_run(&id, next);
         }
-        site.entries.insert(id, Entry { spec, next, generation });
+        // One hash of the id (a rebuild of 100k sets each schedule once).
+        match site.entries.entry(id) {
+            MapEntry::Occupied(mut slot) => {
+                let id = slot.key().clone();
+                if let Some(due) = slot.get().next {
+                    self.timer.remove(&(fires_at(&slot.get().spec, due), idx, id.clone()));
+                }
+                if let Some(due) = next {
+                    self.timer.insert((fires_at(&spec, due), idx, id));
+                }
+                // A replaced entry keeps its generation (a rebuild marks what it confirms
+                // itself) ...
+                let e = slot.get_mut();
+                (e.spec, e.next) = (spec, next);
+            }
+            MapEntry::Vacant(slot) => {
+                if let Some(due) = next {
+                    self.timer.insert((fires_at(&spec, due), idx, slot.key().clone()));
+                }
+                // ... a new one takes the site's newest, so a notify during a rebuild is not
+                // undone by it.
+                slot.insert(Entry { spec, next, generation: site.generation });
+            }
+        }
     }
 
     /// Moves the next run of a planned schedule (nothing when it is not planned).

@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use tracing::{debug, info};
 
 use super::link::{RedisDown, RedisLink};
+use super::nextrun::NextRuns;
 use super::plan::{Confirmation, Plan, log_skip, sorted_skips};
 use super::reports::SiteRebuild;
 use super::store::{PlanWrite, SiteState, rfc3339};
@@ -92,7 +93,9 @@ impl SiteLoad {
             return;
         }
         let (idx, generation) = (self.site, self.generation);
-        let now = Utc::now();
+        // Every row of the batch is planned from the same instant, so schedules sharing a
+        // parsed cron + zone share one search.
+        let mut next_runs = NextRuns::new(Utc::now());
         let mut writes: Vec<(Arc<ScheduleSpec>, Option<DateTime<Utc>>)> = Vec::new();
         for row in rows {
             match row {
@@ -123,7 +126,7 @@ impl SiteLoad {
                         }
                         Confirmation::Differs => {
                             self.report.changed += 1;
-                            let next = spec.schedule.next_after(now);
+                            let next = next_runs.next(&spec.schedule);
                             info!(site = %plan.name(idx), schedule = %id, cron = %spec.cron, zone = %spec.zone,
                                 next = ?next.map(rfc3339), "schedule changed; replanned");
                             next
@@ -138,7 +141,7 @@ impl SiteLoad {
                                 .and_then(|p| p.next);
                             // A recorded run (even a past one) is kept: the timer then applies the
                             // missed-run rule to it. Otherwise plan from now, without catch-up.
-                            let next = recorded.or_else(|| spec.schedule.next_after(now));
+                            let next = recorded.or_else(|| next_runs.next(&spec.schedule));
                             debug!(site = %plan.name(idx), schedule = %id, cron = %spec.cron, zone = %spec.zone,
                                 next = ?next.map(rfc3339), resumed = recorded.is_some(), "schedule planned");
                             next
