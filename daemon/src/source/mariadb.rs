@@ -19,7 +19,7 @@ use super::pool::{CappedConn, ConnCap, SitePool};
 use super::row::RowOutcome;
 use super::sink::RowSink;
 use super::skip::SkipReason;
-use super::spec::KnownFingerprints;
+use super::spec::{FastHash, KnownFingerprints};
 use crate::config::{Config, DbConfig, SiteConfig};
 use crate::policy::PolicyTexts;
 use crate::pyvalue::{self, Kwargs};
@@ -329,7 +329,7 @@ impl MariaDbSource {
                 return Err(self.db_err(e));
             }
         };
-        let mut reader = RowReader { default_zone: self.ctx.default_zone.clone(), task_arguments: HashMap::new() };
+        let mut reader = RowReader { default_zone: self.ctx.default_zone.clone(), task_arguments: HashMap::default() };
         while let Some(mut row) = result.next().await.map_err(|e| self.db_err(e))? {
             if !target.take(reader.read(&mut row)).await {
                 // The engine stopped: read no further.
@@ -387,7 +387,7 @@ struct RowReader {
     /// The config file's zone, used when neither the row nor the site names one.
     default_zone: Option<String>,
     /// task name → its parsed `arguments`, or the parse error.
-    task_arguments: HashMap<String, Result<Kwargs, String>>,
+    task_arguments: HashMap<String, Result<Kwargs, String>, FastHash>,
 }
 
 impl RowReader {
@@ -419,7 +419,13 @@ impl RowReader {
         let task_name = take::<String>(row, 7)?;
         let docstatus = take::<i64>(row, 8)?;
         let function = take::<String>(row, 9)?;
-        let arguments = take::<String>(row, 10)?;
+        // A task's `arguments` are parsed once per load (below): the text is only converted
+        // for a task not met yet. Every row of a task carries the same text (one SELECT, one
+        // snapshot), which converted fine for its first row.
+        let arguments = match &task {
+            Some(t) if self.task_arguments.contains_key(t.as_str()) => None,
+            _ => take::<String>(row, 10)?,
+        };
         let max_duration = take::<i64>(row, 11)?;
         let desc_short = take::<String>(row, 12)?;
         let named = |z: String| Some(z.trim().to_string()).filter(|z| !z.is_empty());

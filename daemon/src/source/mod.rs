@@ -48,7 +48,7 @@ pub use row::{RebuildRow, RowOutcome, SkippedRow};
 pub use set::SourceSet;
 pub use sink::RowSink;
 pub use skip::SkipReason;
-pub use spec::{KnownFingerprints, ScheduleSpec};
+pub use spec::{FastHash, KnownFingerprints, ScheduleSpec};
 
 use crate::config::Config;
 
