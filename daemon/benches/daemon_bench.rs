@@ -309,10 +309,8 @@ async fn cold(n: usize, runs: usize) {
     // `cold-child` can be run alone (e.g. under callgrind) on it.
     let keep = std::env::var("BTU_BENCH_KEEP_DB").is_ok_and(|v| v == "1");
     let mut conn = pool.get_conn().await.expect("MariaDB must run on 127.0.0.1:3306");
-    let have: Option<u64> = conn
-        .query_first(format!("SELECT COUNT(*) FROM `{db}`.`tabBTU Task Schedule`"))
-        .await
-        .unwrap_or(None);
+    let have: Option<u64> =
+        conn.query_first(format!("SELECT COUNT(*) FROM `{db}`.`tabBTU Task Schedule`")).await.unwrap_or(None);
     drop(conn);
     if !keep || have != Some(n as u64) {
         fill(&pool, db, n).await;
