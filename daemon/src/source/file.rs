@@ -29,6 +29,7 @@
 use std::path::PathBuf;
 
 use super::check::{BuildContext, RawSchedule, RowChecker, SourceRow};
+use super::coalesce::Coalescer;
 use super::error::SourceError;
 use super::row::RowOutcome;
 use super::sink::RowSink;
@@ -61,6 +62,9 @@ const DEFAULT_TIMEOUT: i64 = 600;
 pub struct FileSource {
     ctx: BuildContext,
     path: PathBuf,
+    /// The notifies' single-schedule reads, coalesced into [`FileSource::load_many`] (one
+    /// read and parse of the file for all of them).
+    reads: Coalescer<RowOutcome, SourceError>,
 }
 
 impl FileSource {
@@ -75,7 +79,13 @@ impl FileSource {
                 defaults: config.defaults,
             },
             path: file.path.clone(),
+            reads: Coalescer::new(),
         }
+    }
+
+    /// The single-schedule reads of this file (shared by clones).
+    pub(super) fn reads(&self) -> &Coalescer<RowOutcome, SourceError> {
+        &self.reads
     }
 
     pub fn site(&self) -> &str {
@@ -111,12 +121,26 @@ impl FileSource {
     }
 
     pub async fn load_one(&self, schedule: &str) -> Result<RowOutcome, SourceError> {
-        let rows = self.load_all().await?;
-        Ok(rows.into_iter().find(|r| r.schedule() == schedule).unwrap_or_else(|| RowOutcome::Skipped {
+        let mut rows = self.load_many(&[schedule.to_string()]).await?;
+        Ok(rows.pop().unwrap_or_else(|| self.not_found(schedule)))
+    }
+
+    /// One answer per id, in order (duplicates allowed), from one read of the file: the first
+    /// schedule with that id, or `Skipped { NotFound }`.
+    pub async fn load_many(&self, ids: &[String]) -> Result<Vec<RowOutcome>, SourceError> {
+        let mut by_id = std::collections::HashMap::new();
+        for row in self.load_all().await? {
+            by_id.entry(row.schedule().to_string()).or_insert(row);
+        }
+        Ok(ids.iter().map(|id| by_id.get(id).cloned().unwrap_or_else(|| self.not_found(id))).collect())
+    }
+
+    fn not_found(&self, schedule: &str) -> RowOutcome {
+        RowOutcome::Skipped {
             site: self.ctx.site.to_string(),
             schedule: schedule.to_string(),
             reason: SkipReason::NotFound,
-        }))
+        }
     }
 }
 

@@ -13,8 +13,10 @@ use mysql_async::{Conn, Opts, OptsBuilder, Row};
 
 use super::apps::{AppGate, installed_apps};
 use super::check::{BuildContext, RawSchedule, RowChecker, SourceRow};
+use super::coalesce::Coalescer;
 use super::error::SourceError;
 use super::frequency::{FrequencyFields, local_cron};
+use super::many::match_rows;
 use super::pool::{CappedConn, ConnCap, SitePool};
 use super::row::RowOutcome;
 use super::sink::RowSink;
@@ -89,6 +91,8 @@ pub struct MariaDbSource {
     optional_columns: Arc<AtomicU16>,
     /// A site discovered in a bench is read only while BTU is installed on it.
     apps: AppGate,
+    /// The notifies' single-schedule reads, coalesced into [`MariaDbSource::load_many`].
+    reads: Coalescer<RowOutcome, SourceError>,
 }
 
 impl MariaDbSource {
@@ -124,6 +128,7 @@ impl MariaDbSource {
             pool: cap.site(opts),
             optional_columns: Arc::new(AtomicU16::new(COLUMNS_UNKNOWN)),
             apps: AppGate::new(site.name.as_str().into(), site.discovered),
+            reads: Coalescer::new(),
         }
     }
 
@@ -218,6 +223,36 @@ impl MariaDbSource {
             schedule: schedule.to_string(),
             reason: SkipReason::NotFound,
         }))
+    }
+
+    /// The single-schedule reads of this site (shared by clones).
+    pub(super) fn reads(&self) -> &Coalescer<RowOutcome, SourceError> {
+        &self.reads
+    }
+
+    /// One answer per id, in order, each what [`MariaDbSource::load_one`] answers for it
+    /// alone, read by one `IN (...)` query per [`MAX_IDS_PER_QUERY`] ids (duplicates allowed).
+    /// An id the rows cannot answer for certain (`source::many`) is read alone afterwards.
+    pub async fn load_many(&self, ids: &[String]) -> Result<Vec<RowOutcome>, SourceError> {
+        if let [id] = ids {
+            return Ok(vec![self.load_one(id).await?]);
+        }
+        let mut target = Outcomes { checker: RowChecker::new(&self.ctx), out: Vec::with_capacity(ids.len()) };
+        self.with_timeout(async {
+            for chunk in ids.chunks(MAX_IDS_PER_QUERY) {
+                self.read_rows(Rows::These(&padded(chunk)), &mut target).await?;
+            }
+            Ok(())
+        })
+        .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, answer) in ids.iter().zip(match_rows(&self.ctx.site, ids, target.out)) {
+            out.push(match answer {
+                Some(row) => row,
+                None => self.load_one(id).await?,
+            });
+        }
+        Ok(out)
     }
 
     /// The rows of the schedules named, read by one query per [`MAX_IDS_PER_QUERY`] ids (a
@@ -338,6 +373,16 @@ impl MariaDbSource {
         }
         Ok(true)
     }
+}
+
+/// `ids` padded to a power of two with its last id (the `IN` list is a set), so that batches
+/// of varying sizes share a few prepared statements in the connection's statement cache.
+fn padded(ids: &[String]) -> Vec<String> {
+    let mut out = ids.to_vec();
+    if let Some(last) = ids.last() {
+        out.resize(ids.len().next_power_of_two().min(MAX_IDS_PER_QUERY), last.clone());
+    }
+    out
 }
 
 /// Which rows [`MariaDbSource::read_rows`] reads.

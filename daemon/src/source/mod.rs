@@ -16,6 +16,8 @@
 //! | `error.rs`       | [`SourceError`]: a whole source could not be read                      |
 //! | `check.rs`       | `RowChecker`: the one check every row of every source goes through      |
 //! | `sink.rs`        | [`RowSink`]: a rebuild's rows, in batches, to the engine               |
+//! | `coalesce.rs`    | [`Coalescer`]: notifies' reads that meet in flight, read as one batch   |
+//! | `many.rs`        | one `IN (...)` read's rows matched back to the ids asked for (pure)     |
 //! | `apps.rs`        | the apps a site has installed; the gate for sites found in a bench     |
 //! | `pool.rs`        | [`ConnCap`]: every site's MariaDB connections under one cap             |
 //! | `mariadb.rs`     | rows from a Frappe site's BTU tables                                   |
@@ -26,10 +28,12 @@
 
 mod apps;
 mod check;
+mod coalesce;
 mod error;
 pub(crate) mod file;
 mod fingerprint;
 mod frequency;
+mod many;
 pub(crate) mod mariadb;
 mod pool;
 mod row;
@@ -41,6 +45,7 @@ mod spec;
 /// For other modules' tests that build a spec the way a source does.
 #[cfg(test)]
 pub(crate) use check::plain_row;
+pub use coalesce::{BatchError, Coalescer};
 pub use error::SourceError;
 pub use fingerprint::Fingerprint;
 pub use pool::{CONNECT_TIMEOUT, ConnCap, IDLE_TTL};
@@ -108,16 +113,38 @@ impl Source {
     }
 
     /// One schedule (for live notifications); `Skipped { NotFound }` when it does not exist.
+    /// Reads asked for while one of the same site is in flight are coalesced into one read
+    /// ([`Coalescer`]); each still gets exactly its own answer.
     pub async fn load_one(&self, schedule: &str) -> Result<RowOutcome, SourceError> {
-        match self {
-            Source::MariaDb(s) => s.load_one(schedule).await,
-            Source::File(s) => s.load_one(schedule).await,
+        let answer = match self {
+            Source::MariaDb(s) => {
+                let source = s.clone();
+                s.reads()
+                    .get(schedule, move |ids| {
+                        let source = source.clone();
+                        async move { source.load_many(&ids).await }
+                    })
+                    .await
+            }
+            Source::File(s) => {
+                let source = s.clone();
+                s.reads()
+                    .get(schedule, move |ids| {
+                        let source = source.clone();
+                        async move { source.load_many(&ids).await }
+                    })
+                    .await
+            }
             Source::Dropped(site) => Ok(RowOutcome::Skipped {
                 site: site.clone(),
                 schedule: schedule.to_string(),
                 reason: SkipReason::NotFound,
             }),
-        }
+        };
+        answer.map_err(|e| match e {
+            BatchError::Read(e) => e,
+            other => SourceError::Interrupted { site: self.site().to_string(), reason: other.to_string() },
+        })
     }
 
     /// Whether the source's rows can be followed after a legacy request (a database, whose
