@@ -4,7 +4,9 @@
 //! - notify throughput: `BTU_BENCH_CONNS` connections (default 8), each sending notify requests
 //!   back to back for `BTU_BENCH_SECS` seconds (default 5); every notify re-reads the schedule
 //!   from its source (MariaDB in the driver script). Ping throughput alongside, for the
-//!   server's own overhead.
+//!   server's own overhead. All connections name the same schedule (`BTU_BENCH_SCHEDULE`);
+//!   with `BTU_BENCH_SCHEDULES` (comma-separated) once more, connection i naming the i-th, so
+//!   that coalesced notifies read distinct ids (`IN (...)` of several) rather than one.
 //! - `BTU_BENCH_HOLD` (default 1000) connections opened and held at once, each answered twice.
 //!
 //! ```sh
@@ -44,11 +46,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// `conns` connections sending `request` back to back for `secs`; prints rate and latencies.
-async fn throughput(socket: &Path, label: &str, request: Request, conns: usize, secs: f64) {
+/// `conns` connections sending requests back to back for `secs` (connection i sends
+/// `requests[i % len]`); prints rate and latencies.
+async fn throughput(socket: &Path, label: &str, requests: &[Request], conns: usize, secs: f64) {
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let mut tasks = Vec::new();
-    for _ in 0..conns {
+    for (_, request) in (0..conns).zip(requests.iter().cycle()) {
         let (socket, request) = (socket.to_path_buf(), request.clone());
         tasks.push(tokio::spawn(async move {
             let mut s = UnixStream::connect(&socket).await.map_err(|e| format!("connect: {e}"))?;
@@ -160,6 +163,8 @@ fn main() {
         return;
     };
     let schedule: String = env_or("BTU_BENCH_SCHEDULE", "TS-000001".to_string());
+    let distinct: Vec<String> =
+        env_or("BTU_BENCH_SCHEDULES", String::new()).split(',').filter(|s| !s.is_empty()).map(str::to_string).collect();
     let conns: usize = env_or("BTU_BENCH_CONNS", 8);
     let secs: f64 = env_or("BTU_BENCH_SECS", 5.0);
     let hold_n: usize = env_or("BTU_BENCH_HOLD", 1000);
@@ -175,10 +180,14 @@ fn main() {
         let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard);
     }
     rt.block_on(async {
-        throughput(&socket, "ping", Request::Ping, conns, secs).await;
-        throughput(&socket, "notify", Request::Notify { schedules: vec![schedule.clone()], site: None }, conns, secs)
-            .await;
-        throughput(&socket, "notify(1 conn)", Request::Notify { schedules: vec![schedule], site: None }, 1, secs).await;
+        let notify = |id: &String| Request::Notify { schedules: vec![id.clone()], site: None };
+        throughput(&socket, "ping", &[Request::Ping], conns, secs).await;
+        throughput(&socket, "notify", &[notify(&schedule)], conns, secs).await;
+        if !distinct.is_empty() {
+            let requests: Vec<Request> = distinct.iter().map(notify).collect();
+            throughput(&socket, "notify(distinct ids)", &requests, conns, secs).await;
+        }
+        throughput(&socket, "notify(1 conn)", &[notify(&schedule)], 1, secs).await;
         hold(&socket, hold_n).await;
     });
 }

@@ -42,6 +42,9 @@ REDIS_DB = 12
 REDIS_PORT = int(os.environ.get("BTU_TEST_REDIS_PORT", "6379"))
 KEY_PREFIX = "btu_bench_srv_rq"
 SCHEDULE = "TS-000001"
+# One runnable schedule per bench connection, for the distinct-ids notify run (copies of
+# TS-000002, inserted below): coalesced notifies then read several ids in one query.
+DISTINCT = [f"TS-3{n:05}" for n in range(8)]
 
 
 def pct(sorted_ns: list[int], p: float) -> float:
@@ -63,6 +66,12 @@ def main() -> int:
     args = ap.parse_args()
 
     db = TestDatabase("btu_bench_server")
+    for name in DISTINCT:
+        db.query("INSERT INTO `tabBTU Task Schedule` (name, creation, modified, owner, task, task_description, "
+                 "enabled, queue_name, run_frequency, cron_string, argument_overrides) "
+                 "SELECT %s, creation, modified, owner, task, task_description, enabled, queue_name, "
+                 "run_frequency, cron_string, argument_overrides FROM `tabBTU Task Schedule` WHERE name = 'TS-000002'",
+                 (name,))
     tmp = Path(tempfile.mkdtemp(prefix="btu_bench_server_"))
     sock = tmp / "bench.sock"
     p = server_params()
@@ -117,7 +126,8 @@ database = "{db.name}"
         sys.stdout.flush()
 
         if not args.no_rust:
-            env = dict(os.environ, BTU_BENCH_SOCKET=str(sock), BTU_BENCH_SCHEDULE=SCHEDULE)
+            env = dict(os.environ, BTU_BENCH_SOCKET=str(sock), BTU_BENCH_SCHEDULE=SCHEDULE,
+                       BTU_BENCH_SCHEDULES=",".join(DISTINCT))
             subprocess.run(["cargo", "bench", "-q", "-p", "btu-daemon", "--bench", "server_notify"], cwd=REPO, env=env,
                            check=True)
             fds = len(os.listdir(f"/proc/{daemon.pid}/fd"))
