@@ -7,12 +7,12 @@
 //! connections take eight database connections; coalesced, concurrent notifies of a site
 //! share one `IN (...)` query and at most one connection.
 //!
-//! There is no waiting window: a read asked for while none runs starts at once, alone, so a
-//! lone notify pays nothing (the batch forms only from what arrives during a read). Reads run
-//! in a spawned task, so a caller that goes away (its client hung up) never strands the
-//! callers queued behind it; a batch read that ends without answering (a panic, the runtime
-//! stopping) answers [`BatchError::Lost`] to each of its callers rather than leaving them
-//! waiting.
+//! There is no waiting window: a read asked for while none runs starts at once, alone, in
+//! the caller's own task, so a lone notify pays nothing (the batch forms only from what
+//! arrives during a read). The batches after it run in a spawned task, so a caller that goes
+//! away (its client hung up) never strands the callers queued behind it; a batch read that
+//! ends without answering (a panic, the runtime stopping) answers [`BatchError::Lost`] to
+//! each of its callers rather than leaving them waiting.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -84,25 +84,76 @@ where
         Coalescer::default()
     }
 
-    /// The answer for `id`: read by `read` alone when no read is in flight, else together
-    /// with every id that arrives before the read in flight returns. `read` gets distinct ids
-    /// (in arrival order) and must answer one value per id, in the same order; it is only
-    /// called when this caller starts the batch task (later batches of that task reuse it).
-    pub async fn get<F, Fut>(&self, id: &str, read: F) -> Result<T, BatchError<E>>
+    /// The answer for `id`: read by `read` alone, in this task, when no read is in flight;
+    /// else together with every id that arrives before the read in flight returns. `read`
+    /// gets distinct ids (in arrival order) and must answer one value per id, in the same
+    /// order; the caller that read alone hands it to the batch task that reads what queued
+    /// meanwhile.
+    pub async fn get<F, Fut>(&self, id: &str, mut read: F) -> Result<T, BatchError<E>>
     where
         F: FnMut(Vec<String>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Vec<T>, E>> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let start = {
+        let answer = {
             let mut state = lock(&self.state);
-            state.queued.push((id.to_string(), reply));
-            !std::mem::replace(&mut state.reading, true)
+            if state.reading {
+                let (reply, answer) = oneshot::channel();
+                state.queued.push((id.to_string(), reply));
+                Some(answer)
+            } else {
+                state.reading = true;
+                None
+            }
         };
-        if start {
-            tokio::spawn(drive(self.state.clone(), read));
+        if let Some(answer) = answer {
+            return answer.await.unwrap_or(Err(BatchError::Lost));
         }
-        answer.await.unwrap_or(Err(BatchError::Lost))
+        // Alone: read here, without a task hop (a lone notify pays nothing for coalescing).
+        // However this ends (answered, or dropped because the client hung up), `Leading`
+        // hands what queued meanwhile to a batch task.
+        let fut = read(vec![id.to_string()]);
+        let state = self.state.clone();
+        let hand_off: HandOff<'_> = Box::new(move |runtime| {
+            runtime.spawn(drive(state, read));
+        });
+        let _lead = Leading { state: &self.state, hand_off: Some(hand_off) };
+        match fut.await {
+            Ok(mut values) if values.len() == 1 => values.pop().ok_or(BatchError::Lost),
+            Ok(values) => Err(BatchError::Short { asked: 1, got: values.len() }),
+            Err(e) => Err(BatchError::Read(e)),
+        }
+    }
+}
+
+/// A batch task to start (it owns the reader the lone caller was given).
+type HandOff<'a> = Box<dyn FnOnce(&tokio::runtime::Handle) + Send + 'a>;
+
+/// The caller reading alone: when it is done (or dropped), the callers that queued during
+/// its read get a batch task, or the state says no read is in flight.
+struct Leading<'a, T, E> {
+    state: &'a Mutex<State<T, E>>,
+    hand_off: Option<HandOff<'a>>,
+}
+
+impl<T, E> Drop for Leading<'_, T, E> {
+    fn drop(&mut self) {
+        let mut state = lock(self.state);
+        if state.queued.is_empty() {
+            state.reading = false;
+            return;
+        }
+        match (self.hand_off.take(), tokio::runtime::Handle::try_current()) {
+            (Some(hand_off), Ok(runtime)) => {
+                drop(state);
+                hand_off(&runtime);
+            }
+            // No runtime to run the batch on (it is shutting down): the queued callers get
+            // `Lost` rather than waiting forever.
+            _ => {
+                state.reading = false;
+                state.queued.clear();
+            }
+        }
     }
 }
 

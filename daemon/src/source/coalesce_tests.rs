@@ -1,6 +1,7 @@
 //! The coalescer's contract: a lone read starts at once; reads that arrive while one is in
 //! flight are read together in one batch; each caller gets its own answer (duplicates too);
-//! an error reaches every caller of its batch; nothing is left waiting.
+//! an error reaches every caller of its batch; nothing is left waiting. (A lone read runs in
+//! its caller's task, so a panic there is that caller's, as with a direct read.)
 
 use std::sync::{Arc, Mutex};
 
@@ -129,25 +130,54 @@ async fn a_caller_that_goes_away_strands_nobody() {
         async move { c.get("A", r).await }
     });
     settle().await;
-    first.abort(); // the client hung up while its read ran
     let second = tokio::spawn({
         let (c, r) = (c.clone(), reader(&calls, &gate, None));
         async move { c.get("B", r).await }
     });
     settle().await;
-    gate.add_permits(2);
+    // The client of the read in flight hangs up: its read is dropped with it, and the
+    // caller queued behind it is read by a batch task instead.
+    first.abort();
+    gate.add_permits(1);
     assert_eq!(second.await.expect("join"), Ok("row:B".to_string()));
     assert_eq!(recorded(&calls), vec![vec!["A".to_string()], vec!["B".to_string()]]);
+    // Nothing is in flight any more: the next read is a lone one again.
+    gate.add_permits(1);
+    assert_eq!(c.get("C", reader(&calls, &gate, None)).await, Ok("row:C".to_string()));
 }
 
 #[tokio::test]
-async fn a_reader_that_panics_or_answers_short_gives_typed_errors_and_the_next_read_works() {
+async fn a_batch_read_that_panics_or_answers_short_gives_typed_errors_and_the_next_read_works() {
     let c = Coalescer::<String, String>::new();
-    let panics = |ids: Vec<String>| async move {
-        assert!(ids.is_empty(), "a reader bug");
-        Ok::<Vec<String>, String>(ids)
+    let gate = Arc::new(Semaphore::new(0));
+    // A reader whose first (lone) read waits for the gate and whose batch read panics.
+    let reader = {
+        let gate = gate.clone();
+        let mut n = 0;
+        move |ids: Vec<String>| {
+            n += 1;
+            let (gate, batch) = (gate.clone(), n);
+            async move {
+                gate.acquire().await.map_err(|e| e.to_string())?.forget();
+                assert_eq!(batch, 1, "a reader bug");
+                Ok::<_, String>(ids)
+            }
+        }
     };
-    assert_eq!(c.get("A", panics).await, Err(BatchError::Lost));
+    let first = tokio::spawn({
+        let c = c.clone();
+        async move { c.get("A", reader).await }
+    });
+    settle().await;
+    let queued = tokio::spawn({
+        let c = c.clone();
+        async move { c.get("B", |ids: Vec<String>| async move { Ok::<_, String>(ids) }).await }
+    });
+    settle().await;
+    gate.add_permits(2);
+    assert_eq!(first.await.expect("join"), Ok("A".to_string()));
+    assert_eq!(queued.await.expect("join"), Err(BatchError::Lost));
+
     let short = |_ids: Vec<String>| async move { Ok::<_, String>(Vec::<String>::new()) };
     assert_eq!(c.get("A", short).await, Err(BatchError::Short { asked: 1, got: 0 }));
     let ok = |ids: Vec<String>| async move { Ok::<_, String>(ids) };
