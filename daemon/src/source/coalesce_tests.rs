@@ -11,15 +11,15 @@ use tokio::time::Instant;
 use super::*;
 
 type Calls = Arc<Mutex<Vec<Vec<String>>>>;
+type ReadFuture = std::pin::Pin<Box<dyn Future<Output = Result<Vec<String>, String>> + Send>>;
 
 /// A reader that records each batch, waits for a permit of `gate` per batch, and answers
-/// `row:<id>` (or the error `fail` names for the batch number).
+/// `row:<id>` (or an error for batch number `fail_batch`).
 fn reader(
     calls: &Calls,
     gate: &Arc<Semaphore>,
     fail_batch: Option<usize>,
-) -> impl FnMut(Vec<String>) -> std::pin::Pin<Box<dyn Future<Output = Result<Vec<String>, String>> + Send>> + Send + 'static
-{
+) -> impl FnMut(Vec<String>) -> ReadFuture + Send + 'static {
     let (calls, gate) = (calls.clone(), gate.clone());
     move |ids: Vec<String>| {
         let batch = {
