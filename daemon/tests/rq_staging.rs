@@ -225,6 +225,7 @@ async fn gates_are_checked_at_the_release_once() {
             skip: Some((skip.clone(), due)),
             lastjob_key: Some(format!("{token}:last")),
             overlap: OverlapGate::Allow,
+            index: None,
         })
     };
     let runs = [gated("p", 100), gated("s", 200), gated("e", 300)];

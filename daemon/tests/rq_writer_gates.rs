@@ -67,6 +67,7 @@ impl Sched {
             skip: Some((self.skip(), due.timestamp())),
             lastjob_key: Some(self.lastjob()),
             overlap,
+            index: None,
         };
         PreparedRun::new(&j, claim, Utc::now()).expect("valid run").with_gates(gates)
     }
@@ -320,5 +321,74 @@ async fn claim_many_takes_each_free_claim_once() {
     assert!(w.claim_many(&[]).await.expect("none").is_empty());
     let zero = (Claim { key: format!("{token}:claim:z"), ttl_secs: 0 }, String::new());
     assert!(matches!(w.claim_many(&[zero]).await, Err(RqError::Invalid { field: "claim", .. })));
+    cleanup(&mut conn, &token).await;
+}
+
+/// With the site's gate index (the daemon's runs always carry it), pause and skip keys are
+/// looked at only for schedules in the index: an indexed pause and skip are honoured in the
+/// enqueue and in the release; a pause key written without its index member is not (the
+/// index is the contract, docs/rq.md "Gates"); an index of another type makes every key count.
+#[tokio::test]
+async fn indexed_gates_look_at_members_only() {
+    use btu::rq::GateIndex;
+    use std::sync::Arc;
+    let token = token();
+    let prefix = format!("{token}rq");
+    let (w, mut conn) = setup(&prefix).await;
+    let index = Arc::new(GateIndex {
+        pauses: format!("{token}:pauses"),
+        pause_prefix: format!("{token}:pause:"),
+        skips: format!("{token}:skips"),
+        skip_prefix: format!("{token}:skip:"),
+    });
+    let run = |name: &'static str, minute: i64| {
+        let s = Sched { token: token.clone(), name };
+        let mut r = s.run(due(minute), OverlapGate::Allow);
+        let mut gates = r.gates().clone();
+        gates.index = Some(index.clone());
+        r = r.with_gates(gates);
+        (s, r)
+    };
+    // Indexed pause and skip, as `btu pause` / `btu skip` write them.
+    let (p, _) = run("p", 0);
+    let _: () = conn.set(p.pause(), "{}").await.expect("SET");
+    let _: () = conn.sadd(&index.pauses, "p").await.expect("SADD");
+    let (s, _) = run("s", 0);
+    let _: () = conn.zadd(s.skip(), due(0).timestamp(), due(0).timestamp()).await.expect("ZADD");
+    let _: () = conn.sadd(&index.skips, "s").await.expect("SADD");
+    // A pause key nobody indexed.
+    let (u, _) = run("u", 0);
+    let _: () = conn.set(u.pause(), "{}").await.expect("SET");
+
+    let runs = vec![run("p", 0).1, run("s", 0).1, run("u", 0).1, run("e", 0).1];
+    let out: Vec<EnqueueOutcome> =
+        w.enqueue_many(&runs).await.expect("call").into_iter().map(|o| o.expect("run")).collect();
+    assert_eq!(
+        out,
+        [
+            EnqueueOutcome::SkippedPaused,
+            EnqueueOutcome::SkippedByRequest,
+            EnqueueOutcome::Enqueued,
+            EnqueueOutcome::Enqueued
+        ]
+    );
+    assert!(!conn.exists::<_, bool>(s.skip()).await.expect("EXISTS"), "the honoured skip member is removed");
+
+    // The release reads the index the same way (runs staged, then a pause indexed before the
+    // instant).
+    let staged = vec![run("p", 1).1, run("q", 1).1, run("e", 1).1];
+    w.stage_many(&staged).await.expect("stage");
+    let (q, _) = run("q", 1);
+    let _: () = conn.set(q.pause(), "{}").await.expect("SET");
+    let _: () = conn.sadd(&index.pauses, "q").await.expect("SADD");
+    let out: Vec<EnqueueOutcome> =
+        w.release_many(&staged).await.expect("call").into_iter().map(|o| o.expect("run")).collect();
+    assert_eq!(out, [EnqueueOutcome::SkippedPaused, EnqueueOutcome::SkippedPaused, EnqueueOutcome::Enqueued]);
+
+    // An index of another type: every key is looked at, so the unindexed pause counts.
+    let _: () = conn.del(&index.pauses).await.expect("DEL");
+    let _: () = conn.set(&index.pauses, "not a set").await.expect("SET");
+    assert_eq!(one(&w, run("u", 2).1).await.expect("answer"), EnqueueOutcome::SkippedPaused);
+    assert_eq!(one(&w, run("e", 2).1).await.expect("answer"), EnqueueOutcome::Enqueued);
     cleanup(&mut conn, &token).await;
 }

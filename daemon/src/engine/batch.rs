@@ -5,10 +5,36 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use tracing::warn;
 
-use super::prepare::Payload;
 use super::store::HistoryTarget;
 use crate::outcome::RunOutcome;
-use crate::rq::{Claim, EnqueueOutcome, HistoryAppend, PreparedRun, RqError, RqWriter};
+use crate::rq::{Claim, EnqueueOutcome, HistoryAppend, PreparedRun, ReleaseCall, RqError, RqWriter};
+
+/// A run ready for the writer, or why its job could not be built (bad data; never sent).
+pub(super) type Payload = Result<PreparedRun, RqError>;
+
+/// How a batch is written.
+pub(super) enum Write {
+    /// Runs nobody staged: claim + job hash + push ([`RqWriter::enqueue_many`]).
+    Full,
+    /// Runs staged ahead: the release only ([`RqWriter::release_many`]).
+    Release,
+    /// Runs staged ahead whose release call was built ahead too ([`RqWriter::send_release`]).
+    Prebuilt(ReleaseCall),
+}
+
+/// A batch of staged runs whose release call was built ahead (`items[i]` is the run
+/// `runs[i]`): [`enqueue_batch`] with nothing left to sort out at the instant.
+pub(super) struct ReadyRelease {
+    pub items: Vec<FireItem>,
+    pub runs: Vec<PreparedRun>,
+    pub call: ReleaseCall,
+}
+
+/// Sends a release built ahead and answers as [`enqueue_batch`].
+pub(super) async fn release_batch(writer: RqWriter, ready: ReadyRelease) -> Vec<FireResult> {
+    let ReadyRelease { items, runs, call } = ready;
+    write(writer, items, runs, Vec::new(), Write::Prebuilt(call)).await
+}
 
 /// One run in a batch.
 pub(super) struct FireItem {
@@ -91,15 +117,15 @@ pub(super) async fn append_history(writer: &RqWriter, entries: &[HistoryAppend])
     }
 }
 
-/// Writes one batch of runs with one script call — the release of runs staged ahead
-/// (`staged`), or the full enqueue — and answers for every run; runs whose job could not be
+/// Writes one batch of runs with one script call — the release of runs staged ahead, or the
+/// full enqueue (`how`) — and answers for every run; runs whose job could not be
 /// built never reach Redis. Then appends, in one pipelined round trip, the
 /// history entry of every run this call decided (enqueued, replaced, or claimed and skipped
 /// by a gate; a run another daemon decided gets none here), each after the skipped_missed
 /// entries of the runs missed before it: outside the atomic step, which halves Redis' work
 /// per run, and after `done_at` (the enqueue write time the entry records). A crash in
 /// between loses history entries, never a run; a failed append is logged, the run stands.
-pub(super) async fn enqueue_batch(writer: RqWriter, batch: Vec<(FireItem, Payload)>, staged: bool) -> Vec<FireResult> {
+pub(super) async fn enqueue_batch(writer: RqWriter, batch: Vec<(FireItem, Payload)>, how: Write) -> Vec<FireResult> {
     let mut results = Vec::with_capacity(batch.len());
     let (mut items, mut runs) = (Vec::with_capacity(batch.len()), Vec::with_capacity(batch.len()));
     for (item, run) in batch {
@@ -111,7 +137,23 @@ pub(super) async fn enqueue_batch(writer: RqWriter, batch: Vec<(FireItem, Payloa
             Err(e) => results.push(FireResult { item, outcome: Err(e), done_at: Utc::now(), run: None }),
         }
     }
-    let outcomes = if staged { writer.release_many(&runs).await } else { writer.enqueue_many(&runs).await };
+    write(writer, items, runs, results, how).await
+}
+
+/// The script call of `runs` (`items[i]` is the run `runs[i]`) and the history entries of the
+/// runs it decided; answers `results` (runs answered before the call) with theirs.
+async fn write(
+    writer: RqWriter,
+    items: Vec<FireItem>,
+    runs: Vec<PreparedRun>,
+    mut results: Vec<FireResult>,
+    how: Write,
+) -> Vec<FireResult> {
+    let outcomes = match &how {
+        Write::Full => writer.enqueue_many(&runs).await,
+        Write::Release => writer.release_many(&runs).await,
+        Write::Prebuilt(call) => writer.send_release(call, &runs).await,
+    };
     let done_at = Utc::now();
     match outcomes {
         Ok(outcomes) => {

@@ -9,8 +9,10 @@
 //! failed: the run is put back as the schedule's next one) or refused (bad data). The run
 //! counters and the lateness samples are kept here, where each outcome is known.
 //!
-//! The payloads are usually built ahead ([`super::prepare`]); a catch-up or a schedule changed
-//! since is built at the instant.
+//! The payloads are usually built ahead ([`super::prepare`]) and staged in Redis with their
+//! release calls and next runs ([`super::staged`]): at the instant those runs are first sent as
+//! they are, before anything else, and only then is the rest decided as above — a catch-up or
+//! a schedule changed since is built at the instant.
 //!
 //! With Redis Sentinel, the runs enqueued lately are kept ([`super::resend`]) and sent again
 //! after a master change ([`Firing::resend_recent`]).
@@ -25,12 +27,15 @@ use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
-use super::batch::{FireItem, FireResult, Missed, append_history, claimed_missed, enqueue_batch, run_outcome};
+use super::batch::{
+    FireItem, FireResult, Missed, Payload, Write, append_history, claimed_missed, enqueue_batch, release_batch,
+    run_outcome,
+};
 use super::jobs::{JobSettings, build_job, prepare_run, run_job_id};
 use super::link::RedisLink;
 use super::plan::{DueRun, Plan};
 use super::planner;
-use super::prepare::{BuildSettings, PREPARE_AHEAD, Payload, Prepare, Prepared};
+use super::prepare::{BuildSettings, PREPARE_AHEAD, Prepare, Prepared};
 use super::reports::{EngineError, RunNowResult};
 use super::resend::{Recent, SentRun};
 use super::store::{self, HistoryTarget, PlanWrite, rfc3339};
@@ -48,6 +53,11 @@ const MAX_SLEEP: Duration = Duration::from_secs(30);
 const ENQUEUE_BATCH: usize = 200;
 /// Runs released per script call (runs staged ahead: only ids and gate arguments are sent).
 const RELEASE_BATCH: usize = 500;
+/// The timer wakes this long before a due instant and the rest is waited with the OS's own
+/// sleep ([`Firing::fire_due`]): tokio's timer fires up to ~1 ms after its deadline (it counts
+/// whole milliseconds), `nanosleep` within tens of microseconds — a millisecond that is most of
+/// the lateness budget of a release.
+const WAKE_EARLY: Duration = Duration::from_millis(2);
 /// How long shutdown waits for in-flight enqueues.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(15);
 
@@ -173,7 +183,9 @@ impl Firing {
         // done), and at the instant of runs staged ahead: if their schedules no longer fire
         // then (removed or replanned since), `fire_due` still runs at it and removes them.
         let prepare_at = self.due_to_prepare(plan, link).map(|due| due - PREPARE_AHEAD);
-        let wake = [plan.next_due(), prepare_at, self.prepare.held_due()].into_iter().flatten().min()?;
+        let fire_at = [plan.next_due(), self.prepare.held_due()].into_iter().flatten().min();
+        let early = TimeDelta::from_std(WAKE_EARLY).unwrap_or_default();
+        let wake = [fire_at.map(|at| at - early), prepare_at].into_iter().flatten().min()?;
         let wait = (wake - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(MAX_SLEEP);
         Some(Instant::now() + wait)
     }
@@ -197,7 +209,7 @@ impl Firing {
             return; // past: fire_due builds it; far: the deadline wakes us in time
         }
         let Some(writer) = link.usable().map(|c| c.writer.clone()) else { return };
-        self.prepare.start(due, plan, &self.build, writer);
+        self.prepare.start(due, plan, &self.build, self.history_max, writer);
     }
 
     /// A batch's answer or a finished build (pending while neither runs).
@@ -221,9 +233,29 @@ impl Firing {
     /// Fires every run due by now.
     pub async fn fire_due(&mut self, plan: &mut Plan, link: &mut RedisLink) {
         let Some(writer) = link.usable().map(|c| c.writer.clone()) else { return };
+        if let Some(at) = [plan.next_due(), self.prepare.held_due()].into_iter().flatten().min()
+            && let Ok(rest) = (at - Utc::now()).to_std()
+            && rest <= WAKE_EARLY
+        {
+            // Woken WAKE_EARLY ahead: the rest is slept on this thread, precisely (blocking
+            // the engine loop, whose next work is this instant anyway, for at most that long).
+            std::thread::sleep(rest);
+        }
         let now = Utc::now();
         let grace = grace_delta(self.grace);
         self.prepare.wait_if_due(now).await;
+        // First, before any other work at the instant: the staged runs that fire on time, with
+        // their release calls and next runs known ahead. Each batch is handed to the
+        // connection at once (the yield lets the spawned task send it before this goes on);
+        // then only their schedules' next runs are planned. What is left is decided below.
+        let released = self.prepare.release_due(now, grace, plan);
+        for ready in released.batches {
+            self.in_flight.spawn(release_batch(writer.clone(), ready));
+            tokio::task::yield_now().await;
+        }
+        for (idx, id, next) in released.plans {
+            plan.set_next(idx, &id, next);
+        }
         // Runs staged ahead (only the release is left) and runs enqueued in full.
         let mut staged_batch: Vec<(FireItem, Payload)> = Vec::new();
         let mut batch: Vec<(FireItem, Payload)> = Vec::new();
@@ -305,13 +337,14 @@ impl Firing {
                 if to.len() == size {
                     // Sent while the rest of the burst is collected: Redis starts on it at once,
                     // and the multiplexed connection pipelines the batches behind each other.
-                    self.in_flight.spawn(enqueue_batch(writer.clone(), std::mem::take(to), staged));
+                    let how = if staged { Write::Release } else { Write::Full };
+                    self.in_flight.spawn(enqueue_batch(writer.clone(), std::mem::take(to), how));
                 }
             }
         }
-        for (rest, staged) in [(staged_batch, true), (batch, false)] {
+        for (rest, how) in [(staged_batch, Write::Release), (batch, Write::Full)] {
             if !rest.is_empty() {
-                self.in_flight.spawn(enqueue_batch(writer.clone(), rest, staged));
+                self.in_flight.spawn(enqueue_batch(writer.clone(), rest, how));
             }
         }
         let missed_only = claimed_missed(&writer, missed_only).await;

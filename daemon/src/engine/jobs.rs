@@ -106,14 +106,15 @@ pub fn run_job_id(site: &str, spec: &ScheduleSpec, due: DateTime<Utc>, settings:
 
 /// The gates the run of `spec` on `site` due at `due` passes at its instant: the schedule's
 /// pause key, its skip set (member: the due instant in unix seconds), its last job and its
-/// overlap policy.
+/// overlap policy, and the site's gate indexes.
 pub fn run_gates(site: &str, spec: &ScheduleSpec, due: DateTime<Utc>) -> Gates {
-    use super::store::{lastjob_key, pause_key, skip_key};
+    use super::store::{gate_index, lastjob_key, pause_key, skip_key};
     Gates {
         pause_key: Some(pause_key(site, &spec.id)),
         skip: Some((skip_key(site, &spec.id), due.timestamp())),
         lastjob_key: Some(lastjob_key(site, &spec.id)),
         overlap: overlap_gate(spec),
+        index: Some(std::sync::Arc::new(gate_index(site))),
     }
 }
 

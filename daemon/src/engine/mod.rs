@@ -56,6 +56,7 @@ mod reports;
 mod reread;
 mod resend;
 mod run;
+mod staged;
 pub mod store;
 
 pub use actions::{MAX_BACKFILL, MAX_SKIP};

@@ -5,7 +5,7 @@
 //! | `btu:<site>:pause:<schedule>` | STRING | JSON [`PauseRecord`]; with `until` it expires then (expiry = resumed) |
 //! | `btu:<site>:skip:<schedule>` | ZSET | member and score = a skipped due instant (unix seconds) |
 //! | `btu:<site>:audit` | STREAM | one entry per operator action (`XADD … MAXLEN ~ 10000`) |
-//! | `btu:<site>:pauses`, `btu:<site>:skips` | SET | schedule ids that have a pause / skip key (an index for `status`; stale members are dropped when read) |
+//! | `btu:<site>:pauses`, `btu:<site>:skips` | SET | schedule ids that have a pause / skip key: the index `status` lists and the enqueue and release scripts trust ([`crate::rq::GateIndex`]); a member is dropped when read only if its key is gone, atomically |
 //!
 //! The step at the due instant (the atomic enqueue) reads the pause and skip keys and removes
 //! the skip member it honours; this file writes them, so every daemon on the same Redis sees
@@ -18,19 +18,13 @@ use redis::aio::ConnectionManager;
 use redis::{FromRedisValue, Value};
 use serde::{Deserialize, Serialize};
 
-use super::store::{pause_key, skip_key};
+use super::store::{pause_key, pauses_key, skip_key, skips_key};
 
 /// Entries kept in a site's audit stream (approximately: `MAXLEN ~`).
 pub const AUDIT_MAXLEN: usize = 10_000;
 
 pub fn audit_key(site: &str) -> String {
     format!("btu:{site}:audit")
-}
-fn pauses_key(site: &str) -> String {
-    format!("btu:{site}:pauses")
-}
-fn skips_key(site: &str) -> String {
-    format!("btu:{site}:skips")
 }
 
 /// Who asked: the peer credentials of the socket connection (SO_PEERCRED), when known.
@@ -270,17 +264,37 @@ pub async fn site_marks(
         skipped.extend(skips.iter().map(|t| (id.clone(), *t)));
     }
     skipped.sort_by_key(|(id, t)| (*t, id.clone()));
-    if !gone_p.is_empty() || !gone_s.is_empty() {
-        let mut pipe = redis::pipe();
-        if !gone_p.is_empty() {
-            pipe.srem(pauses_key(site), &gone_p).ignore();
-        }
-        if !gone_s.is_empty() {
-            pipe.srem(skips_key(site), &gone_s).ignore();
-        }
-        pipe.query_async::<()>(conn).await?;
+    if !gone_p.is_empty() {
+        unindex(conn, &pauses_key(site), &gone_p, |s| pause_key(site, s)).await?;
+    }
+    if !gone_s.is_empty() {
+        unindex(conn, &skips_key(site), &gone_s, |s| skip_key(site, s)).await?;
     }
     Ok((paused, skipped))
+}
+
+/// Removes from `index` the schedules whose key (`key_of`) does not exist, in one atomic
+/// step: a pause or skip written between the read above and this removal keeps its member,
+/// which the enqueue and release scripts rely on ([`crate::rq::GateIndex`]).
+async fn unindex(
+    conn: &mut ConnectionManager,
+    index: &str,
+    schedules: &[String],
+    key_of: impl Fn(&str) -> String,
+) -> redis::RedisResult<()> {
+    static UNINDEX: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+        redis::Script::new(
+            r"for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then redis.call('SREM', KEYS[1], ARGV[i - 1]) end
+end
+return 0",
+        )
+    });
+    let mut inv = UNINDEX.key(index);
+    for s in schedules {
+        inv.key(key_of(s)).arg(s);
+    }
+    inv.invoke_async::<i64>(conn).await.map(|_| ())
 }
 
 /// Entries read per XREVRANGE call while filtering by schedule.

@@ -82,6 +82,23 @@ pub fn resume(
 /// A run fired less than this after its instant is on time (not a catch-up, for `none`).
 pub const ON_TIME: TimeDelta = TimeDelta::seconds(1);
 
+/// [`resume`]'s answer for a run fired on time, known ahead: the run recorded at `due`,
+/// judged at `now`, whose schedule runs next at `after` (its next run after `due`). When it
+/// fires less than [`ON_TIME`] and at most `grace` after `due`, and `after` lies past `now`,
+/// `resume` fires exactly `[due]`, skips nothing and plans `after`, whatever the catch-up
+/// policy: `Some(after)`. Otherwise `None` (ask `resume`). This lets the planning of the next
+/// run be done before the instant, so that at the instant a staged run is only released.
+pub fn on_time_next(
+    after: Option<DateTime<Utc>>,
+    due: DateTime<Utc>,
+    now: DateTime<Utc>,
+    grace: TimeDelta,
+) -> Option<Option<DateTime<Utc>>> {
+    let lag = now - due;
+    let on_time = lag >= TimeDelta::zero() && lag < ON_TIME && lag <= grace && after.is_none_or(|a| a > now);
+    on_time.then_some(after)
+}
+
 /// The runs in `[max(recorded, oldest), latest]`, oldest first, at most
 /// [`MAX_CATCHUP_RUNS`] (the latest ones).
 fn within_grace(
@@ -307,6 +324,26 @@ mod tests {
         }
 
         /// Jitter stays in [0, N), depends only on (site, schedule, due), and spreads.
+        #[test]
+        /// The fast path agrees with `resume` wherever it answers, for every policy.
+        fn on_time_next_is_resume(
+            start in 0i64..2_000_000_000, lag_ms in 0i64..3_000, expr_i in 0usize..4, grace_s in 0i64..5, c in 0usize..3,
+        ) {
+            // A zone with DST: the next run after a due instant may be 23 or 25 hours away.
+            let exprs = ["* * * * * *", "*/5 * * * * *", "30 2 * * *", "*/7 * * * *"];
+            let s = LocalSchedule::parse(exprs[expr_i], "America/Los_Angeles").unwrap();
+            let catchup = [Catchup::Latest, Catchup::All, Catchup::None][c];
+            let base = DateTime::from_timestamp(start, 0).expect("in range");
+            if let Some(due) = s.next_after(base) {
+                let now = due + TimeDelta::milliseconds(lag_ms);
+                let grace = TimeDelta::seconds(grace_s);
+                if let Some(next) = on_time_next(s.next_after(due), due, now, grace) {
+                    let r = super::resume(&s, Some(due), now, grace, catchup);
+                    prop_assert_eq!(r, Resume { fire: vec![due], skipped: None, next });
+                }
+            }
+        }
+
         #[test]
         fn jitter_is_bounded_and_deterministic(secs in 0i64..4_000_000_000, n in 1u32..=86_400) {
             let due = DateTime::from_timestamp(secs, 0).unwrap();

@@ -15,80 +15,38 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::task::{JoinError, JoinHandle};
-use tracing::{error, warn};
+use tracing::error;
 
+use super::batch::Payload;
 use super::jobs::{JobSettings, prepare_run};
 use super::plan::Plan;
-use super::store::rfc3339;
-use crate::rq::{PreparedRun, RqError, RqWriter, Unstage};
+use super::staged::{BuiltRun, ReleaseBatch, Released, RunKey, stage};
+use super::store::{HistoryTarget, rfc3339};
+use crate::rq::{RqWriter, Unstage};
 use crate::source::ScheduleSpec;
 
 /// How long before a due instant the payloads of its runs are built: long enough for 10k runs
 /// on a busy machine, short enough to hold one instant's payloads.
 pub(super) const PREPARE_AHEAD: TimeDelta = TimeDelta::seconds(2);
 
-/// Runs staged per script call.
-const STAGE_BATCH: usize = 500;
-
-/// A run ready for the writer, or why its job could not be built (bad data; never sent).
-pub(super) type Payload = Result<PreparedRun, RqError>;
-
 /// Payloads built ahead for the runs whose timer fires at one instant (`due`: the due instant
-/// plus the schedule's jitter), with the spec and the due instant each was built for.
+/// plus the schedule's jitter), with the spec and the due instant each was built for, and the
+/// release calls of the staged ones.
 pub(super) struct Prepared {
     due: DateTime<Utc>,
-    runs: HashMap<(usize, Arc<str>), BuiltRun>,
-}
-
-/// A payload built ahead: the spec and the due instant it was built for, the payload, and
-/// whether it is staged in Redis (by this daemon or another), so only the release is left.
-struct BuiltRun {
-    spec: Arc<ScheduleSpec>,
-    due: DateTime<Utc>,
-    run: Payload,
-    staged: bool,
+    /// Runs not staged (or not buildable), and staged runs whose batch was not released.
+    runs: HashMap<RunKey, BuiltRun>,
+    /// Staged runs with their release calls.
+    releases: Vec<ReleaseBatch>,
 }
 
 impl Prepared {
     /// The staged runs still held (never fired), to be removed from Redis.
     fn into_unstage(self) -> Vec<Unstage> {
-        self.runs
-            .into_values()
-            .filter(|b| b.staged)
-            .filter_map(|b| b.run.ok())
+        let held = self.runs.into_values().filter(|b| b.staged).filter_map(|b| b.run.ok());
+        held.chain(self.releases.into_iter().flat_map(ReleaseBatch::into_runs))
             .map(|r| Unstage { claim_key: r.claim().key.clone(), job_id: r.job_id().to_string() })
             .collect()
-    }
-}
-
-/// Stages every built run (batches pipelined on the connection); a batch that fails leaves its
-/// runs unstaged (they are enqueued in full at the instant).
-async fn stage(writer: &RqWriter, due: DateTime<Utc>, runs: &mut HashMap<(usize, Arc<str>), BuiltRun>) {
-    let ready: Vec<((usize, Arc<str>), PreparedRun)> =
-        runs.iter().filter_map(|(key, b)| Some((key.clone(), b.run.as_ref().ok()?.clone()))).collect();
-    // Sent at once: the multiplexed connection pipelines the calls.
-    let mut calls = Vec::new();
-    for chunk in ready.chunks(STAGE_BATCH) {
-        let keys: Vec<(usize, Arc<str>)> = chunk.iter().map(|(k, _)| k.clone()).collect();
-        let batch: Vec<PreparedRun> = chunk.iter().map(|(_, r)| r.clone()).collect();
-        let writer = writer.clone();
-        calls.push((keys, tokio::spawn(async move { writer.stage_many(&batch).await })));
-    }
-    for (keys, call) in calls {
-        let error = match call.await {
-            Ok(Ok(outcomes)) => {
-                for (key, _) in keys.iter().zip(outcomes) {
-                    if let Some(b) = runs.get_mut(key) {
-                        b.staged = true;
-                    }
-                }
-                continue;
-            }
-            Ok(Err(e)) => e.to_string(),
-            Err(e) => e.to_string(),
-        };
-        warn!(due = %rfc3339(due), runs = keys.len(), error = %error,
-            "staging runs ahead failed; they are enqueued in full at their instant");
     }
 }
 
@@ -127,8 +85,15 @@ impl Prepare {
     }
 
     /// Starts building the payloads of every run due at `due`, then staging them through
-    /// `writer`.
-    pub fn start(&mut self, due: DateTime<Utc>, plan: &Plan, settings: &BuildSettings, writer: RqWriter) {
+    /// `writer` (each run's history list keeps `history_max` entries).
+    pub fn start(
+        &mut self,
+        due: DateTime<Utc>,
+        plan: &Plan,
+        settings: &BuildSettings,
+        history_max: usize,
+        writer: RqWriter,
+    ) {
         let runs: Vec<ToBuild> =
             plan.runs_at(due).map(|(idx, id, spec, run_due)| (idx, id.clone(), spec.clone(), run_due)).collect();
         let sites: Vec<String> = plan.sites().iter().map(|s| s.name.clone()).collect();
@@ -146,21 +111,20 @@ impl Prepare {
                             settings.claim_ttl_secs,
                             created_at,
                         );
-                        ((idx, id), BuiltRun { spec, due: run_due, run, staged: false })
+                        let after = spec.schedule.next_after(run_due);
+                        let history = HistoryTarget::new(history_max, &sites[idx], &id);
+                        ((idx, id), BuiltRun { spec, due: run_due, run, staged: false, after, history })
                     })
-                    .collect::<HashMap<_, _>>()
+                    .collect::<Vec<_>>()
             })
             .await;
-            let mut runs = match built {
-                Ok(runs) => runs,
-                Err(e) => {
-                    // A bug, not data: the firing builds these runs itself.
-                    error!(due = %rfc3339(due), error = %e, "building payloads ahead failed");
-                    HashMap::new()
-                }
-            };
-            stage(&writer, due, &mut runs).await;
-            Prepared { due, runs }
+            let built = built.unwrap_or_else(|e| {
+                // A bug, not data: the firing builds these runs itself.
+                error!(due = %rfc3339(due), error = %e, "building payloads ahead failed");
+                Vec::new()
+            });
+            let (runs, releases) = stage(&writer, due, built).await;
+            Prepared { due, runs, releases }
         });
         self.running = Some((due, task));
     }
@@ -182,7 +146,7 @@ impl Prepare {
             // A bug, not data: the firing builds these runs itself. Recorded as done so the
             // loop does not retry it.
             error!(due = %rfc3339(due), error = %e, "building payloads ahead failed");
-            Prepared { due, runs: HashMap::new() }
+            Prepared { due, runs: HashMap::new(), releases: Vec::new() }
         }));
     }
 
@@ -193,6 +157,28 @@ impl Prepare {
             let res = self.finished().await;
             self.on_finished(res);
         }
+    }
+
+    /// Releases the staged runs of the instant held, if it is due by `now`: every batch whose
+    /// runs are all still planned as they were staged (same spec, same due instant) and fire on
+    /// time ([`super::planner::on_time_next`]) is handed out with its call built ahead. A
+    /// batch with a run changed since, or a late instant, is left to the firing's full
+    /// decision ([`Prepare::take`]).
+    pub fn release_due(&mut self, now: DateTime<Utc>, grace: TimeDelta, plan: &Plan) -> Released {
+        let mut released = Released::default();
+        let Some(prepared) = self.done.as_mut().filter(|p| p.due <= now) else { return released };
+        // How late the timer fired; each run is judged at its own due instant plus this.
+        let lag = now - prepared.due;
+        for batch in std::mem::take(&mut prepared.releases) {
+            match batch.on_time(plan, lag, grace) {
+                Some(plans) => {
+                    released.batches.push(batch.into_ready());
+                    released.plans.extend(plans);
+                }
+                None => prepared.runs.extend(batch.into_built()),
+            }
+        }
+        released
     }
 
     /// The payload built ahead for this run, if it was built for this very due instant from

@@ -43,6 +43,23 @@ pub fn pause_key(site: &str, schedule: &str) -> String {
 pub fn skip_key(site: &str, schedule: &str) -> String {
     format!("btu:{site}:skip:{schedule}")
 }
+/// The site's index of schedules with a pause key (see [`crate::rq::GateIndex`]).
+pub fn pauses_key(site: &str) -> String {
+    format!("btu:{site}:pauses")
+}
+/// The site's index of schedules with a skip key (see [`crate::rq::GateIndex`]).
+pub fn skips_key(site: &str) -> String {
+    format!("btu:{site}:skips")
+}
+/// The site's gate indexes, as the enqueue and release scripts take them.
+pub fn gate_index(site: &str) -> crate::rq::GateIndex {
+    crate::rq::GateIndex {
+        pauses: pauses_key(site),
+        pause_prefix: pause_key(site, ""),
+        skips: skips_key(site),
+        skip_prefix: skip_key(site, ""),
+    }
+}
 pub fn lastjob_key(site: &str, schedule: &str) -> String {
     format!("btu:{site}:lastjob:{schedule}")
 }

@@ -2,12 +2,14 @@
 //! run, many runs per script call ([`super::script`]).
 
 use super::error::RqError;
-use super::gates::Gates;
+use super::gates::{GateIndex, Gates};
 use super::job::{RqJob, job_fields};
-use super::scripts::{ENQUEUE_SCRIPT, RELEASE_SCRIPT};
+use super::scripts::ENQUEUE_SCRIPT;
 use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
 use redis::{ErrorKind, FromRedisValue, RedisError, Value};
+use std::borrow::Cow;
+use std::collections::HashSet;
 use tracing::warn;
 
 /// The key that marks a run as taken; its name is the caller's choice.
@@ -301,13 +303,21 @@ impl RqWriter {
             return Ok(Vec::new());
         }
         let mut inv = ENQUEUE_SCRIPT.key(self.queues_key());
-        inv.arg(&self.key_prefix).arg(runs.len());
+        let indexes = gate_indexes(runs);
+        for ix in &indexes {
+            inv.key(&ix.pauses).key(&ix.skips);
+        }
+        inv.arg(&self.key_prefix).arg(runs.len()).arg(indexes.len());
+        for ix in &indexes {
+            inv.arg(&ix.pause_prefix).arg(&ix.skip_prefix);
+        }
         for run in runs {
             let due = self.run_keys(&mut inv, run);
             inv.arg(&run.job_id)
                 .arg(run.claim.ttl_secs)
                 .arg(due)
                 .arg(run.gates.overlap.as_str())
+                .arg(run.gates.ix_flag())
                 .arg(run.fields.len() * 2);
             for (name, value) in &run.fields {
                 inv.arg(*name).arg(value.as_slice());
@@ -325,53 +335,40 @@ impl RqWriter {
     /// claim, job hash, queue, then the gates' pause, skip and lastjob keys (`""` for a gate
     /// not in force). Answers the skip gate's member (the due instant; 0 without one).
     fn run_keys(&self, inv: &mut redis::ScriptInvocation<'_>, run: &PreparedRun) -> i64 {
-        let g = &run.gates;
-        let (skip_key, due) = g.skip.as_ref().map_or(("", 0), |(k, d)| (k.as_str(), *d));
-        inv.key(&run.claim.key).key(self.job_key(&run.job_id)).key(self.queue_key(&run.queue));
-        inv.key(g.pause_key.as_deref().unwrap_or("")).key(skip_key).key(g.lastjob_key.as_deref().unwrap_or(""));
+        let (keys, due) = self.run_key_list(run);
+        for key in keys {
+            inv.key(key);
+        }
         due
     }
 
-    /// Releases runs staged ahead ([`RqWriter::stage_many`]) at their instant: ONE script call
-    /// that sends only ids and gate arguments and, per run, checks the gates and sets `status`
-    /// queued and `enqueued_at` (Redis' clock) on the staged hash, drops its expiry and pushes
-    /// the id — or answers `AlreadyClaimed` when it was decided already (by another daemon, an
-    /// earlier attempt). A run found not staged at all (its staged hash expired or was
-    /// removed) is enqueued in full by a second call ([`RqWriter::enqueue_many`]), so every
-    /// run gets the same answers as there.
-    pub async fn release_many(&self, runs: &[PreparedRun]) -> Result<Vec<Result<EnqueueOutcome, RqError>>, RqError> {
-        validate_key_prefix(&self.key_prefix)?;
-        if runs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut inv = RELEASE_SCRIPT.key(self.queues_key());
-        inv.arg(&self.key_prefix).arg(runs.len());
-        for run in runs {
-            let due = self.run_keys(&mut inv, run);
-            inv.arg(&run.job_id).arg(due).arg(run.gates.overlap.as_str());
-        }
-        let mut conn = self.conn.clone();
-        let replies: Vec<Value> = inv.invoke_async(&mut conn).await?;
-        if replies.len() != runs.len() {
-            return Err(unexpected_reply(format!("{} answers for {} runs", replies.len(), runs.len())));
-        }
-        let not_staged: Vec<usize> =
-            replies.iter().enumerate().filter(|(_, r)| matches!(r, Value::Int(6))).map(|(i, _)| i).collect();
-        let mut answers: Vec<Result<EnqueueOutcome, RqError>> = replies.into_iter().map(outcome).collect();
-        if !not_staged.is_empty() {
-            let full: Vec<PreparedRun> = not_staged.iter().map(|&i| runs[i].clone()).collect();
-            for (i, answer) in not_staged.into_iter().zip(self.enqueue_many(&full).await?) {
-                answers[i] = answer;
-            }
-        }
-        Ok(answers)
+    /// [`RqWriter::run_keys`] as a list, for a command built by hand.
+    pub(super) fn run_key_list<'r>(&self, run: &'r PreparedRun) -> ([Cow<'r, str>; 6], i64) {
+        let g = &run.gates;
+        let (skip_key, due) = g.skip.as_ref().map_or(("", 0), |(k, d)| (k.as_str(), *d));
+        let keys = [
+            Cow::Borrowed(run.claim.key.as_str()),
+            Cow::Owned(self.job_key(&run.job_id)),
+            Cow::Owned(self.queue_key(&run.queue)),
+            Cow::Borrowed(g.pause_key.as_deref().unwrap_or("")),
+            Cow::Borrowed(skip_key),
+            Cow::Borrowed(g.lastjob_key.as_deref().unwrap_or("")),
+        ];
+        (keys, due)
     }
+}
+
+/// The distinct gate indexes of `runs`' sites, in the order first seen: the scripts read each
+/// once per call (`docs/rq.md`, "Gates").
+pub(super) fn gate_indexes(runs: &[PreparedRun]) -> Vec<&GateIndex> {
+    let mut seen = HashSet::new();
+    runs.iter().filter_map(|r| r.gates.index.as_deref()).filter(|ix| seen.insert(ix.pauses.as_str())).collect()
 }
 
 /// One run's answer from the script: 1 written, 0 already claimed, 2 paused,
 /// 3 skipped by request, `{4, running id}` overlap skip, `{5, canceled id}`
 /// replaced, or a WRONGTYPE text.
-fn outcome(reply: Value) -> Result<EnqueueOutcome, RqError> {
+pub(super) fn outcome(reply: Value) -> Result<EnqueueOutcome, RqError> {
     match reply {
         Value::Int(1) => Ok(EnqueueOutcome::Enqueued),
         Value::Int(0) => Ok(EnqueueOutcome::AlreadyClaimed),
