@@ -1,4 +1,5 @@
-"""Redis time per run of the enqueue script (numbers go to docs/rq.md, "Gates").
+"""Redis time per run of the enqueue script, or with `--release` of the release of staged runs
+(numbers go to docs/rq.md, "Gates", and docs/performance.md).
 
 Loads the Lua text of the enqueue script — `daemon/src/rq/scripts.rs` (+ `stamp.rs`) since
 staging, or, with `--rev REV`, of the file that held it at that git revision: `rq/scripts.rs`,
@@ -12,7 +13,7 @@ is queued: GET + HMGET, no write) and `replace` (the previous job is queued: LRE
 200-job queue, HSET, ZADD, then the write). Redis db 9 on `$BTU_TEST_REDIS_PORT` (default 6379),
 keys `gb:*`, deleted at the end.
 
-    tests/.venvs/test/bin/python tests/bench/script_bench.py [--batches 40] [--rev b2e70e4]
+    tests/.venvs/test/bin/python tests/bench/script_bench.py [--batches 40] [--rev b2e70e4] [--release]
 """
 
 from __future__ import annotations
@@ -50,13 +51,18 @@ def show(rev: str | None, path: str) -> str | None:
     return p.stdout if p.returncode == 0 else None
 
 
-def lua(rev: str | None) -> tuple[str, str]:
-    """The enqueue script's text and its argument layout: 'staged' (rq/scripts.rs: the enqueue
-    script is STAMP_LUA + COMMON_LUA + ENQUEUE_LUA, stamped in Lua), 'gated' (rq/script.rs) or
-    'plain' (rq/writer.rs before the gates)."""
+def lua(rev: str | None, script: str = "ENQUEUE_LUA") -> tuple[str, str]:
+    """The enqueue (or release) script's text and its argument layout: 'indexed' (rq/scripts.rs
+    with the sites' gate indexes), 'staged' (rq/scripts.rs: the enqueue script is STAMP_LUA +
+    COMMON_LUA + ENQUEUE_LUA, stamped in Lua), 'gated' (rq/script.rs) or 'plain' (rq/writer.rs
+    before the gates)."""
     if (text := show(rev, "daemon/src/rq/scripts.rs")) is not None:
         stamp = piece(show(rev, "daemon/src/rq/stamp.rs") or "", "STAMP_LUA")
-        return "local STAGED = 'scheduled'\n" + stamp + piece(text, "COMMON_LUA") + piece(text, "ENQUEUE_LUA"), "staged"
+        common = piece(text, "COMMON_LUA")
+        layout = "indexed" if "nidx" in common else "staged"
+        return "local STAGED = 'scheduled'\n" + stamp + common + piece(text, script), layout
+    if script != "ENQUEUE_LUA":
+        raise SystemExit(f"no release script at {rev}")
     for path in ("daemon/src/rq/script.rs", "daemon/src/rq/writer.rs"):
         if (text := show(rev, path)) is not None and (m := LUA.search(text)):
             return m.group(1), ("gated" if "KEYS[k + 5]" in m.group(1) else "plain")
@@ -66,8 +72,11 @@ def lua(rev: str | None) -> tuple[str, str]:
 def batch(r: redis.Redis, sha: str, layout: str, overlap: str, n: int) -> float:
     gated = layout != "plain"
     keys = ["gb:rq:queues"]
-    if layout == "staged":
-        args: list = ["gb:rq", RUNS]
+    if layout == "indexed":
+        keys += ["gb:pauses", "gb:skips"]
+        args: list = ["gb:rq", RUNS, 1, "gb:pause:", "gb:skip:"]
+    elif layout == "staged":
+        args = ["gb:rq", RUNS]
     else:
         args = ["2026-12-02T04:00:00.000000Z", RUNS]
     if layout == "gated":
@@ -77,7 +86,7 @@ def batch(r: redis.Redis, sha: str, layout: str, overlap: str, n: int) -> float:
         keys += [f"gb:claim:{jid}", f"gb:rq:job:{jid}", "gb:rq:queue:default"]
         if gated:
             keys += [f"gb:pause:s{i}", f"gb:skip:s{i}", f"gb:lastjob:s{i}"]
-            args += [jid, 600, 1_900_000_000 + n, overlap, len(FIELDS)]
+            args += [jid, 600, 1_900_000_000 + n, overlap] + (["1"] if layout == "indexed" else []) + [len(FIELDS)]
         else:
             args += [jid, 600, len(FIELDS)]
         args += FIELDS
@@ -86,12 +95,47 @@ def batch(r: redis.Redis, sha: str, layout: str, overlap: str, n: int) -> float:
     return (r.info("commandstats")["cmdstat_evalsha"]["usec"] - before) / RUNS
 
 
+def release_batch(r: redis.Redis, sha: str, stage_lua: str, layout: str, n: int) -> float:
+    """Stages RUNS runs (EVAL, not counted), then releases them with one EVALSHA: Redis' time
+    per run of the release, what is left at a due instant."""
+    keys, args = [], [RUNS]
+    ids = [f"gb-rel-{n}-{i}" for i in range(RUNS)]
+    for jid in ids:
+        keys += [f"gb:claim:{jid}", f"gb:rq:job:{jid}"]
+        args += [jid, 600, len(FIELDS)] + [b"scheduled" if f == b"queued" else f for f in FIELDS]
+    r.eval(stage_lua, len(keys), *keys, *args)
+    keys, args = ["gb:rq:queues"], ["gb:rq", RUNS]
+    if layout == "indexed":
+        keys += ["gb:pauses", "gb:skips"]
+        args += [1, "gb:pause:", "gb:skip:"]
+    for i, jid in enumerate(ids):
+        keys += [f"gb:claim:{jid}", f"gb:rq:job:{jid}", "gb:rq:queue:default"]
+        keys += [f"gb:pause:s{i}", f"gb:skip:s{i}", f"gb:lastjob:s{i}"]
+        args += [jid, 1_900_000_000 + n, "allow"] + (["1"] if layout == "indexed" else [])
+    before = r.info("commandstats").get("cmdstat_evalsha", {}).get("usec", 0)
+    out = r.evalsha(sha, len(keys), *keys, *args)
+    if any(o != 1 for o in out):
+        raise SystemExit(f"release answered {out[:3]}…, not 1 (released)")
+    return (r.info("commandstats")["cmdstat_evalsha"]["usec"] - before) / RUNS
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batches", type=int, default=40)
     ap.add_argument("--rev", help="measure the script of this git revision instead of the working tree")
+    ap.add_argument("--release", action="store_true", help="measure the release of staged runs (since staging)")
     a = ap.parse_args()
     r = redis.Redis(port=int(os.environ.get("BTU_TEST_REDIS_PORT", "6379")), db=9)
+    if a.release:
+        text, layout = lua(a.rev, "RELEASE_LUA")
+        stage_lua = "local STAGED = 'scheduled'\n" + piece(show(a.rev, "daemon/src/rq/scripts.rs") or "", "STAGE_LUA")
+        sha = r.script_load(text)
+        per = [release_batch(r, sha, stage_lua, layout, n) for n in range(a.batches)]
+        if keys := r.keys("gb:*"):
+            r.delete(*keys)
+        print(f"{a.rev or 'working tree'}: release median {statistics.median(per):5.1f} us per run "
+              f"(min {min(per):.1f}, max {max(per):.1f}; {a.batches} batches of {RUNS})")
+        return
     text, layout = lua(a.rev)
     sha = r.script_load(text)
     for overlap in ("allow", "skip", "replace") if layout != "plain" else ("-",):
