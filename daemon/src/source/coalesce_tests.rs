@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::*;
@@ -42,6 +43,19 @@ fn recorded(calls: &Calls) -> Vec<Vec<String>> {
     calls.lock().unwrap_or_else(PoisonError::into_inner).clone()
 }
 
+/// `c.get(id, read)` in a task of its own.
+fn spawn_get<F>(
+    c: &Coalescer<String, String>,
+    id: &'static str,
+    read: F,
+) -> JoinHandle<Result<String, BatchError<String>>>
+where
+    F: FnMut(Vec<String>) -> ReadFuture + Send + 'static,
+{
+    let c = c.clone();
+    tokio::spawn(async move { c.get(id, read).await })
+}
+
 /// Lets the spawned batch task run until it waits on its gate.
 async fn settle() {
     for _ in 0..20 {
@@ -68,10 +82,7 @@ async fn a_lone_read_starts_at_once_alone() {
 async fn reads_during_a_read_share_one_batch_in_arrival_order_and_duplicates_are_each_answered() {
     let (calls, gate) = (Calls::default(), Arc::new(Semaphore::new(0)));
     let c = Coalescer::<String, String>::new();
-    let first = tokio::spawn({
-        let (c, r) = (c.clone(), reader(&calls, &gate, None));
-        async move { c.get("A", r).await }
-    });
+    let first = spawn_get(&c, "A", reader(&calls, &gate, None));
     settle().await;
     assert_eq!(recorded(&calls), vec![vec!["A".to_string()]], "the first read runs alone");
     let ids = ["C", "B", "C", "A", "D", "B"];
@@ -99,10 +110,7 @@ async fn reads_during_a_read_share_one_batch_in_arrival_order_and_duplicates_are
 async fn an_error_reaches_every_caller_of_its_batch_and_the_next_read_works() {
     let (calls, gate) = (Calls::default(), Arc::new(Semaphore::new(0)));
     let c = Coalescer::<String, String>::new();
-    let first = tokio::spawn({
-        let (c, r) = (c.clone(), reader(&calls, &gate, Some(1)));
-        async move { c.get("A", r).await }
-    });
+    let first = spawn_get(&c, "A", reader(&calls, &gate, Some(1)));
     settle().await;
     let waiting: Vec<_> = ["B", "C", "B"]
         .iter()
@@ -125,15 +133,9 @@ async fn an_error_reaches_every_caller_of_its_batch_and_the_next_read_works() {
 async fn a_caller_that_goes_away_strands_nobody() {
     let (calls, gate) = (Calls::default(), Arc::new(Semaphore::new(0)));
     let c = Coalescer::<String, String>::new();
-    let first = tokio::spawn({
-        let (c, r) = (c.clone(), reader(&calls, &gate, None));
-        async move { c.get("A", r).await }
-    });
+    let first = spawn_get(&c, "A", reader(&calls, &gate, None));
     settle().await;
-    let second = tokio::spawn({
-        let (c, r) = (c.clone(), reader(&calls, &gate, None));
-        async move { c.get("B", r).await }
-    });
+    let second = spawn_get(&c, "B", reader(&calls, &gate, None));
     settle().await;
     // The client of the read in flight hangs up: its read is dropped with it, and the
     // caller queued behind it is read by a batch task instead.

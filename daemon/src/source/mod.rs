@@ -118,22 +118,10 @@ impl Source {
     pub async fn load_one(&self, schedule: &str) -> Result<RowOutcome, SourceError> {
         let answer = match self {
             Source::MariaDb(s) => {
-                let source = s.clone();
-                s.reads()
-                    .get(schedule, move |ids| {
-                        let source = source.clone();
-                        async move { source.load_many(&ids).await }
-                    })
-                    .await
+                coalesced(s.reads(), s.clone(), schedule, |s, ids| async move { s.load_many(&ids).await }).await
             }
             Source::File(s) => {
-                let source = s.clone();
-                s.reads()
-                    .get(schedule, move |ids| {
-                        let source = source.clone();
-                        async move { source.load_many(&ids).await }
-                    })
-                    .await
+                coalesced(s.reads(), s.clone(), schedule, |s, ids| async move { s.load_many(&ids).await }).await
             }
             Source::Dropped(site) => Ok(RowOutcome::Skipped {
                 site: site.clone(),
@@ -176,4 +164,20 @@ impl Source {
             s.close().await;
         }
     }
+}
+
+/// A read of `schedule` through a source's coalescer: batched with the reads of the same site
+/// that meet it in flight, each batch read with `load` on a clone of `source`.
+async fn coalesced<S, F, Fut>(
+    reads: &Coalescer<RowOutcome, SourceError>,
+    source: S,
+    schedule: &str,
+    load: F,
+) -> Result<RowOutcome, BatchError<SourceError>>
+where
+    S: Clone + Send + 'static,
+    F: Fn(S, Vec<String>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Vec<RowOutcome>, SourceError>> + Send + 'static,
+{
+    reads.get(schedule, move |ids| load(source.clone(), ids)).await
 }
