@@ -34,9 +34,14 @@ pub fn db_tag() -> String {
 }
 pub const MARIADB_URL: &str = "mysql://root@127.0.0.1:3306";
 
+/// A name no other test shares: tests run in parallel threads of one process, and two can
+/// read the same clock value, so a counter tells them apart (ended by `x`, so that no token is
+/// part of another).
 pub fn token() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("t{:x}{:x}", std::process::id(), nanos % 0xffff_ffff)
+    format!("t{:x}{:x}n{n}x", std::process::id(), nanos % 0xffff_ffff)
 }
 
 /// A Redis connection to db 11 (panics with a clear message when Redis is down).
