@@ -11,7 +11,8 @@ use btu::rq::{
 use chrono::Utc;
 use redis::AsyncCommands;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+
+mod test_token;
 
 /// Redis db 9 on 127.0.0.1, port `$BTU_TEST_REDIS_PORT` (default 6379), so that two
 /// checkouts can run the suites side by side.
@@ -20,14 +21,8 @@ fn redis_url() -> String {
     format!("redis://127.0.0.1:{port}/9")
 }
 
-/// A key prefix no other test shares: tests run in parallel threads of one process, and two
-/// can read the same clock value, so a counter tells them apart (ended by `x`, so that no token
-/// is part of another and a test's `*token*` clean-up never reaches another's keys).
 fn token() -> String {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("rqtest{:x}{:x}n{n}x", std::process::id(), nanos % 0xffff_ffff)
+    test_token::token("rqtest")
 }
 
 async fn setup(prefix: &str) -> (RqWriter, redis::aio::ConnectionManager) {

@@ -11,21 +11,16 @@ use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+
+mod test_token;
 
 fn redis_url() -> String {
     let port: u16 = std::env::var("BTU_TEST_REDIS_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(6379);
     format!("redis://127.0.0.1:{port}/9")
 }
 
-/// A key prefix no other test shares: tests run in parallel threads of one process, and two
-/// can read the same clock value, so a counter tells them apart (ended by `x`, so that no token
-/// is part of another and a test's `*token*` clean-up never reaches another's keys).
 fn token() -> String {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("gatetest{:x}{:x}n{n}x", std::process::id(), nanos % 0xffff_ffff)
+    test_token::token("gatetest")
 }
 
 async fn setup(prefix: &str) -> (RqWriter, ConnectionManager) {

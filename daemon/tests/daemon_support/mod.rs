@@ -5,7 +5,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use btu::config::Config;
 use btu::engine::{Engine, EngineHandle, EngineOptions};
@@ -13,6 +13,9 @@ use btu::source::Source;
 use mysql_async::prelude::Queryable;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
+
+#[path = "../test_token/mod.rs"]
+mod test_token;
 
 /// Redis db 11 on 127.0.0.1, port `$BTU_TEST_REDIS_PORT` (default 6379).
 pub fn redis_url() -> String {
@@ -34,14 +37,8 @@ pub fn db_tag() -> String {
 }
 pub const MARIADB_URL: &str = "mysql://root@127.0.0.1:3306";
 
-/// A name no other test shares: tests run in parallel threads of one process, and two can
-/// read the same clock value, so a counter tells them apart (ended by `x`, so that no token is
-/// part of another).
 pub fn token() -> String {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("t{:x}{:x}n{n}x", std::process::id(), nanos % 0xffff_ffff)
+    test_token::token("t")
 }
 
 /// A Redis connection to db 11 (panics with a clear message when Redis is down).

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use btu::config::Config;
 use btu::engine::{Engine, EngineHandle, EngineOptions};
@@ -19,6 +19,9 @@ use tokio::net::UnixStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+#[path = "../test_token/mod.rs"]
+mod test_token;
+
 /// Redis db 12 on 127.0.0.1, port `$BTU_TEST_REDIS_PORT` (default 6379), so that two
 /// checkouts can run the suites side by side.
 pub fn redis_url() -> String {
@@ -26,14 +29,8 @@ pub fn redis_url() -> String {
     format!("redis://127.0.0.1:{port}/12")
 }
 
-/// A name no other test shares: tests run in parallel threads of one process, and two can
-/// read the same clock value, so a counter tells them apart (ended by `x`, so that no token is
-/// part of another).
 pub fn token() -> String {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("srv{:x}{:x}n{n}x", std::process::id(), nanos % 0xffff_ffff)
+    test_token::token("srv")
 }
 
 /// A fresh temporary directory (removed by [`TestServer::stop`]).
