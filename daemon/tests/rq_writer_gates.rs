@@ -340,6 +340,7 @@ async fn indexed_gates_look_at_members_only() {
         pause_prefix: format!("{token}:pause:"),
         skips: format!("{token}:skips"),
         skip_prefix: format!("{token}:skip:"),
+        lastjob_prefix: format!("{token}:lastjob:"),
     });
     let run = |name: &'static str, minute: i64| {
         let s = Sched { token: token.clone(), name };
@@ -390,5 +391,56 @@ async fn indexed_gates_look_at_members_only() {
     let _: () = conn.set(&index.pauses, "not a set").await.expect("SET");
     assert_eq!(one(&w, run("u", 2).1).await.expect("answer"), EnqueueOutcome::SkippedPaused);
     assert_eq!(one(&w, run("e", 2).1).await.expect("answer"), EnqueueOutcome::Enqueued);
+    cleanup(&mut conn, &token).await;
+}
+
+/// The release of the daemon's runs sends only the job and schedule ids (the script derives
+/// the gate keys from the site index's prefixes): an `allow` run's last job is recorded right
+/// after the release (its follow-up, which also drops the staged hash's expiry), and the next
+/// runs' overlap gates read it — `skip` while it is queued, then `replace` cancels it and
+/// records its own inside the release.
+#[tokio::test]
+async fn release_by_schedule_id_records_last_jobs_for_the_overlap_gates() {
+    use btu::rq::GateIndex;
+    use std::sync::Arc;
+    let token = token();
+    let prefix = format!("{token}rq");
+    let (w, mut conn) = setup(&prefix).await;
+    let index = Arc::new(GateIndex {
+        pauses: format!("{token}:pauses"),
+        pause_prefix: format!("{token}:pause:"),
+        skips: format!("{token}:skips"),
+        skip_prefix: format!("{token}:skip:"),
+        lastjob_prefix: format!("{token}:lastjob:"),
+    });
+    let s = Sched { token: token.clone(), name: "o" };
+    let run = |minute: i64, overlap: OverlapGate| {
+        let r = s.run(due(minute), overlap);
+        let mut gates = r.gates().clone();
+        gates.index = Some(index.clone());
+        r.with_gates(gates)
+    };
+    let release = |r: PreparedRun| {
+        let w = w.clone();
+        async move {
+            w.stage_many(std::slice::from_ref(&r)).await.expect("stage");
+            w.release_many(std::slice::from_ref(&r)).await.expect("release").pop().expect("answer").expect("run")
+        }
+    };
+    let first = s.job_id(due(0));
+    assert_eq!(release(run(0, OverlapGate::Allow)).await, EnqueueOutcome::Enqueued);
+    let last: Option<String> = conn.get(s.lastjob()).await.expect("GET");
+    assert_eq!(last.as_deref(), Some(first.as_str()), "an allow run's last job is recorded after its release");
+    let ttl: i64 = conn.ttl(format!("{prefix}:job:{first}")).await.expect("TTL");
+    assert_eq!(ttl, -1, "the released hash no longer expires");
+
+    assert_eq!(release(run(1, OverlapGate::Skip)).await, EnqueueOutcome::SkippedOverlap { running: first.clone() });
+    assert_eq!(status(&mut conn, &prefix, &s.job_id(due(1))).await, None, "the skipped run's staged hash is gone");
+
+    assert_eq!(release(run(2, OverlapGate::Replace)).await, EnqueueOutcome::Replaced { canceled: first.clone() });
+    assert_eq!(status(&mut conn, &prefix, &first).await.as_deref(), Some("canceled"));
+    let last: Option<String> = conn.get(s.lastjob()).await.expect("GET");
+    assert_eq!(last, Some(s.job_id(due(2))), "a replace run records its last job inside the release");
+    assert_eq!(queue(&mut conn, &prefix, &token).await, vec![s.job_id(due(2))]);
     cleanup(&mut conn, &token).await;
 }

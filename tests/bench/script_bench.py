@@ -52,15 +52,18 @@ def show(rev: str | None, path: str) -> str | None:
 
 
 def lua(rev: str | None, script: str = "ENQUEUE_LUA") -> tuple[str, str]:
-    """The enqueue (or release) script's text and its argument layout: 'indexed' (rq/scripts.rs
-    with the sites' gate indexes), 'staged' (rq/scripts.rs: the enqueue script is STAMP_LUA +
+    """The enqueue (or release) script's text and its argument layout: 'segments' (rq/scripts.rs
+    with a last-job prefix per gate index, and the release sending runs in segments by schedule
+    id), 'indexed' (rq/scripts.rs with the sites' gate indexes), 'staged' (rq/scripts.rs: the enqueue script is STAMP_LUA +
     COMMON_LUA + ENQUEUE_LUA, stamped in Lua), 'gated' (rq/script.rs) or 'plain' (rq/writer.rs
     before the gates)."""
     if (text := show(rev, "daemon/src/rq/scripts.rs")) is not None:
         stamp = piece(show(rev, "daemon/src/rq/stamp.rs") or "", "STAMP_LUA")
         common = piece(text, "COMMON_LUA")
-        layout = "indexed" if "nidx" in common else "staged"
-        return "local STAGED = 'scheduled'\n" + stamp + common + piece(text, script), layout
+        layout = "segments" if "3 * i" in common else "indexed" if "nidx" in common else "staged"
+        # as rq/scripts.rs assembles them: the release leaves PERSIST to its follow-up
+        persist = f"local PERSIST = {'false' if script == 'RELEASE_LUA' else 'true'}\n"
+        return "local STAGED = 'scheduled'\n" + stamp + persist + common + piece(text, script), layout
     if script != "ENQUEUE_LUA":
         raise SystemExit(f"no release script at {rev}")
     for path in ("daemon/src/rq/script.rs", "daemon/src/rq/writer.rs"):
@@ -72,9 +75,9 @@ def lua(rev: str | None, script: str = "ENQUEUE_LUA") -> tuple[str, str]:
 def batch(r: redis.Redis, sha: str, layout: str, overlap: str, n: int) -> float:
     gated = layout != "plain"
     keys = ["gb:rq:queues"]
-    if layout == "indexed":
+    if layout in ("indexed", "segments"):
         keys += ["gb:pauses", "gb:skips"]
-        args: list = ["gb:rq", RUNS, 1, "gb:pause:", "gb:skip:"]
+        args: list = ["gb:rq", RUNS, 1, "gb:pause:", "gb:skip:"] + (["gb:lastjob:"] if layout == "segments" else [])
     elif layout == "staged":
         args = ["gb:rq", RUNS]
     else:
@@ -86,7 +89,7 @@ def batch(r: redis.Redis, sha: str, layout: str, overlap: str, n: int) -> float:
         keys += [f"gb:claim:{jid}", f"gb:rq:job:{jid}", "gb:rq:queue:default"]
         if gated:
             keys += [f"gb:pause:s{i}", f"gb:skip:s{i}", f"gb:lastjob:s{i}"]
-            args += [jid, 600, 1_900_000_000 + n, overlap] + (["1"] if layout == "indexed" else []) + [len(FIELDS)]
+            args += [jid, 600, 1_900_000_000 + n, overlap] + (["1"] if layout != "gated" else []) + [len(FIELDS)]
         else:
             args += [jid, 600, len(FIELDS)]
         args += FIELDS
@@ -98,17 +101,23 @@ def batch(r: redis.Redis, sha: str, layout: str, overlap: str, n: int) -> float:
 def release_batch(r: redis.Redis, sha: str, stage_lua: str, layout: str, n: int) -> float:
     """Stages RUNS runs (EVAL, not counted), then releases them with one EVALSHA: Redis' time
     per run of the release, what is left at a due instant."""
-    keys, args = [], [RUNS]
+    keys, args = [], [RUNS] + ([3600] if "least" in stage_lua else [])
     ids = [f"gb-rel-{n}-{i}" for i in range(RUNS)]
     for jid in ids:
         keys += [f"gb:claim:{jid}", f"gb:rq:job:{jid}"]
         args += [jid, 600, len(FIELDS)] + [b"scheduled" if f == b"queued" else f for f in FIELDS]
     r.eval(stage_lua, len(keys), *keys, *args)
     keys, args = ["gb:rq:queues"], ["gb:rq", RUNS]
-    if layout == "indexed":
+    if layout == "segments":
+        # one segment: queue 1, index 1, allow, the due instant, runs by schedule id
+        keys += ["gb:pauses", "gb:skips", "gb:rq:queue:default"]
+        args += [1, "gb:pause:", "gb:skip:", "gb:lastjob:", RUNS, 1, 1, "allow", 1_900_000_000 + n, "m"]
+        for i, jid in enumerate(ids):
+            args += [jid, f"s{i}"]
+    elif layout == "indexed":
         keys += ["gb:pauses", "gb:skips"]
         args += [1, "gb:pause:", "gb:skip:"]
-    for i, jid in enumerate(ids):
+    for i, jid in enumerate(ids if layout != "segments" else []):
         keys += [f"gb:claim:{jid}", f"gb:rq:job:{jid}", "gb:rq:queue:default"]
         keys += [f"gb:pause:s{i}", f"gb:skip:s{i}", f"gb:lastjob:s{i}"]
         args += [jid, 1_900_000_000 + n, "allow"] + (["1"] if layout == "indexed" else [])

@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use super::batch::{
-    FireItem, FireResult, Missed, Payload, Write, append_history, claimed_missed, enqueue_batch, release_batch,
+    FireItem, FireResult, Missed, Payload, Write, append_history, claimed_missed, enqueue_batch, release_burst,
     run_outcome,
 };
 use super::jobs::{JobSettings, build_job, prepare_run, run_job_id};
@@ -245,12 +245,12 @@ impl Firing {
         let grace = grace_delta(self.grace);
         self.prepare.wait_if_due(now).await;
         // First, before any other work at the instant: the staged runs that fire on time, with
-        // their release calls and next runs known ahead. Each batch is handed to the
-        // connection at once (the yield lets the spawned task send it before this goes on);
-        // then only their schedules' next runs are planned. What is left is decided below.
+        // their release calls and next runs known ahead. All batches are handed to the
+        // connection at once, from one task (the yield lets it send them before this goes
+        // on); then only their schedules' next runs are planned. What is left is decided below.
         let released = self.prepare.release_due(now, grace, plan);
-        for ready in released.batches {
-            self.in_flight.spawn(release_batch(writer.clone(), ready));
+        if !released.batches.is_empty() {
+            self.in_flight.spawn(release_burst(writer.clone(), released.batches));
             tokio::task::yield_now().await;
         }
         for (idx, id, next) in released.plans {

@@ -8,7 +8,7 @@
 //! | `btu:<site>:claim:<portable job id>` | STRING | set once per run by the atomic enqueue; expires |
 //! | `btu:<site>:pause:<schedule>` | STRING | exists while the schedule is paused (read at each due instant) |
 //! | `btu:<site>:skip:<schedule>` | ZSET | due instants (unix seconds) not to enqueue; the instant's step removes its member |
-//! | `btu:<site>:lastjob:<schedule>` | STRING | id of the schedule's last enqueued job (overlap policy) |
+//! | `btu:<site>:lastjob:<schedule>` | STRING | id of the schedule's last enqueued job (overlap policy; an `allow` schedule's staged run records it right after its release) |
 //!
 //! Redis holds the upcoming runs so every daemon instance, the CLI and operators see them,
 //! and so a restarted daemon knows which run was next (the missed-run rule needs it).
@@ -58,6 +58,7 @@ pub fn gate_index(site: &str) -> crate::rq::GateIndex {
         pause_prefix: pause_key(site, ""),
         skips: skips_key(site),
         skip_prefix: skip_key(site, ""),
+        lastjob_prefix: lastjob_key(site, ""),
     }
 }
 pub fn lastjob_key(site: &str, schedule: &str) -> String {

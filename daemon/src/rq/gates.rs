@@ -43,6 +43,9 @@ pub struct GateIndex {
     pub pause_prefix: String,
     pub skips: String,
     pub skip_prefix: String,
+    /// The prefix of the site's last-job keys: the release derives a run's pause, skip and
+    /// last-job keys from its schedule id and these prefixes.
+    pub lastjob_prefix: String,
 }
 
 /// The keys and policy one run is checked against. Every key is optional: a run without

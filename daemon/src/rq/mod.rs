@@ -8,6 +8,7 @@
 //! - [`writer`]: the enqueue (or the release of runs staged ahead) of a whole
 //!   batch of prepared runs per script call and the pipelined history follow-up;
 //! - [`staging`]: staging runs ahead of their instant and removing staged runs;
+//! - [`release`]: the release of staged runs at their instant, built ahead;
 //! - [`scripts`]: the Lua of those steps (claim, [`gates`] — pause, skip,
 //!   overlap —, HSET, RPUSH, SADD, atomically per run; stage; unstage);
 //! - [`stamp`]: `enqueued_at` stamped in the scripts from Redis' clock;
@@ -20,6 +21,7 @@ mod error;
 pub(crate) mod gates;
 pub(crate) mod id;
 pub(crate) mod job;
+pub(crate) mod release;
 pub(crate) mod scripts;
 pub(crate) mod staging;
 pub(crate) mod stamp;
@@ -32,7 +34,8 @@ pub use error::RqError;
 pub use gates::{GateIndex, Gates, OverlapGate};
 pub use id::{IdForm, is_daemon_job_id, job_id, job_id_in};
 pub use job::{DEFAULT_FAILURE_TTL_SECS, DEFAULT_RESULT_TTL_SECS, RqJob, describe, rq_timestamp};
-pub use staging::{ReleaseCall, STAGE_SLACK_SECS, StageOutcome, Unstage};
+pub use release::{ReleaseCall, Released};
+pub use staging::{STAGE_SLACK_SECS, STAGED_HASH_MIN_TTL_SECS, StageOutcome, Unstage};
 pub use stamp::STAMP_LUA;
 pub use workers::{FormChoice, WorkerInfo, choose_form, read_workers};
 pub use writer::{Claim, EnqueueOutcome, HistoryAppend, PreparedRun, RqWriter};

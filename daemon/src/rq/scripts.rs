@@ -19,11 +19,9 @@ pub(crate) const STAGED_STATUS: &str = "scheduled";
 /// release of a run.
 ///
 /// KEYS: 1 `rq:queues`, then per gate index (the sites' [`super::GateIndex`]): its pauses and
-///       skips sets, then per run: claim, job hash, queue list, pause, skip ZSET, last job
-///       (the last three are `''` when the run has no such gate)
-/// ARGV: 1 key prefix, 2 number of runs, 3 number of gate indexes, then per index the pause
-///       and skip key prefixes, then per run the script's own arguments (among them `ix`: `1`
-///       when the run's site index is in the call).
+///       skips sets, then the script's own keys
+/// ARGV: 1 key prefix, 2 number of runs, 3 number of gate indexes, then per index the pause,
+///       skip and last-job key prefixes, then the script's own arguments.
 ///
 /// The gate indexes are read once per call (`SMEMBERS`): a run with `ix` = `1` has its pause
 /// and skip keys looked at (type check, `EXISTS`, `ZREM`) only when its schedule is a member,
@@ -47,13 +45,18 @@ pub(crate) const STAGED_STATUS: &str = "scheduled";
 /// queued (`LREM` from its queue or from this batch's push list, `HSET status canceled`,
 /// `ZADD <prefix>:canceled:<origin> now id`, what `Job.cancel()` writes on rq 1.15, 2.6 and
 /// 3.0) → `{5, previous id}` (replaced), and the run is written (fresh: `HSET` every field +
-/// `enqueued_at`) or released (staged: `status` queued, `enqueued_at`, `PERSIST`), its id
-/// joins its queue's push list and `SET lastjob <id>` → 1 (or `{5, …}`).
+/// `enqueued_at`) or released (staged: `status` queued, `enqueued_at`, `PERSIST` — which the
+/// release script leaves to its caller, [`PERSIST_AFTER`]), its id
+/// joins its queue's push list and it becomes its schedule's last job → 1 (or `{5, …}`).
+///
+/// The last jobs are written at the end of the call with one `MSET` (a later run of the same
+/// call reads the value this call gave, from a table): one command per call instead of a `SET`
+/// per run.
 ///
 /// `enqueued_at` and the canceled registry's score are Redis' clock when the script runs
 /// (`TIME`, once per call: the batch is one atomic step).
 ///
-/// Then one `RPUSH` per queue (in slices: Lua's `unpack` has a stack limit) and one `SADD
+/// Then the `MSET` of the last jobs and one `RPUSH` per queue (in slices: Lua's `unpack` has a stack limit) and one `SADD
 /// rq:queues`. Pushing at the end is as atomic as pushing per run — no client sees a script
 /// half-done, so no worker can pop an id before its hash exists — and nothing can fail after
 /// the type checks, since Redis lets a script that has already written go on even past
@@ -73,14 +76,22 @@ end
 local busy = {queued = true, deferred = true, scheduled = true, started = true}
 local queues_err = wrong(queues, 'set')
 local nidx = tonumber(ARGV[3])
-local marked, unindexed = {}, false
+-- marked: the pause and skip keys of the indexed schedules; members[i][0|1]: index i's
+-- paused and skipped schedules (for the release, which derives the keys from them)
+local marked, members, unindexed = {}, {}, false
 for i = 1, nidx do
+  members[i] = {}
   for j = 0, 1 do
-    local key, keyprefix = KEYS[2 * i + j], ARGV[2 + 2 * i + j]
+    local key, keyprefix = KEYS[2 * i + j], ARGV[1 + 3 * i + j]
+    local set = {}
+    members[i][j] = set
     if wrong(key, 'set') then
       unindexed = true
     else
-      for _, m in ipairs(redis.call('SMEMBERS', key)) do marked[keyprefix .. m] = true end
+      for _, m in ipairs(redis.call('SMEMBERS', key)) do
+        marked[keyprefix .. m] = true
+        set[m] = true
+      end
     end
   end
 end
@@ -89,15 +100,25 @@ local function gated(key, ix)
   return key ~= '' and (ix ~= '1' or unindexed or marked[key] == true)
 end
 local ids, order, out, pending = {}, {}, {}, {}
+-- the last job this call gave each last-job key, written by finish()
+local lastset, lastorder = {}, {}
 -- Type checks of one run; answers the WRONGTYPE text, or false and what the gates need.
-local function check(queue, job, skip, last, overlap, ix)
-  if queues_err then return queues_err end
-  if not ids[queue] then
+-- The queue's push list, opened by its type check; or the WRONGTYPE text.
+local function open(queue)
+  if queues_err then return nil, queues_err end
+  local q = ids[queue]
+  if not q then
     local err = wrong(queue, 'list')
-    if err then return err end
-    ids[queue] = {}
+    if err then return nil, err end
+    q = {}
+    ids[queue] = q
     order[#order + 1] = queue
   end
+  return q
+end
+local function check(queue, job, skip, last, overlap, ix)
+  local _, qerr = open(queue)
+  if qerr then return qerr end
   local st = redis.pcall('HGET', job, 'status')
   if type(st) == 'table' and st.err then return 'WRONGTYPE ' .. job .. ' is not a hash' end
   if gated(skip, ix) then
@@ -106,12 +127,15 @@ local function check(queue, job, skip, last, overlap, ix)
   end
   local g = {status = st, ix = ix}
   if overlap ~= 'allow' and last ~= '' then
-    local err = wrong(last, 'string')
-    if err then return err end
-    g.prev = redis.call('GET', last)
+    g.prev = lastset[last]
+    if not g.prev then
+      local err = wrong(last, 'string')
+      if err then return err end
+      g.prev = redis.call('GET', last)
+    end
     if g.prev then
       g.prev_job = prefix .. ':job:' .. g.prev
-      err = wrong(g.prev_job, 'hash')
+      local err = wrong(g.prev_job, 'hash')
       if err then return err end
       local f = redis.call('HMGET', g.prev_job, 'status', 'origin')
       g.prev_status, g.prev_origin = f[1], f[2]
@@ -133,6 +157,15 @@ local function staged_by_claim(claim)
   local st = redis.pcall('HGET', other, 'status')
   if st == STAGED then return other, c end
   return nil
+end
+-- The run's id joins its queue's push list and becomes its schedule's last job.
+local function queued(q, id, last)
+  q[#q + 1] = id
+  pending[id] = q
+  if last ~= '' then
+    if not lastset[last] then lastorder[#lastorder + 1] = last end
+    lastset[last] = id
+  end
 end
 -- The run is this call's to decide: gates, then write (fields given: a fresh hash) or
 -- release (a staged hash; fields given: rewritten first). Answers the run's answer.
@@ -174,15 +207,20 @@ local function decide(g, job, id, queue, pause, skip, last, due, overlap, fresh,
   else
     if fields then redis.call('HSET', job, unpack(fields)) end
     redis.call('HSET', job, 'status', 'queued', 'enqueued_at', stamp)
-    redis.call('PERSIST', job)
+    if PERSIST then redis.call('PERSIST', job) end
   end
-  local q = ids[queue]
-  q[#q + 1] = id
-  pending[id] = q
-  if last ~= '' then redis.call('SET', last, id) end
+  queued(ids[queue], id, last)
   return answer
 end
 local function finish()
+  local lasts = {}
+  for _, key in ipairs(lastorder) do
+    lasts[#lasts + 1] = key
+    lasts[#lasts + 1] = lastset[key]
+  end
+  for i = 1, #lasts, 1000 do
+    redis.call('MSET', unpack(lasts, i, math.min(i + 999, #lasts)))
+  end
   for _, queue in ipairs(order) do
     local q = ids[queue]
     for i = 1, #q, 1000 do
@@ -197,6 +235,8 @@ end
 /// Enqueue (full): per run, release it if it was staged (rewriting its fields with the ones
 /// sent, so an edit since the staging wins), else claim + write + push; gates as above.
 ///
+/// KEYS per run: claim, job hash, queue list, pause, skip ZSET, last job (the last three are
+/// `''` when the run has no such gate).
 /// ARGV per run: job id, claim ttl, due (unix seconds, the skip member), overlap
 /// (`allow|skip|replace`), ix, n = number of field/value strings, the n strings (every field
 /// but `enqueued_at`).
@@ -209,7 +249,7 @@ end
 ///    whatever the gates say by then;
 /// 4. `SET claim NX EX ttl` → decide (fresh write).
 const ENQUEUE_LUA: &str = r#"
-local k, a = 2 + 2 * nidx, 4 + 2 * nidx
+local k, a = 2 + 2 * nidx, 4 + 3 * nidx
 for r = 1, runs do
   local id, ttl, due, overlap, ix = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local n = tonumber(ARGV[a + 5])
@@ -238,39 +278,75 @@ end
 return finish()
 "#;
 
-/// Release (at the instant, for runs staged ahead): only the release step per run, and only
-/// ids and gate arguments are sent.
+/// Release (at the instant, for runs staged ahead): only the release step per run, and as
+/// little as possible sent and parsed per run — each string a script takes costs Redis time at
+/// the instant (`docs/performance.md`). The job key is derived from the id
+/// (`<prefix>:job:<id>`) and, for a run in the `m` form, the pause, skip and last-job keys from
+/// its schedule and its index's prefixes; a key is derived only when the script touches it, so
+/// this script's keys are not all in KEYS (the daemon does not support Redis Cluster).
 ///
-/// ARGV per run: job id, due, overlap, ix.
+/// KEYS after the gate indexes: the queue lists of the call.
+/// ARGV after the common header: the runs in segments of consecutive
+/// runs that share queue, gate index, overlap and due instant: count, queue number, index
+/// number (0: none), overlap, due, form, then per run of the segment: form `m`: job id,
+/// schedule (its keys derived); form `k`: job id, pause, skip and last-job key (`''`: none).
 ///
 /// Per run after the type checks: own hash staged → decide (release); own hash in another
-/// state → 0; else the claim names a staged hash (other id form) → decide that one, or the
-/// claim is taken → 0; no claim at all → 6: nothing was staged (it expired, or was removed),
-/// and the caller enqueues the run in full.
+/// state → 0; no own hash → 6: the caller enqueues the run in full, whose script finds a run
+/// staged under the other id form, or a claim taken, or nothing (it expired, or was removed).
 const RELEASE_LUA: &str = r#"
-local k, a = 2 + 2 * nidx, 4 + 2 * nidx
-for r = 1, runs do
-  local id, due, overlap, ix = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local claim, job, queue = KEYS[k], KEYS[k + 1], KEYS[k + 2]
-  local pause, skip, last = KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
-  local err, g = check(queue, job, skip, last, overlap, ix)
-  if err then
-    out[r] = err
-  elseif g.status == STAGED then
-    out[r] = decide(g, job, id, queue, pause, skip, last, due, overlap, false, nil)
-  elseif g.status then
-    out[r] = 0
-  else
-    local other, other_id = staged_by_claim(claim)
-    if other then
-      out[r] = decide(g, other, other_id, queue, pause, skip, last, due, overlap, false, nil)
-    elseif redis.call('EXISTS', claim) == 1 then
-      out[r] = 0
+local qbase, a = 1 + 2 * nidx, 4 + 3 * nidx
+local r = 0
+while r < runs do
+  local count, queue = tonumber(ARGV[a]), KEYS[qbase + tonumber(ARGV[a + 1])]
+  local ixno, overlap, due, form = tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+  a = a + 6
+  local ix, pp, sp, lp, paused, skipped = '0'
+  if ixno > 0 then
+    ix, pp, sp, lp = '1', ARGV[1 + 3 * ixno], ARGV[2 + 3 * ixno], ARGV[3 + 3 * ixno]
+    paused, skipped = members[ixno][0], members[ixno][1]
+  end
+  for _ = 1, count do
+    r = r + 1
+    local id, pause, skip, last = ARGV[a], '', '', ''
+    if form == 'm' then
+      local m = ARGV[a + 1]
+      if unindexed or paused[m] then pause = pp .. m end
+      if unindexed or skipped[m] then skip = sp .. m end
+      if overlap ~= 'allow' then last = lp .. m end
+      a = a + 2
     else
-      out[r] = 6
+      pause, skip = ARGV[a + 1], ARGV[a + 2]
+      if overlap ~= 'allow' then last = ARGV[a + 3] end
+      a = a + 4
+    end
+    local job = prefix .. ':job:' .. id
+    local q = pause == '' and skip == '' and overlap == 'allow' and open(queue)
+    if q then
+      -- Nothing to gate (the usual run): decide() without its checks.
+      local st = redis.pcall('HGET', job, 'status')
+      if st == STAGED then
+        redis.call('HSET', job, 'status', 'queued', 'enqueued_at', stamp)
+        queued(q, id, last)
+        out[r] = 1
+      elseif type(st) == 'table' and st.err then
+        out[r] = 'WRONGTYPE ' .. job .. ' is not a hash'
+      else
+        out[r] = st and 0 or 6
+      end
+    else
+      local err, g = check(queue, job, skip, last, overlap, ix)
+      if err then
+        out[r] = err
+      elseif g.status == STAGED then
+        out[r] = decide(g, job, id, queue, pause, skip, last, due, overlap, false, nil)
+      elseif g.status then
+        out[r] = 0
+      else
+        out[r] = 6
+      end
     end
   end
-  k, a = k + 6, a + 4
 end
 return finish()
 "#;
@@ -279,17 +355,18 @@ return finish()
 /// no `enqueued_at`, expiring with the claim, and the claim — pushed nowhere.
 ///
 /// KEYS: per run: claim, job hash
-/// ARGV: 1 number of runs, then per run: job id, ttl, n, the n field/value strings
+/// ARGV: 1 number of runs, 2 the least ttl of a staged hash, then per run: job id, ttl, n,
+/// the n field/value strings
 ///
 /// Per run: own hash exists (staged by another daemon or an earlier attempt, or enqueued) →
 /// 0; `SET claim NX EX ttl` taken (staged or enqueued under the other id form) → 0; else
-/// `HSET` the fields, `EXPIRE` the hash → 1. Both answers mean "ready for the release".
+/// `HSET` the fields, `EXPIRE` the hash (ttl, or the least ttl if longer) → 1. Both answers mean "ready for the release".
 /// `EXISTS` and `SET` do not care about types and the hash was found absent, so nothing can
 /// fail on type here.
 const STAGE_LUA: &str = r#"
-local runs = tonumber(ARGV[1])
+local runs, least = tonumber(ARGV[1]), tonumber(ARGV[2])
 local out = {}
-local k, a = 1, 2
+local k, a = 1, 3
 for r = 1, runs do
   local id, ttl, n = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
   local claim, job = KEYS[k], KEYS[k + 1]
@@ -299,7 +376,7 @@ for r = 1, runs do
     out[r] = 0
   else
     redis.call('HSET', job, unpack(ARGV, a + 3, a + 2 + n))
-    redis.call('EXPIRE', job, ttl)
+    redis.call('EXPIRE', job, math.max(tonumber(ttl), least))
     out[r] = 1
   end
   k, a = k + 2, a + 3 + n
@@ -334,7 +411,15 @@ fn script(parts: &[&str]) -> Script {
     Script::new(&format!("{staged}{}", parts.concat()))
 }
 
-pub(crate) static ENQUEUE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(&[STAMP_LUA, COMMON_LUA, ENQUEUE_LUA]));
-pub(crate) static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(&[STAMP_LUA, COMMON_LUA, RELEASE_LUA]));
+/// Whether `decide` drops a released hash's expiry itself: the enqueue script does; the
+/// release script leaves it to the caller's follow-up right after it (`super::release`), so
+/// that the instant costs one Redis call per run less.
+const PERSIST_HERE: &str = "local PERSIST = true\n";
+const PERSIST_AFTER: &str = "local PERSIST = false\n";
+
+pub(crate) static ENQUEUE_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| script(&[STAMP_LUA, PERSIST_HERE, COMMON_LUA, ENQUEUE_LUA]));
+pub(crate) static RELEASE_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| script(&[STAMP_LUA, PERSIST_AFTER, COMMON_LUA, RELEASE_LUA]));
 pub(crate) static STAGE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(&[STAGE_LUA]));
 pub(crate) static UNSTAGE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(&[UNSTAGE_LUA]));

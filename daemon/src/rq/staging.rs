@@ -1,22 +1,27 @@
 //! Staging runs ahead of their instant, so that at the instant only the release is left
 //! (`docs/rq.md`, "Staging"): [`RqWriter::stage_many`] writes each run's job hash (status
 //! `scheduled`, no `enqueued_at`, expiring) and claim a few seconds before; at the instant
-//! [`RqWriter::release_many`] queues them; [`RqWriter::unstage_many`] removes the staged runs
+//! [`RqWriter::release_many`] queues them (`super::release`); [`RqWriter::unstage_many`] removes the staged runs
 //! of schedules that no longer fire then. Every step is idempotent, and two daemons staging
 //! and releasing the same run agree: the claim (`SET NX`) lets one write the hash, and only a
 //! hash still staged is released, once.
 
-use redis::{Cmd, ErrorKind, ServerErrorKind, Value};
+use redis::Value;
 
 use super::error::RqError;
-use super::scripts::{RELEASE_SCRIPT, STAGE_SCRIPT, STAGED_STATUS, UNSTAGE_SCRIPT};
-use super::writer::{
-    EnqueueOutcome, PreparedRun, RqWriter, gate_indexes, outcome, unexpected_reply, validate_key_prefix,
-};
+use super::scripts::{STAGE_SCRIPT, STAGED_STATUS, UNSTAGE_SCRIPT};
+use super::writer::{PreparedRun, RqWriter, unexpected_reply, validate_key_prefix};
 
 /// Added to the claim TTL for a staged run (claim and hash), so that staging a little ahead
 /// does not shorten how long the claim outlives the instant.
 pub const STAGE_SLACK_SECS: u64 = 60;
+
+/// The least TTL of a staged job hash. A release leaves the `PERSIST` of the hashes it queued
+/// to a follow-up right after it (`super::release`); should that never arrive (the daemon dies
+/// in between), a job waiting in its queue keeps its hash this long, not only as long as its
+/// claim. A staged run nobody releases is in no queue, so this is only how long such a
+/// leftover takes up memory.
+pub const STAGED_HASH_MIN_TTL_SECS: u64 = 3600;
 
 /// What [`RqWriter::stage_many`] did with a run. Either way the run is ready for
 /// [`RqWriter::release_many`].
@@ -29,16 +34,6 @@ pub enum StageOutcome {
     AlreadyThere,
 }
 
-/// The release script's call for a list of staged runs, encoded ahead
-/// ([`RqWriter::release_call`]), so that at the instant it is only sent
-/// ([`RqWriter::send_release`]): building the keys of 10,000 runs is milliseconds of work the
-/// instant does not wait for.
-#[derive(Debug, Clone)]
-pub struct ReleaseCall {
-    cmd: Cmd,
-    runs: usize,
-}
-
 /// A staged run to remove: its claim key and job id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unstage {
@@ -49,8 +44,8 @@ pub struct Unstage {
 impl RqWriter {
     /// Stages every run in ONE script call: per run, unless its job hash exists or its claim
     /// is taken, `SET claim NX EX ttl` and the job hash with every field, `status`
-    /// `scheduled`, no `enqueued_at`, expiring with the claim (ttl = claim ttl +
-    /// [`STAGE_SLACK_SECS`]). The hash is in no queue or registry, so no worker, `rq info` or
+    /// `scheduled`, no `enqueued_at`, expiring (the claim after claim ttl +
+    /// [`STAGE_SLACK_SECS`], the hash after that or [`STAGED_HASH_MIN_TTL_SECS`] if longer). The hash is in no queue or registry, so no worker, `rq info` or
     /// registry cleanup sees it until it is released.
     ///
     /// The outer error means the call failed as a whole; the runs are then enqueued in full at
@@ -61,7 +56,7 @@ impl RqWriter {
             return Ok(Vec::new());
         }
         let mut inv = STAGE_SCRIPT.prepare_invoke();
-        inv.arg(runs.len());
+        inv.arg(runs.len()).arg(STAGED_HASH_MIN_TTL_SECS);
         for run in runs {
             let ttl = run.claim.ttl_secs.saturating_add(STAGE_SLACK_SECS);
             inv.key(&run.claim.key).key(self.job_key(&run.job_id));
@@ -102,88 +97,5 @@ impl RqWriter {
         let mut conn = self.conn.clone();
         let removed: usize = inv.invoke_async(&mut conn).await?;
         Ok(removed)
-    }
-}
-
-impl RqWriter {
-    /// Releases runs staged ahead ([`RqWriter::stage_many`]) at their instant: ONE script call
-    /// that sends only ids and gate arguments and, per run, checks the gates and sets `status`
-    /// queued and `enqueued_at` (Redis' clock) on the staged hash, drops its expiry and pushes
-    /// the id — or answers `AlreadyClaimed` when it was decided already (by another daemon, an
-    /// earlier attempt). A run found not staged at all (its staged hash expired or was
-    /// removed) is enqueued in full by a second call ([`RqWriter::enqueue_many`]), so every
-    /// run gets the same answers as there.
-    pub async fn release_many(&self, runs: &[PreparedRun]) -> Result<Vec<Result<EnqueueOutcome, RqError>>, RqError> {
-        let call = self.release_call(runs)?;
-        self.send_release(&call, runs).await
-    }
-
-    /// The call [`RqWriter::release_many`] makes for `runs`, built now to be sent later with
-    /// [`RqWriter::send_release`] (`EVALSHA` of the release script: the keys, then the
-    /// arguments).
-    pub fn release_call(&self, runs: &[PreparedRun]) -> Result<ReleaseCall, RqError> {
-        validate_key_prefix(&self.key_prefix)?;
-        let mut cmd = redis::cmd("EVALSHA");
-        let indexes = gate_indexes(runs);
-        cmd.arg(RELEASE_SCRIPT.get_hash()).arg(1 + 2 * indexes.len() + 6 * runs.len()).arg(self.queues_key());
-        for ix in &indexes {
-            cmd.arg(&ix.pauses).arg(&ix.skips);
-        }
-        let mut dues = Vec::with_capacity(runs.len());
-        for run in runs {
-            let (keys, due) = self.run_key_list(run);
-            for key in keys {
-                cmd.arg(key.as_ref());
-            }
-            dues.push(due);
-        }
-        cmd.arg(&self.key_prefix).arg(runs.len()).arg(indexes.len());
-        for ix in &indexes {
-            cmd.arg(&ix.pause_prefix).arg(&ix.skip_prefix);
-        }
-        for (run, due) in runs.iter().zip(dues) {
-            cmd.arg(&run.job_id).arg(due).arg(run.gates.overlap.as_str()).arg(run.gates.ix_flag());
-        }
-        Ok(ReleaseCall { cmd, runs: runs.len() })
-    }
-
-    /// Sends a release call built ahead for `runs` (the same runs, in the same order) and
-    /// answers as [`RqWriter::release_many`]. A Redis that lost its scripts (a restart, `SCRIPT
-    /// FLUSH`) gets the script loaded and the call once more.
-    pub async fn send_release(
-        &self,
-        call: &ReleaseCall,
-        runs: &[PreparedRun],
-    ) -> Result<Vec<Result<EnqueueOutcome, RqError>>, RqError> {
-        if runs.len() != call.runs {
-            return Err(RqError::Invalid {
-                field: "release",
-                reason: format!("a call built for {} runs sent with {}", call.runs, runs.len()),
-            });
-        }
-        if runs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut conn = self.conn.clone();
-        let replies: Vec<Value> = match call.cmd.query_async(&mut conn).await {
-            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                RELEASE_SCRIPT.load_async(&mut conn).await?;
-                call.cmd.query_async(&mut conn).await?
-            }
-            res => res?,
-        };
-        if replies.len() != runs.len() {
-            return Err(unexpected_reply(format!("{} answers for {} runs", replies.len(), runs.len())));
-        }
-        let not_staged: Vec<usize> =
-            replies.iter().enumerate().filter(|(_, r)| matches!(r, Value::Int(6))).map(|(i, _)| i).collect();
-        let mut answers: Vec<Result<EnqueueOutcome, RqError>> = replies.into_iter().map(outcome).collect();
-        if !not_staged.is_empty() {
-            let full: Vec<PreparedRun> = not_staged.iter().map(|&i| runs[i].clone()).collect();
-            for (i, answer) in not_staged.into_iter().zip(self.enqueue_many(&full).await?) {
-                answers[i] = answer;
-            }
-        }
-        Ok(answers)
     }
 }

@@ -8,7 +8,6 @@ use super::scripts::ENQUEUE_SCRIPT;
 use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
 use redis::{ErrorKind, FromRedisValue, RedisError, Value};
-use std::borrow::Cow;
 use std::collections::HashSet;
 use tracing::warn;
 
@@ -309,7 +308,7 @@ impl RqWriter {
         }
         inv.arg(&self.key_prefix).arg(runs.len()).arg(indexes.len());
         for ix in &indexes {
-            inv.arg(&ix.pause_prefix).arg(&ix.skip_prefix);
+            inv.arg(&ix.pause_prefix).arg(&ix.skip_prefix).arg(&ix.lastjob_prefix);
         }
         for run in runs {
             let due = self.run_keys(&mut inv, run);
@@ -331,30 +330,15 @@ impl RqWriter {
         Ok(replies.into_iter().map(outcome).collect())
     }
 
-    /// The six keys a run takes in the enqueue and the release script, in the scripts' order:
+    /// The six keys a run takes in the enqueue script, in the script's order:
     /// claim, job hash, queue, then the gates' pause, skip and lastjob keys (`""` for a gate
     /// not in force). Answers the skip gate's member (the due instant; 0 without one).
     fn run_keys(&self, inv: &mut redis::ScriptInvocation<'_>, run: &PreparedRun) -> i64 {
-        let (keys, due) = self.run_key_list(run);
-        for key in keys {
-            inv.key(key);
-        }
-        due
-    }
-
-    /// [`RqWriter::run_keys`] as a list, for a command built by hand.
-    pub(super) fn run_key_list<'r>(&self, run: &'r PreparedRun) -> ([Cow<'r, str>; 6], i64) {
         let g = &run.gates;
         let (skip_key, due) = g.skip.as_ref().map_or(("", 0), |(k, d)| (k.as_str(), *d));
-        let keys = [
-            Cow::Borrowed(run.claim.key.as_str()),
-            Cow::Owned(self.job_key(&run.job_id)),
-            Cow::Owned(self.queue_key(&run.queue)),
-            Cow::Borrowed(g.pause_key.as_deref().unwrap_or("")),
-            Cow::Borrowed(skip_key),
-            Cow::Borrowed(g.lastjob_key.as_deref().unwrap_or("")),
-        ];
-        (keys, due)
+        inv.key(&run.claim.key).key(self.job_key(&run.job_id)).key(self.queue_key(&run.queue));
+        inv.key(g.pause_key.as_deref().unwrap_or("")).key(skip_key).key(g.lastjob_key.as_deref().unwrap_or(""));
+        due
     }
 }
 

@@ -1,0 +1,270 @@
+//! The release of runs staged ahead (`docs/rq.md`, "Staging"): at the instant, ONE script call
+//! per batch queues the staged job hashes. The call is built when the batch is staged
+//! ([`RqWriter::release_call`]) and only sent at the instant ([`RqWriter::send_release`]).
+//!
+//! What the call carries is kept small, because Redis parses every string of it at the
+//! instant: per run the job id and its schedule (the script derives the job, pause, skip and
+//! last-job keys from them), the rest once per segment of runs that share queue, gate index,
+//! overlap and due instant (`docs/performance.md`).
+
+use std::collections::HashMap;
+
+use redis::{Cmd, ErrorKind, ServerErrorKind, Value};
+use tracing::warn;
+
+use super::error::RqError;
+use super::gates::{GateIndex, OverlapGate};
+use super::scripts::RELEASE_SCRIPT;
+use super::writer::{
+    EnqueueOutcome, PreparedRun, RqWriter, gate_indexes, outcome, unexpected_reply, validate_key_prefix,
+};
+
+/// The release script's call for a list of staged runs, encoded ahead
+/// ([`RqWriter::release_call`]), so that at the instant it is only sent
+/// ([`RqWriter::send_release`]): building the arguments of 10,000 runs is milliseconds of work
+/// the instant does not wait for.
+#[derive(Debug, Clone)]
+pub struct ReleaseCall {
+    cmd: Cmd,
+    runs: usize,
+}
+
+/// The answers of a release ([`RqWriter::send_release`]), one per run, before its follow-up
+/// ([`RqWriter::follow_up`]).
+#[derive(Debug)]
+pub struct Released {
+    pub answers: Vec<Result<EnqueueOutcome, RqError>>,
+    /// Whether the release call decided the run (false: it was not staged, and the full
+    /// enqueue answered).
+    by_release: Vec<bool>,
+}
+
+/// How the script finds a run's gate keys.
+#[derive(Debug, PartialEq, Eq)]
+enum GateForm<'r> {
+    /// The run's pause, skip and last-job keys are its index's prefixes + this schedule id
+    /// (every run the engine builds): only the id is sent.
+    Member(&'r str),
+    /// Keys of any other shape, sent as they are (`""`: no such gate).
+    Keys { pause: &'r str, skip: &'r str, last: &'r str },
+}
+
+/// What one run sends, and what its segment shares with the runs next to it.
+struct Layout<'r> {
+    queue: usize,
+    /// 1-based position of the run's gate index in the call; 0: none.
+    index: usize,
+    overlap: &'static str,
+    due: i64,
+    form: GateForm<'r>,
+}
+
+impl Layout<'_> {
+    /// Runs with the same key go in one segment.
+    fn segment(&self) -> (usize, usize, &'static str, i64, bool) {
+        (self.queue, self.index, self.overlap, self.due, matches!(self.form, GateForm::Member(_)))
+    }
+}
+
+/// The schedule id whose keys under `ix` are exactly the run's gate keys, if there is one.
+fn member<'r>(run: &'r PreparedRun, ix: &GateIndex) -> Option<&'r str> {
+    let g = &run.gates;
+    let m = g.pause_key.as_deref()?.strip_prefix(ix.pause_prefix.as_str())?;
+    let (skip, _) = g.skip.as_ref()?;
+    let last = g.lastjob_key.as_deref()?;
+    let derived = skip.strip_prefix(ix.skip_prefix.as_str()) == Some(m)
+        && last.strip_prefix(ix.lastjob_prefix.as_str()) == Some(m);
+    derived.then_some(m)
+}
+
+impl RqWriter {
+    /// Releases runs staged ahead ([`RqWriter::stage_many`]) at their instant: ONE script call
+    /// that, per run, checks the gates and sets `status` queued and `enqueued_at` (Redis'
+    /// clock) on the staged hash, drops its expiry and pushes the id — or answers
+    /// `AlreadyClaimed` when it was decided already (by another daemon, an earlier attempt). A
+    /// run whose own staged hash is not there (it expired or was removed, or another daemon
+    /// staged it under the other id form) is enqueued in full by a second call
+    /// ([`RqWriter::enqueue_many`]), so every run gets the same answers as there.
+    pub async fn release_many(&self, runs: &[PreparedRun]) -> Result<Vec<Result<EnqueueOutcome, RqError>>, RqError> {
+        let call = self.release_call(runs)?;
+        let released = self.send_release(&call, runs).await?;
+        self.follow_up(runs, &released).await;
+        Ok(released.answers)
+    }
+
+    /// The call [`RqWriter::release_many`] makes for `runs`, built now to be sent later with
+    /// [`RqWriter::send_release`] (`EVALSHA` of the release script; layout in its doc).
+    pub fn release_call(&self, runs: &[PreparedRun]) -> Result<ReleaseCall, RqError> {
+        validate_key_prefix(&self.key_prefix)?;
+        let indexes = gate_indexes(runs);
+        let mut queues: Vec<String> = Vec::new();
+        let mut queue_no: HashMap<&str, usize> = HashMap::new();
+        let layouts: Vec<Layout<'_>> = runs
+            .iter()
+            .map(|run| {
+                let queue = *queue_no.entry(run.queue.as_str()).or_insert_with(|| {
+                    queues.push(self.queue_key(&run.queue));
+                    queues.len()
+                });
+                let g = &run.gates;
+                let found = g.index.as_deref().and_then(|ix| indexes.iter().position(|i| i.pauses == ix.pauses));
+                let index = found.map_or(0, |i| i + 1);
+                let form = match found.and_then(|i| member(run, indexes[i])) {
+                    Some(m) => GateForm::Member(m),
+                    None => GateForm::Keys {
+                        pause: g.pause_key.as_deref().unwrap_or(""),
+                        skip: g.skip.as_ref().map_or("", |(k, _)| k.as_str()),
+                        last: g.lastjob_key.as_deref().unwrap_or(""),
+                    },
+                };
+                let due = g.skip.as_ref().map_or(0, |(_, d)| *d);
+                Layout { queue, index, overlap: g.overlap.as_str(), due, form }
+            })
+            .collect();
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(RELEASE_SCRIPT.get_hash()).arg(1 + 2 * indexes.len() + queues.len()).arg(self.queues_key());
+        for ix in &indexes {
+            cmd.arg(&ix.pauses).arg(&ix.skips);
+        }
+        for queue in &queues {
+            cmd.arg(queue);
+        }
+        cmd.arg(&self.key_prefix).arg(runs.len()).arg(indexes.len());
+        for ix in &indexes {
+            cmd.arg(&ix.pause_prefix).arg(&ix.skip_prefix).arg(&ix.lastjob_prefix);
+        }
+        let mut jobs = runs.iter();
+        for segment in layouts.chunk_by(|a, b| a.segment() == b.segment()) {
+            let (queue, index, overlap, due, by_member) = segment[0].segment();
+            cmd.arg(segment.len()).arg(queue).arg(index).arg(overlap).arg(due).arg(if by_member { "m" } else { "k" });
+            for (layout, run) in segment.iter().zip(jobs.by_ref()) {
+                cmd.arg(&run.job_id);
+                match layout.form {
+                    GateForm::Member(m) => cmd.arg(m),
+                    GateForm::Keys { pause, skip, last } => cmd.arg(pause).arg(skip).arg(last),
+                };
+            }
+        }
+        Ok(ReleaseCall { cmd, runs: runs.len() })
+    }
+
+    /// Sends a release call built ahead for `runs` (the same runs, in the same order) and
+    /// answers as [`RqWriter::release_many`], but for its follow-up
+    /// ([`RqWriter::follow_up`]), which the caller sends when it suits it — right after, or
+    /// once the rest of a burst is written. A Redis that lost its scripts (a restart, `SCRIPT
+    /// FLUSH`) gets the script loaded and the call once more.
+    pub async fn send_release(&self, call: &ReleaseCall, runs: &[PreparedRun]) -> Result<Released, RqError> {
+        if runs.len() != call.runs {
+            return Err(RqError::Invalid {
+                field: "release",
+                reason: format!("a call built for {} runs sent with {}", call.runs, runs.len()),
+            });
+        }
+        if runs.is_empty() {
+            return Ok(Released { answers: Vec::new(), by_release: Vec::new() });
+        }
+        let mut conn = self.conn.clone();
+        let replies: Vec<Value> = match call.cmd.query_async(&mut conn).await {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                RELEASE_SCRIPT.load_async(&mut conn).await?;
+                call.cmd.query_async(&mut conn).await?
+            }
+            res => res?,
+        };
+        if replies.len() != runs.len() {
+            return Err(unexpected_reply(format!("{} answers for {} runs", replies.len(), runs.len())));
+        }
+        // 6: not staged (answered by the full enqueue below); else decided by this call.
+        let by_release: Vec<bool> = replies.iter().map(|r| !matches!(r, Value::Int(6))).collect();
+        let not_staged: Vec<usize> = (0..runs.len()).filter(|&i| !by_release[i]).collect();
+        let mut answers: Vec<Result<EnqueueOutcome, RqError>> = replies.into_iter().map(outcome).collect();
+        if !not_staged.is_empty() {
+            let full: Vec<PreparedRun> = not_staged.iter().map(|&i| runs[i].clone()).collect();
+            for (i, answer) in not_staged.into_iter().zip(self.enqueue_many(&full).await?) {
+                answers[i] = answer;
+            }
+        }
+        Ok(Released { answers, by_release })
+    }
+
+    /// What the release script leaves to after it ([`RqWriter::send_release`]), for the runs
+    /// it queued, in one
+    /// pipeline: `PERSIST` each job hash (staged hashes expire), and `MSET` the last job of
+    /// the runs with overlap `allow` — nothing reads a last job at the instant but the overlap
+    /// check of a `skip` or `replace` schedule, whose runs record theirs inside the atomic
+    /// step. Both were a third of Redis' time at the instant (`docs/performance.md`). The runs
+    /// are enqueued whatever this answers, so a failure is logged, not returned: the hashes
+    /// then keep the staged TTL ([`super::STAGED_HASH_MIN_TTL_SECS`]) and the schedules' next
+    /// overlap check sees the job before.
+    pub async fn follow_up(&self, runs: &[PreparedRun], released: &Released) {
+        let mut pipe = redis::pipe();
+        let mut mset = redis::cmd("MSET");
+        let (mut persisted, mut recorded) = (0, 0);
+        let decided = runs.iter().zip(&released.answers).zip(&released.by_release).filter(|(_, by)| **by);
+        for ((run, answer), _) in decided {
+            let Ok(outcome) = answer else { continue };
+            if !outcome.is_enqueued() {
+                continue;
+            }
+            pipe.cmd("PERSIST").arg(self.job_key(&run.job_id)).ignore();
+            persisted += 1;
+            let g = &run.gates;
+            if let (OverlapGate::Allow, Some(key)) = (g.overlap, g.lastjob_key.as_deref())
+                && !key.is_empty()
+            {
+                mset.arg(key).arg(&run.job_id);
+                recorded += 1;
+            }
+        }
+        if recorded > 0 {
+            pipe.add_command(mset).ignore();
+        }
+        if persisted == 0 {
+            return;
+        }
+        let mut conn = self.conn.clone();
+        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
+            warn!(runs = persisted, error = %e,
+                "released jobs not made permanent (they expire with their staged TTL) and last jobs not recorded");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rq::{Claim, Gates, RqJob};
+    use chrono::Utc;
+
+    fn run(pause: &str, skip: &str, last: Option<&str>) -> PreparedRun {
+        let job = RqJob::new("j1", "default", "mod.func");
+        let gates = Gates {
+            pause_key: Some(pause.into()),
+            skip: Some((skip.into(), 1_900_000_000)),
+            lastjob_key: last.map(Into::into),
+            overlap: OverlapGate::Allow,
+            index: None,
+        };
+        let claim = Claim { key: "b:s:claim:j1".into(), ttl_secs: 60 };
+        PreparedRun::new(&job, claim, Utc::now()).expect("valid run").with_gates(gates)
+    }
+
+    /// Only a run whose three gate keys are its index's prefixes + one schedule id is sent by
+    /// that id; any other shape is sent with its keys, so the script never derives a wrong key.
+    #[test]
+    fn a_run_is_sent_by_schedule_id_only_when_every_gate_key_derives_from_it() {
+        let ix = GateIndex {
+            pauses: "b:s:pauses".into(),
+            pause_prefix: "b:s:pause:".into(),
+            skips: "b:s:skips".into(),
+            skip_prefix: "b:s:skip:".into(),
+            lastjob_prefix: "b:s:lastjob:".into(),
+        };
+        let derived = run("b:s:pause:TS-1", "b:s:skip:TS-1", Some("b:s:lastjob:TS-1"));
+        assert_eq!(member(&derived, &ix), Some("TS-1"));
+        assert_eq!(member(&run("b:s:pause:TS-1", "b:s:skip:TS-2", Some("b:s:lastjob:TS-1")), &ix), None);
+        assert_eq!(member(&run("b:s:pause:TS-1", "b:s:skip:TS-1", Some("b:t:lastjob:TS-1")), &ix), None);
+        assert_eq!(member(&run("b:s:pause:TS-1", "b:s:skip:TS-1", None), &ix), None);
+        assert_eq!(member(&run("other:TS-1", "b:s:skip:TS-1", Some("b:s:lastjob:TS-1")), &ix), None);
+    }
+}
