@@ -2,8 +2,11 @@
 //! the runs this call decided.
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use futures_util::future::join_all;
+use futures_util::stream::FuturesUnordered;
 use std::sync::Arc;
-use tokio::sync::Barrier;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::warn;
 
 use super::store::HistoryTarget;
@@ -19,9 +22,6 @@ pub(super) enum Write {
     Full,
     /// Runs staged ahead: the release only ([`RqWriter::release_many`]).
     Release,
-    /// Runs staged ahead whose release call was built ahead too ([`RqWriter::send_release`]),
-    /// one of the burst's batches ([`release_burst`]).
-    Prebuilt(ReleaseCall, Arc<Barrier>),
 }
 
 /// A batch of staged runs whose release call was built ahead (`items[i]` is the run
@@ -32,20 +32,50 @@ pub(super) struct ReadyRelease {
     pub call: ReleaseCall,
 }
 
-/// Sends the release batches of one instant, built ahead, and answers as [`enqueue_batch`]
-/// for all of them. They run in ONE task, so every call is handed to the connection as soon
-/// as that task first runs (a task spawned per batch could wait behind the engine's own work
-/// at the instant: measured 1.7 ms late). Once its own release has answered, each batch waits
-/// for all of them before its follow-up ([`RqWriter::follow_up`]) and its history entries,
-/// and before it hands its answers back, so that the daemon's work on the first answers does
-/// not take CPU from Redis while Redis still writes the rest of the burst (2 cores;
-/// docs/performance.md).
-pub(super) async fn release_burst(writer: RqWriter, batches: Vec<ReadyRelease>) -> Vec<FireResult> {
-    let burst = Arc::new(Barrier::new(batches.len()));
-    let calls = batches.into_iter().map(|ReadyRelease { items, runs, call }| {
-        write(writer.clone(), items, runs, Vec::new(), Write::Prebuilt(call, burst.clone()))
+/// Sends the release batches of one instant, built ahead, as they come in on `batches` (the
+/// firing checks each just before: the first leaves at once), and answers as
+/// [`enqueue_batch`] for all of them once the channel is closed and every release has
+/// answered. One task sends them all, so no call waits behind the engine's own work at the
+/// instant (a task spawned per batch waited up to 1.7 ms). Each batch's follow-up
+/// ([`RqWriter::follow_up`]) and history entries wait for the whole burst, so that the
+/// daemon's work on the first answers does not take CPU from Redis while Redis still writes
+/// the rest (2 cores; docs/performance.md); each run's `done_at` is when its own release
+/// answered.
+pub(super) async fn release_burst(writer: RqWriter, mut batches: UnboundedReceiver<ReadyRelease>) -> Vec<FireResult> {
+    let mut sends = FuturesUnordered::new();
+    let mut answered = Vec::new();
+    let mut open = true;
+    loop {
+        tokio::select! {
+            biased;
+            batch = batches.recv(), if open => match batch {
+                Some(ReadyRelease { items, runs, call }) => {
+                    let writer = writer.clone();
+                    sends.push(async move {
+                        let sent = writer.send_release(&call, &runs).await;
+                        (items, runs, sent, Utc::now())
+                    });
+                }
+                None => open = false,
+            },
+            Some(done) = sends.next(), if !sends.is_empty() => answered.push(done),
+            else => break,
+        }
+    }
+    let finish = answered.into_iter().map(|(items, runs, sent, done_at)| {
+        let writer = writer.clone();
+        async move {
+            let outcomes = match sent {
+                Ok(released) => {
+                    writer.follow_up(&runs, &released).await;
+                    Ok(released.answers)
+                }
+                Err(e) => Err(e),
+            };
+            record(&writer, items, runs, Vec::new(), outcomes, done_at).await
+        }
     });
-    futures_util::future::join_all(calls).await.into_iter().flatten().collect()
+    join_all(finish).await.into_iter().flatten().collect()
 }
 
 /// One run in a batch.
@@ -158,25 +188,27 @@ async fn write(
     writer: RqWriter,
     items: Vec<FireItem>,
     runs: Vec<PreparedRun>,
-    mut results: Vec<FireResult>,
+    results: Vec<FireResult>,
     how: Write,
 ) -> Vec<FireResult> {
-    let outcomes = match &how {
+    let outcomes = match how {
         Write::Full => writer.enqueue_many(&runs).await,
         Write::Release => writer.release_many(&runs).await,
-        Write::Prebuilt(call, burst) => {
-            let sent = writer.send_release(call, &runs).await;
-            burst.wait().await;
-            match sent {
-                Ok(released) => {
-                    writer.follow_up(&runs, &released).await;
-                    Ok(released.answers)
-                }
-                Err(e) => Err(e),
-            }
-        }
     };
-    let done_at = Utc::now();
+    record(&writer, items, runs, results, outcomes, Utc::now()).await
+}
+
+/// The answers of one script call (`outcomes[i]` for `runs[i]`, or the call's error for all),
+/// answered at `done_at`, as results after `results`, and the history entries of the runs it
+/// decided (and of their spans of missed runs).
+async fn record(
+    writer: &RqWriter,
+    items: Vec<FireItem>,
+    runs: Vec<PreparedRun>,
+    mut results: Vec<FireResult>,
+    outcomes: Result<Vec<Result<EnqueueOutcome, RqError>>, RqError>,
+    done_at: DateTime<Utc>,
+) -> Vec<FireResult> {
     match outcomes {
         Ok(outcomes) => {
             results.extend(items.into_iter().zip(outcomes).zip(runs).map(|((item, outcome), run)| FireResult {
@@ -194,7 +226,7 @@ async fn write(
         })),
     }
     let spans: Vec<Missed> = results.iter_mut().filter_map(|r| r.item.missed.take()).collect();
-    let mut missed = claimed_missed(&writer, spans).await.into_iter().peekable();
+    let mut missed = claimed_missed(writer, spans).await.into_iter().peekable();
     let mut history = Vec::new();
     for r in &results {
         // A span's entries precede its schedule's own entry (same key; spans kept in order).
@@ -211,7 +243,7 @@ async fn write(
     }
     history.extend(missed);
     if !history.is_empty() {
-        append_history(&writer, &history).await;
+        append_history(writer, &history).await;
     }
     results
 }

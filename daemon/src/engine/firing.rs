@@ -22,14 +22,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::sync::oneshot;
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use super::batch::{
-    FireItem, FireResult, Missed, Payload, Write, append_history, claimed_missed, enqueue_batch, release_burst,
-    run_outcome,
+    FireItem, FireResult, Missed, Payload, ReadyRelease, Write, append_history, claimed_missed, enqueue_batch,
+    release_burst, run_outcome,
 };
 use super::jobs::{JobSettings, build_job, prepare_run, run_job_id};
 use super::link::RedisLink;
@@ -38,6 +39,7 @@ use super::planner;
 use super::prepare::{BuildSettings, PREPARE_AHEAD, Prepare, Prepared};
 use super::reports::{EngineError, RunNowResult};
 use super::resend::{Recent, SentRun};
+use super::staged::Released;
 use super::store::{self, HistoryTarget, PlanWrite, rfc3339};
 use crate::metrics::SiteMetrics;
 use crate::outcome::RunOutcome;
@@ -245,15 +247,31 @@ impl Firing {
         let grace = grace_delta(self.grace);
         self.prepare.wait_if_due(now).await;
         // First, before any other work at the instant: the staged runs that fire on time, with
-        // their release calls and next runs known ahead. All batches are handed to the
-        // connection at once, from one task (the yield lets it send them before this goes
-        // on); then only their schedules' next runs are planned. What is left is decided below.
-        let released = self.prepare.release_due(now, grace, plan);
-        if !released.batches.is_empty() {
-            self.in_flight.spawn(release_burst(writer.clone(), released.batches));
+        // their release calls and next runs known ahead. Each batch is handed to the burst's
+        // one task as soon as it is checked (the yield lets that task send it before the next
+        // is checked); then only their schedules' next runs are planned. What is left is
+        // decided below.
+        let mut burst: Option<UnboundedSender<ReadyRelease>> = None;
+        let mut next_runs = Vec::new();
+        while let Some(Released { batch, plans }) = self.prepare.next_release(now, grace, plan) {
+            let to_burst = burst.get_or_insert_with(|| {
+                let (tx, rx) = unbounded_channel();
+                self.in_flight.spawn(release_burst(writer.clone(), rx));
+                tx
+            });
+            match to_burst.send(batch) {
+                Ok(()) => next_runs.extend(plans),
+                // The burst task is gone (it only ends once this sender is dropped, so it
+                // panicked): the batch's runs stay due and are enqueued in full just below.
+                Err(_) => error!(
+                    runs = plans.len(),
+                    "the release of staged runs could not be sent; they are enqueued in full"
+                ),
+            }
             tokio::task::yield_now().await;
         }
-        for (idx, id, next) in released.plans {
+        drop(burst);
+        for (idx, id, next) in next_runs {
             plan.set_next(idx, &id, next);
         }
         // Runs staged ahead (only the release is left) and runs enqueued in full.

@@ -123,7 +123,8 @@ impl Prepare {
                 error!(due = %rfc3339(due), error = %e, "building payloads ahead failed");
                 Vec::new()
             });
-            let (runs, releases) = stage(&writer, due, built).await;
+            let (runs, mut releases) = stage(&writer, due, built).await;
+            releases.reverse(); // next_release pops them in staging order
             Prepared { due, runs, releases }
         });
         self.running = Some((due, task));
@@ -159,26 +160,23 @@ impl Prepare {
         }
     }
 
-    /// Releases the staged runs of the instant held, if it is due by `now`: every batch whose
-    /// runs are all still planned as they were staged (same spec, same due instant) and fire on
-    /// time ([`super::planner::on_time_next`]) is handed out with its call built ahead. A
-    /// batch with a run changed since, or a late instant, is left to the firing's full
-    /// decision ([`Prepare::take`]).
-    pub fn release_due(&mut self, now: DateTime<Utc>, grace: TimeDelta, plan: &Plan) -> Released {
-        let mut released = Released::default();
-        let Some(prepared) = self.done.as_mut().filter(|p| p.due <= now) else { return released };
+    /// The next staged batch of the instant held, if it is due by `now`, whose runs are all
+    /// still planned as they were staged (same spec, same due instant) and fire on time
+    /// ([`super::planner::on_time_next`]): its call built ahead, and the next run of each of its
+    /// schedules. A batch with a run changed since, or a late instant, is left to the firing's
+    /// full decision ([`Prepare::take`]). One batch per call, so that the firing sends each as
+    /// soon as it is checked.
+    pub fn next_release(&mut self, now: DateTime<Utc>, grace: TimeDelta, plan: &Plan) -> Option<Released> {
+        let prepared = self.done.as_mut().filter(|p| p.due <= now)?;
         // How late the timer fired; each run is judged at its own due instant plus this.
         let lag = now - prepared.due;
-        for batch in std::mem::take(&mut prepared.releases) {
+        while let Some(batch) = prepared.releases.pop() {
             match batch.on_time(plan, lag, grace) {
-                Some(plans) => {
-                    released.batches.push(batch.into_ready());
-                    released.plans.extend(plans);
-                }
+                Some(plans) => return Some(Released { batch: batch.into_ready(), plans }),
                 None => prepared.runs.extend(batch.into_built()),
             }
         }
-        released
+        None
     }
 
     /// The payload built ahead for this run, if it was built for this very due instant from

@@ -47,11 +47,10 @@ pub(super) struct ReleaseBatch {
     call: ReleaseCall,
 }
 
-/// The staged runs of an instant that fire on time, ready to send, and the next run each
-/// schedule plans after them.
-#[derive(Default)]
+/// A staged batch of an instant that fires on time, ready to send, and the next run each of
+/// its schedules plans after it.
 pub(super) struct Released {
-    pub batches: Vec<ReadyRelease>,
+    pub batch: ReadyRelease,
     pub plans: NextRuns,
 }
 
