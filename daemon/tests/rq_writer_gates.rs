@@ -6,11 +6,12 @@
 //! claim of a span of missed runs) takes each claim once.
 
 use btu::pyvalue::PyValue;
-use btu::rq::{Claim, EnqueueOutcome, Gates, OverlapGate, PreparedRun, RqError, RqJob, RqWriter, connect};
+use btu::rq::{Claim, EnqueueOutcome, GateIndex, Gates, OverlapGate, PreparedRun, RqError, RqJob, RqWriter, connect};
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 mod test_token;
 
@@ -71,6 +72,27 @@ impl Sched {
         };
         PreparedRun::new(&j, claim, Utc::now()).expect("valid run").with_gates(gates)
     }
+}
+
+impl Sched {
+    /// [`Sched::run`] with the site's gate index, as the daemon's runs carry it.
+    fn indexed_run(&self, due: DateTime<Utc>, overlap: OverlapGate, index: &Arc<GateIndex>) -> PreparedRun {
+        let r = self.run(due, overlap);
+        let mut gates = r.gates().clone();
+        gates.index = Some(index.clone());
+        r.with_gates(gates)
+    }
+}
+
+/// The gate index of the sites under `token`, in the daemon's key layout.
+fn gate_index(token: &str) -> Arc<GateIndex> {
+    Arc::new(GateIndex {
+        pauses: format!("{token}:pauses"),
+        pause_prefix: format!("{token}:pause:"),
+        skips: format!("{token}:skips"),
+        skip_prefix: format!("{token}:skip:"),
+        lastjob_prefix: format!("{token}:lastjob:"),
+    })
 }
 
 fn due(minute: i64) -> DateTime<Utc> {
@@ -330,24 +352,13 @@ async fn claim_many_takes_each_free_claim_once() {
 /// index is the contract, docs/rq.md "Gates"); an index of another type makes every key count.
 #[tokio::test]
 async fn indexed_gates_look_at_members_only() {
-    use btu::rq::GateIndex;
-    use std::sync::Arc;
     let token = token();
     let prefix = format!("{token}rq");
     let (w, mut conn) = setup(&prefix).await;
-    let index = Arc::new(GateIndex {
-        pauses: format!("{token}:pauses"),
-        pause_prefix: format!("{token}:pause:"),
-        skips: format!("{token}:skips"),
-        skip_prefix: format!("{token}:skip:"),
-        lastjob_prefix: format!("{token}:lastjob:"),
-    });
+    let index = gate_index(&token);
     let run = |name: &'static str, minute: i64| {
         let s = Sched { token: token.clone(), name };
-        let mut r = s.run(due(minute), OverlapGate::Allow);
-        let mut gates = r.gates().clone();
-        gates.index = Some(index.clone());
-        r = r.with_gates(gates);
+        let r = s.indexed_run(due(minute), OverlapGate::Allow, &index);
         (s, r)
     };
     // Indexed pause and skip, as `btu pause` / `btu skip` write them.
@@ -401,25 +412,12 @@ async fn indexed_gates_look_at_members_only() {
 /// records its own inside the release.
 #[tokio::test]
 async fn release_by_schedule_id_records_last_jobs_for_the_overlap_gates() {
-    use btu::rq::GateIndex;
-    use std::sync::Arc;
     let token = token();
     let prefix = format!("{token}rq");
     let (w, mut conn) = setup(&prefix).await;
-    let index = Arc::new(GateIndex {
-        pauses: format!("{token}:pauses"),
-        pause_prefix: format!("{token}:pause:"),
-        skips: format!("{token}:skips"),
-        skip_prefix: format!("{token}:skip:"),
-        lastjob_prefix: format!("{token}:lastjob:"),
-    });
+    let index = gate_index(&token);
     let s = Sched { token: token.clone(), name: "o" };
-    let run = |minute: i64, overlap: OverlapGate| {
-        let r = s.run(due(minute), overlap);
-        let mut gates = r.gates().clone();
-        gates.index = Some(index.clone());
-        r.with_gates(gates)
-    };
+    let run = |minute: i64, overlap: OverlapGate| s.indexed_run(due(minute), overlap, &index);
     let release = |r: PreparedRun| {
         let w = w.clone();
         async move {
