@@ -1,8 +1,8 @@
 //! Staging runs ahead of their instant, so that at the instant only the release is left
 //! (`docs/rq.md`, "Staging"): [`RqWriter::stage_many`] writes each run's job hash (status
 //! `scheduled`, no `enqueued_at`, expiring) and claim a few seconds before; at the instant
-//! [`RqWriter::release_many`] queues them (`super::release`); [`RqWriter::unstage_many`] removes the staged runs
-//! of schedules that no longer fire then. Every step is idempotent, and two daemons staging
+//! [`RqWriter::release_many`] queues them (`super::release`); [`RqWriter::unstage_many`]
+//! removes the staged runs of schedules that no longer fire then. Every step is idempotent, and two daemons staging
 //! and releasing the same run agree: the claim (`SET NX`) lets one write the hash, and only a
 //! hash still staged is released, once.
 
@@ -45,8 +45,9 @@ impl RqWriter {
     /// Stages every run in ONE script call: per run, unless its job hash exists or its claim
     /// is taken, `SET claim NX EX ttl` and the job hash with every field, `status`
     /// `scheduled`, no `enqueued_at`, expiring (the claim after claim ttl +
-    /// [`STAGE_SLACK_SECS`], the hash after that or [`STAGED_HASH_MIN_TTL_SECS`] if longer). The hash is in no queue or registry, so no worker, `rq info` or
-    /// registry cleanup sees it until it is released.
+    /// [`STAGE_SLACK_SECS`], the hash after that or [`STAGED_HASH_MIN_TTL_SECS`] if longer).
+    /// The hash is in no queue or registry, so no worker, `rq info` or registry cleanup sees
+    /// it until it is released.
     ///
     /// The outer error means the call failed as a whole; the runs are then enqueued in full at
     /// their instant. Otherwise one answer per run, in order.
