@@ -212,6 +212,15 @@ local function decide(g, job, id, queue, pause, skip, last, due, overlap, fresh,
   queued(ids[queue], id, last)
   return answer
 end
+-- The answer of a run whose checks were made (`check`): the type error; decided (released) if
+-- its hash is staged; 0 if its hash is in another state (decided before); nil if it has no
+-- hash, which each script settles its own way.
+local function settle(err, g, job, id, queue, pause, skip, last, due, overlap, fields)
+  if err then return err end
+  if g.status == STAGED then return decide(g, job, id, queue, pause, skip, last, due, overlap, false, fields) end
+  if g.status then return 0 end
+  return nil
+end
 local function finish()
   local lasts = {}
   for _, key in ipairs(lastorder) do
@@ -257,12 +266,9 @@ for r = 1, runs do
   local pause, skip, last = KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
   local fields = {unpack(ARGV, a + 6, a + 5 + n)}
   local err, g = check(queue, job, skip, last, overlap, ix)
-  if err then
-    out[r] = err
-  elseif g.status == STAGED then
-    out[r] = decide(g, job, id, queue, pause, skip, last, due, overlap, false, fields)
-  elseif g.status then
-    out[r] = 0
+  local settled = settle(err, g, job, id, queue, pause, skip, last, due, overlap, fields)
+  if settled then
+    out[r] = settled
   else
     local other, other_id = staged_by_claim(claim)
     if other then
@@ -336,15 +342,7 @@ while r < runs do
       end
     else
       local err, g = check(queue, job, skip, last, overlap, ix)
-      if err then
-        out[r] = err
-      elseif g.status == STAGED then
-        out[r] = decide(g, job, id, queue, pause, skip, last, due, overlap, false, nil)
-      elseif g.status then
-        out[r] = 0
-      else
-        out[r] = 6
-      end
+      out[r] = settle(err, g, job, id, queue, pause, skip, last, due, overlap, nil) or 6
     end
   end
 end
