@@ -5,7 +5,6 @@
 mod daemon_support;
 
 use std::collections::HashSet;
-use std::io::Read;
 use std::time::Duration;
 
 use btu::engine::store::{StoredSchedule, schedules_key, upcoming_key};
@@ -162,13 +161,6 @@ async fn schedule_changed_while_down_gets_no_catch_up() {
     assert!(queued(&mut conn, &f.token, &f.queue).await.is_empty());
     assert_eq!(st.runs_missed, 0);
     f.cleanup().await;
-}
-
-/// zlib + pickle → serde_pickle value.
-fn unpickle(data: &[u8]) -> serde_pickle::Value {
-    let mut raw = Vec::new();
-    flate2::read::ZlibDecoder::new(data).read_to_end(&mut raw).expect("zlib");
-    serde_pickle::value_from_slice(&raw, serde_pickle::DeOptions::new()).expect("pickle")
 }
 
 #[tokio::test]

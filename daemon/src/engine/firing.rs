@@ -228,8 +228,43 @@ impl Firing {
         match event {
             FiringEvent::Fired(Some(results)) => self.on_fired(results, plan, link).await,
             FiringEvent::Fired(None) => {}
-            FiringEvent::Prepared(res) => self.prepare.on_finished(res),
+            FiringEvent::Prepared(res) => {
+                let writer = link.usable().map(|c| c.writer.clone());
+                self.prepare.on_finished(res, plan, writer.as_ref());
+                self.remove_unstaged(writer);
+            }
         }
+    }
+
+    /// Removes at once the staged runs of schedules set or removed in the plan since the last
+    /// call that their instant would no longer release (cancelled, edited, replanned).
+    pub fn on_plan_changed(&mut self, plan: &mut Plan, link: &RedisLink) {
+        let changed = plan.take_changed();
+        if changed.is_empty() {
+            return;
+        }
+        let writer = link.usable().map(|c| c.writer.clone());
+        self.prepare.forget_changed(changed, plan, writer.as_ref());
+        self.remove_unstaged(writer);
+    }
+
+    /// Removes the staged runs [`Prepare`] handed back (in a task; while Redis is not usable
+    /// they are kept for the next call, and expire with their claims anyway).
+    fn remove_unstaged(&mut self, writer: Option<RqWriter>) {
+        let Some(writer) = writer else { return };
+        let unstage = self.prepare.take_unstage();
+        if unstage.is_empty() {
+            return;
+        }
+        // After the releases on the same connection: removing them costs an instant nothing.
+        tokio::spawn(async move {
+            match writer.unstage_many(&unstage).await {
+                Ok(removed) => info!(runs = unstage.len(), removed, "staged runs no longer due as staged removed"),
+                Err(e) => {
+                    warn!(runs = unstage.len(), error = %e, "staged runs not removed; they expire with their claims")
+                }
+            }
+        });
     }
 
     /// Fires every run due by now.
@@ -245,7 +280,7 @@ impl Firing {
         }
         let now = Utc::now();
         let grace = grace_delta(self.grace);
-        self.prepare.wait_if_due(now).await;
+        self.prepare.wait_if_due(now, plan, &writer).await;
         // First, before any other work at the instant: the staged runs that fire on time, with
         // their release calls and next runs known ahead. Each batch is handed to the burst's
         // one task as soon as it is checked (the yield lets that task send it before the next
@@ -370,21 +405,7 @@ impl Firing {
             append_history(&writer, &missed_only).await;
         }
         self.prepare.used_up(now);
-        let unstage = self.prepare.take_unstage();
-        if !unstage.is_empty() {
-            // After the releases on the same connection: removing them costs the instant nothing.
-            let writer = writer.clone();
-            tokio::spawn(async move {
-                match writer.unstage_many(&unstage).await {
-                    Ok(removed) => {
-                        info!(runs = unstage.len(), removed, "staged runs not fired at their instant removed")
-                    }
-                    Err(e) => {
-                        warn!(runs = unstage.len(), error = %e, "staged runs not removed; they expire with their claims")
-                    }
-                }
-            });
-        }
+        self.remove_unstaged(Some(writer.clone()));
         replanned.sort_by_key(|(idx, _)| *idx);
         for group in replanned.chunk_by(|a, b| a.0 == b.0) {
             let plans: Vec<PlanWrite> =

@@ -112,6 +112,10 @@ pub(super) enum Confirmation {
 pub(super) struct Plan {
     sites: Vec<SitePlan>,
     timer: BTreeSet<TimerKey>,
+    /// Schedules set or removed since [`Plan::take_changed`] (not moved by
+    /// [`Plan::set_next`]: that is the firing's own step): their runs staged ahead may no
+    /// longer be due as staged.
+    changed: Vec<(usize, Arc<str>)>,
     /// Per site, where each schedule's next run is reported (`per_schedule` metrics; empty
     /// in tests).
     metrics: Vec<SiteMetrics>,
@@ -124,7 +128,7 @@ impl Plan {
             .into_iter()
             .map(|name| SitePlan { name, entries: HashMap::default(), skipped: HashMap::new(), generation: 0 })
             .collect();
-        Plan { sites, timer: BTreeSet::new(), metrics: Vec::new() }
+        Plan { sites, timer: BTreeSet::new(), changed: Vec::new(), metrics: Vec::new() }
     }
 
     /// Reports every change of a next run to `metrics` (one per site, in site order).
@@ -188,6 +192,7 @@ impl Plan {
         if let Some(m) = self.metrics.get(idx) {
             m.next_run(&id, next);
         }
+        self.changed.push((idx, id.clone()));
         // One hash of the id (a rebuild of 100k sets each schedule once).
         match site.entries.entry(id) {
             MapEntry::Occupied(mut slot) => {
@@ -237,12 +242,18 @@ impl Plan {
                     m.forget(&key);
                 }
                 if let Some(due) = e.next {
-                    self.timer.remove(&(fires_at(&e.spec, due), idx, key));
+                    self.timer.remove(&(fires_at(&e.spec, due), idx, key.clone()));
                 }
+                self.changed.push((idx, key));
                 true
             }
             None => false,
         }
+    }
+
+    /// The schedules set or removed since the last call.
+    pub fn take_changed(&mut self) -> Vec<(usize, Arc<str>)> {
+        std::mem::take(&mut self.changed)
     }
 
     /// When the timer fires next (the earliest due instant plus its schedule's jitter).

@@ -6,11 +6,13 @@
 //!
 //! A payload is only used for the run it was built for: the same due instant and the very
 //! spec (a rebuild or notify that changes a schedule replaces its spec, which voids it; the
-//! firing then enqueues it in full, which rewrites a staged hash). Staged runs that are not
-//! fired at their instant (the schedule was cancelled, disabled or replanned since) are handed
-//! back by [`Prepare::used_up`] to be removed.
+//! firing then enqueues it in full, which rewrites a staged hash). A staged run whose schedule
+//! is cancelled, edited or replanned before its instant is removed from Redis at once
+//! ([`Prepare::forget_changed`]; the rest of its batch keeps its release); staged runs left
+//! unfired at their instant anyway are handed back by [`Prepare::used_up`] to be removed.
 
 use std::collections::HashMap;
+use std::mem;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -20,7 +22,7 @@ use tracing::error;
 use super::batch::Payload;
 use super::jobs::{JobSettings, prepare_run};
 use super::plan::Plan;
-use super::staged::{BuiltRun, ReleaseBatch, Released, RunKey, stage};
+use super::staged::{BuiltRun, ReleaseBatch, Released, Retained, RunKey, stage, still_planned};
 use super::store::{HistoryTarget, rfc3339};
 use crate::rq::{RqWriter, Unstage};
 use crate::source::ScheduleSpec;
@@ -36,17 +38,61 @@ pub(super) struct Prepared {
     due: DateTime<Utc>,
     /// Runs not staged (or not buildable), and staged runs whose batch was not released.
     runs: HashMap<RunKey, BuiltRun>,
-    /// Staged runs with their release calls.
-    releases: Vec<ReleaseBatch>,
+    /// Staged runs with their release calls, in release order from the end (a slot is
+    /// emptied when its batch is released or decided in full).
+    releases: Vec<Option<ReleaseBatch>>,
+    /// The slot of `releases` that holds each staged run.
+    batch_of: HashMap<RunKey, usize>,
 }
 
 impl Prepared {
+    fn empty(due: DateTime<Utc>) -> Self {
+        Prepared { due, runs: HashMap::new(), releases: Vec::new(), batch_of: HashMap::new() }
+    }
+
     /// The staged runs still held (never fired), to be removed from Redis.
     fn into_unstage(self) -> Vec<Unstage> {
         let held = self.runs.into_values().filter(|b| b.staged).filter_map(|b| b.run.ok());
-        held.chain(self.releases.into_iter().flat_map(ReleaseBatch::into_runs))
-            .map(|r| Unstage { claim_key: r.claim().key.clone(), job_id: r.job_id().to_string() })
+        held.chain(self.releases.into_iter().flatten().flat_map(ReleaseBatch::into_runs))
+            .map(|r| Unstage::of(&r))
             .collect()
+    }
+
+    /// Removes the staged runs of `changed` schedules that their instant would no longer
+    /// release (cancelled, edited or replanned since they were staged): answers them, to be
+    /// removed from Redis. A batch that loses runs keeps the others as a release, its call
+    /// built again through `writer`.
+    fn forget_changed(&mut self, changed: &[RunKey], plan: &Plan, writer: Option<&RqWriter>) -> Vec<Unstage> {
+        let mut dropped = Vec::new();
+        let mut slots = Vec::new();
+        for key in changed {
+            if let Some(&slot) = self.batch_of.get(key) {
+                slots.push(slot);
+            } else if let Some(b) = self.runs.get(key)
+                && b.staged
+                && !still_planned(plan, (key.0, &key.1), &b.spec, b.due)
+                && let Some(b) = self.runs.remove(key)
+                && let Ok(run) = b.run
+            {
+                dropped.push(Unstage::of(&run));
+            }
+        }
+        slots.sort_unstable();
+        slots.dedup();
+        for slot in slots {
+            let Some(batch) = self.releases.get_mut(slot).and_then(Option::take) else { continue };
+            let Retained { batch, dropped: gone, held } = batch.retain_planned(plan, writer);
+            for (key, run) in gone {
+                self.batch_of.remove(&key);
+                dropped.push(Unstage::of(&run));
+            }
+            for (key, built) in held {
+                self.batch_of.remove(&key);
+                self.runs.insert(key, built);
+            }
+            self.releases[slot] = batch;
+        }
+        dropped
     }
 }
 
@@ -67,6 +113,8 @@ pub(super) struct Prepare {
     running: Option<(DateTime<Utc>, JoinHandle<Prepared>)>,
     /// Staged runs that were not fired, to be removed ([`Prepare::take_unstage`]).
     unstage: Vec<Unstage>,
+    /// Schedules changed while a build ran ([`Prepare::forget_changed`]).
+    changed_while_building: Vec<RunKey>,
 }
 
 impl Prepare {
@@ -123,9 +171,15 @@ impl Prepare {
                 error!(due = %rfc3339(due), error = %e, "building payloads ahead failed");
                 Vec::new()
             });
-            let (runs, mut releases) = stage(&writer, due, built).await;
-            releases.reverse(); // next_release pops them in staging order
-            Prepared { due, runs, releases }
+            let (runs, releases) = stage(&writer, due, built).await;
+            // next_release pops them in staging order
+            let releases: Vec<Option<ReleaseBatch>> = releases.into_iter().rev().map(Some).collect();
+            let batch_of = releases
+                .iter()
+                .enumerate()
+                .flat_map(|(slot, b)| b.iter().flat_map(move |b| b.keys().map(move |k| (k, slot))))
+                .collect();
+            Prepared { due, runs, releases, batch_of }
         });
         self.running = Some((due, task));
     }
@@ -138,25 +192,40 @@ impl Prepare {
         }
     }
 
-    pub fn on_finished(&mut self, res: Result<Prepared, JoinError>) {
+    /// Holds the finished build, and forgets the runs of schedules changed while it ran.
+    pub fn on_finished(&mut self, res: Result<Prepared, JoinError>, plan: &Plan, writer: Option<&RqWriter>) {
         let Some((due, _)) = self.running.take() else { return };
         if let Some(old) = self.done.take() {
             self.unstage.extend(old.into_unstage());
         }
-        self.done = Some(res.unwrap_or_else(|e| {
+        let mut done = res.unwrap_or_else(|e| {
             // A bug, not data: the firing builds these runs itself. Recorded as done so the
             // loop does not retry it.
             error!(due = %rfc3339(due), error = %e, "building payloads ahead failed");
-            Prepared { due, runs: HashMap::new(), releases: Vec::new() }
-        }));
+            Prepared::empty(due)
+        });
+        let changed = mem::take(&mut self.changed_while_building);
+        self.unstage.extend(done.forget_changed(&changed, plan, writer));
+        self.done = Some(done);
+    }
+
+    /// Schedules changed in the plan (set or removed): their staged runs that their instant
+    /// would no longer release are to be removed now ([`Prepare::take_unstage`]), not at the
+    /// instant. While a build runs, they are remembered until it finishes.
+    pub fn forget_changed(&mut self, changed: Vec<RunKey>, plan: &Plan, writer: Option<&RqWriter>) {
+        if self.running.is_some() {
+            self.changed_while_building.extend(changed);
+        } else if let Some(done) = self.done.as_mut() {
+            self.unstage.extend(done.forget_changed(&changed, plan, writer));
+        }
     }
 
     /// Waits for a build of an instant that is due by `now`: waiting costs less than building
     /// the same payloads a second time on the same cores.
-    pub async fn wait_if_due(&mut self, now: DateTime<Utc>) {
+    pub async fn wait_if_due(&mut self, now: DateTime<Utc>, plan: &Plan, writer: &RqWriter) {
         if self.running.as_ref().is_some_and(|(due, _)| *due <= now) {
             let res = self.finished().await;
-            self.on_finished(res);
+            self.on_finished(res, plan, Some(writer));
         }
     }
 
@@ -170,7 +239,8 @@ impl Prepare {
         let prepared = self.done.as_mut().filter(|p| p.due <= now)?;
         // How late the timer fired; each run is judged at its own due instant plus this.
         let lag = now - prepared.due;
-        while let Some(batch) = prepared.releases.pop() {
+        while let Some(slot) = prepared.releases.pop() {
+            let Some(batch) = slot else { continue };
             match batch.on_time(plan, lag, grace) {
                 Some(plans) => return Some(Released { batch: batch.into_ready(), plans }),
                 None => prepared.runs.extend(batch.into_built()),
@@ -212,7 +282,8 @@ impl Prepare {
         }
     }
 
-    /// The staged runs to remove from Redis (never fired at their instant).
+    /// The staged runs to remove from Redis (never fired at their instant, or no longer
+    /// planned as staged).
     pub fn take_unstage(&mut self) -> Vec<Unstage> {
         std::mem::take(&mut self.unstage)
     }

@@ -133,6 +133,7 @@ impl Engine {
         rebuild_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
         while !self.stopping {
+            self.firing.on_plan_changed(&mut self.plan, &self.link);
             self.firing.prepare_next(&self.plan, &self.link);
             let timer_at = self.firing.deadline(&self.plan, &self.link);
             let site_retry_at = self.loader.retry_at();

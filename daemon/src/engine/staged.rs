@@ -35,6 +35,27 @@ pub(super) struct BuiltRun {
     pub history: HistoryTarget,
 }
 
+/// Whether a staged run is still planned as it was staged: the very spec it was built from,
+/// and its due instant as the schedule's next run. Only then does its instant release it.
+pub(super) fn still_planned(
+    plan: &Plan,
+    (site, id): (usize, &str),
+    spec: &Arc<ScheduleSpec>,
+    due: DateTime<Utc>,
+) -> bool {
+    plan.entry(site, id).is_some_and(|e| Arc::ptr_eq(&e.spec, spec) && e.next == Some(due))
+}
+
+/// What [`ReleaseBatch::retain_planned`] made of a batch.
+pub(super) struct Retained {
+    /// The runs still planned, with their new release call (None: none left, or held).
+    pub batch: Option<ReleaseBatch>,
+    /// The runs no longer planned as staged: to remove from Redis.
+    pub dropped: Vec<(RunKey, PreparedRun)>,
+    /// The runs still planned whose release call could not be built again.
+    pub held: Vec<(RunKey, BuiltRun)>,
+}
+
 /// Runs staged (and released) per script call.
 const STAGE_BATCH: usize = 500;
 
@@ -64,15 +85,51 @@ impl ReleaseBatch {
     pub fn on_time(&self, plan: &Plan, lag: TimeDelta, grace: TimeDelta) -> Option<NextRuns> {
         let mut plans = Vec::with_capacity(self.items.len());
         for (item, spec) in self.items.iter().zip(&self.specs) {
-            let planned =
-                plan.entry(item.site, &item.id).is_some_and(|e| Arc::ptr_eq(&e.spec, spec) && e.next == Some(item.due));
-            if !planned {
+            if !still_planned(plan, (item.site, &item.id), spec, item.due) {
                 return None;
             }
             let next = planner::on_time_next(item.planned_next, item.due, item.due + lag, grace)?;
             plans.push((item.site, item.id.clone(), next));
         }
         Some(plans)
+    }
+
+    /// The runs of the batch, as the plan names them.
+    pub fn keys(&self) -> impl Iterator<Item = RunKey> + '_ {
+        self.items.iter().map(|item| (item.site, item.id.clone()))
+    }
+
+    /// Keeps the runs still planned as they were staged, with their release call built again
+    /// (so the rest of the batch stays a release at the instant); the others are dropped, to be
+    /// removed from Redis at once. Without a writer, or if the call cannot be built, the runs
+    /// kept are held for the firing's full decision instead.
+    pub fn retain_planned(self, plan: &Plan, writer: Option<&RqWriter>) -> Retained {
+        let mut kept = (Vec::new(), Vec::new(), Vec::new());
+        let mut dropped = Vec::new();
+        for ((item, spec), run) in self.items.into_iter().zip(self.specs).zip(self.runs) {
+            if still_planned(plan, (item.site, &item.id), &spec, item.due) {
+                kept.0.push(item);
+                kept.1.push(spec);
+                kept.2.push(run);
+            } else {
+                dropped.push(((item.site, item.id), run));
+            }
+        }
+        let (items, specs, runs) = kept;
+        if items.is_empty() {
+            return Retained { batch: None, dropped, held: Vec::new() };
+        }
+        match writer.map(|w| w.release_call(&runs)) {
+            Some(Ok(call)) => {
+                Retained { batch: Some(ReleaseBatch { items, specs, runs, call }), dropped, held: Vec::new() }
+            }
+            _ => {
+                // The payloads stay staged; the firing decides them in full at the instant.
+                let call = self.call;
+                let held = ReleaseBatch { items, specs, runs, call }.into_built().collect();
+                Retained { batch: None, dropped, held }
+            }
+        }
     }
 
     /// The batch as it is sent.

@@ -41,6 +41,13 @@ pub struct Unstage {
     pub job_id: String,
 }
 
+impl Unstage {
+    /// What removes the staged `run`.
+    pub fn of(run: &PreparedRun) -> Self {
+        Unstage { claim_key: run.claim.key.clone(), job_id: run.job_id.clone() }
+    }
+}
+
 impl RqWriter {
     /// Stages every run in ONE script call: per run, unless its job hash exists or its claim
     /// is taken, `SET claim NX EX ttl` and the job hash with every field, `status`

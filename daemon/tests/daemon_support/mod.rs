@@ -75,6 +75,14 @@ pub async fn job_hash(
     conn.hgetall(format!("{token}rq:job:{id}")).await.expect("HGETALL")
 }
 
+/// A job's `data` field (zlib + pickle) → serde_pickle value.
+pub fn unpickle(data: &[u8]) -> serde_pickle::Value {
+    use std::io::Read;
+    let mut raw = Vec::new();
+    flate2::read::ZlibDecoder::new(data).read_to_end(&mut raw).expect("zlib");
+    serde_pickle::value_from_slice(&raw, serde_pickle::DeOptions::new()).expect("pickle")
+}
+
 /// A MariaDB database `btu_test_daemon_<name>` holding the BTU schema + sample data.
 pub struct TestDb {
     pub name: String,
