@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -14,6 +14,7 @@ use tracing::{debug, info, warn};
 use super::firing::Firing;
 use super::follow::{Because, FollowSet, Seen};
 use super::handle::{ActionTarget, RedisAccess};
+use super::jobs::{build_job, run_job_id};
 use super::link::RedisLink;
 use super::loader::Loader;
 use super::plan::{Entry, Plan};
@@ -22,7 +23,9 @@ use super::reports::{
     StatusReport, UpcomingRun,
 };
 use super::reread::ReadResults;
-use super::store::{self, HistoryEntry, PlanWrite, rfc3339};
+use super::store::{self, HistoryEntry, HistoryTarget, PlanWrite, rfc3339};
+use crate::outcome::RunOutcome;
+use crate::rq::Claim;
 use crate::source::{RowOutcome, ScheduleSpec, SkipReason, SourceError};
 
 fn redis_down() -> EngineError {
@@ -331,7 +334,8 @@ pub(super) fn history(
     });
 }
 
-/// Enqueues a run of a planned schedule now ([`Firing::run_now`]), answering on `reply`.
+/// Enqueues a run of a planned schedule now, outside its plan: its own job id, so it never
+/// collides with a planned run; answers on `reply` once written.
 pub(super) fn run_now(
     plan: &Plan,
     link: &RedisLink,
@@ -352,7 +356,29 @@ pub(super) fn run_now(
         let _ = reply.send(Err(redis_down()));
         return;
     };
-    firing.run_now(plan.name(idx), &entry.spec, writer, reply);
+    let (site, spec, build) = (plan.name(idx), &entry.spec, firing.build());
+    let mut now = Utc::now();
+    if now.timestamp_subsec_nanos() == 0 {
+        // Keep the id apart from the scheduled run of the same second.
+        now += TimeDelta::nanoseconds(1);
+    }
+    let job_id = run_job_id(site, spec, now, &build.jobs);
+    let job = build_job(spec, now, job_id.clone(), &build.jobs);
+    let claim = Claim { key: store::claim_key(site, &spec.id, now), ttl_secs: build.claim_ttl_secs };
+    let history =
+        HistoryTarget::new(firing.history_max(), site, &spec.id).entry(&job_id, now, RunOutcome::Enqueued, now);
+    let result =
+        RunNowResult { site: site.to_string(), schedule: spec.id.to_string(), job_id, queue: job.queue.clone() };
+    tokio::spawn(async move {
+        let res = match writer.enqueue_once(&job, &claim, history.as_ref(), Utc::now()).await {
+            Ok(_) => {
+                info!(site = %result.site, schedule = %result.schedule, job_id = %result.job_id, "run enqueued (run-now)");
+                Ok(result)
+            }
+            Err(e) => Err(EngineError::Redis(e.to_string())),
+        };
+        let _ = reply.send(res);
+    });
 }
 
 /// What an operator action on `schedule` needs ([`super::actions`]): its site, its planned

@@ -7,9 +7,10 @@ use futures_util::future::join_all;
 use futures_util::stream::FuturesUnordered;
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedReceiver;
-use tracing::warn;
+use tracing::{debug, info, warn};
 
-use super::store::HistoryTarget;
+use super::store::{HistoryTarget, rfc3339};
+use crate::metrics::SiteMetrics;
 use crate::outcome::RunOutcome;
 use crate::rq::{Claim, EnqueueOutcome, HistoryAppend, PreparedRun, ReleaseCall, RqError, RqWriter};
 
@@ -142,6 +143,51 @@ pub(super) fn run_outcome(o: &EnqueueOutcome) -> RunOutcome {
         EnqueueOutcome::SkippedByRequest => RunOutcome::SkippedByRequest,
         EnqueueOutcome::SkippedOverlap { .. } => RunOutcome::SkippedOverlap,
         EnqueueOutcome::Replaced { .. } => RunOutcome::Replaced,
+    }
+}
+
+/// Logs one run's answer (enqueued with its lateness, or why it was not) and reports it to
+/// its site's metrics: one line per run.
+pub(super) fn report_answer(
+    site: &str,
+    item: &FireItem,
+    o: &EnqueueOutcome,
+    done_at: DateTime<Utc>,
+    metrics: Option<&SiteMetrics>,
+) {
+    let outcome = run_outcome(o);
+    let (job_id, due) = (&item.job_id, rfc3339(item.due));
+    match o {
+        EnqueueOutcome::Enqueued | EnqueueOutcome::Replaced { .. } => {
+            if let Some(m) = metrics {
+                m.enqueued(&item.id, item.expected, done_at, outcome);
+            }
+            let lateness_ms = (done_at - item.expected).num_milliseconds();
+            if let EnqueueOutcome::Replaced { canceled } = o {
+                info!(site, schedule = %item.id, job_id = %job_id, due, lateness_ms, canceled = %canceled,
+                    "run enqueued, replacing its still-queued previous job (canceled)");
+            } else {
+                info!(site, schedule = %item.id, job_id = %job_id, due, lateness_ms, "run enqueued");
+            }
+        }
+        EnqueueOutcome::AlreadyClaimed => {
+            if let Some(m) = metrics {
+                m.run(outcome);
+            }
+            debug!(site, schedule = %item.id, job_id = %job_id, due,
+                "run already decided by an earlier attempt or another daemon");
+        }
+        skipped => {
+            if let Some(m) = metrics {
+                m.run(outcome);
+            }
+            let running = match skipped {
+                EnqueueOutcome::SkippedOverlap { running } => Some(running.as_str()),
+                _ => None,
+            };
+            info!(site, schedule = %item.id, job_id = %job_id, due, outcome = outcome.as_str(),
+                running, "run not enqueued");
+        }
     }
 }
 

@@ -23,21 +23,19 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
-use tokio::sync::oneshot;
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
 use super::batch::{
     FireItem, FireResult, Missed, Payload, ReadyRelease, Write, append_history, claimed_missed, enqueue_batch,
-    release_burst, run_outcome,
+    release_burst, report_answer,
 };
-use super::jobs::{JobSettings, build_job, prepare_run, run_job_id};
+use super::jobs::{JobSettings, prepare_run, run_job_id};
 use super::link::RedisLink;
 use super::plan::{DueRun, Plan};
 use super::planner;
 use super::prepare::{BuildSettings, PREPARE_AHEAD, Prepare, Prepared};
-use super::reports::{EngineError, RunNowResult};
 use super::resend::{Recent, SentRun};
 use super::staged::Released;
 use super::store::{self, HistoryTarget, PlanWrite, rfc3339};
@@ -425,42 +423,11 @@ impl Firing {
             let site = plan.name(item.site);
             match outcome {
                 Ok(o) => {
-                    let run_outcome = run_outcome(&o);
-                    let metrics = self.metrics.get(item.site);
-                    let (job_id, due) = (&item.job_id, rfc3339(item.due));
+                    report_answer(site, &item, &o, done_at, self.metrics.get(item.site));
                     match &o {
-                        EnqueueOutcome::Enqueued | EnqueueOutcome::Replaced { .. } => {
-                            self.counters.enqueued += 1;
-                            if let Some(m) = metrics {
-                                m.enqueued(&item.id, item.expected, done_at, run_outcome);
-                            }
-                            let lateness_ms = (done_at - item.expected).num_milliseconds();
-                            if let EnqueueOutcome::Replaced { canceled } = &o {
-                                info!(site, schedule = %item.id, job_id = %job_id, due, lateness_ms, canceled = %canceled,
-                                    "run enqueued, replacing its still-queued previous job (canceled)");
-                            } else {
-                                info!(site, schedule = %item.id, job_id = %job_id, due, lateness_ms, "run enqueued");
-                            }
-                        }
-                        EnqueueOutcome::AlreadyClaimed => {
-                            self.counters.already_claimed += 1;
-                            if let Some(m) = metrics {
-                                m.run(run_outcome);
-                            }
-                            debug!(site, schedule = %item.id, job_id = %job_id, due,
-                                "run already decided by an earlier attempt or another daemon");
-                        }
-                        skipped => {
-                            if let Some(m) = metrics {
-                                m.run(run_outcome);
-                            }
-                            let running = match skipped {
-                                EnqueueOutcome::SkippedOverlap { running } => Some(running.as_str()),
-                                _ => None,
-                            };
-                            info!(site, schedule = %item.id, job_id = %job_id, due, outcome = run_outcome.as_str(),
-                                running, "run not enqueued");
-                        }
+                        EnqueueOutcome::Enqueued | EnqueueOutcome::Replaced { .. } => self.counters.enqueued += 1,
+                        EnqueueOutcome::AlreadyClaimed => self.counters.already_claimed += 1,
+                        _ => {}
                     }
                     if self.record_lateness && item.on_time {
                         self.lateness.push((done_at - item.expected).to_std().unwrap_or(Duration::ZERO));
@@ -520,39 +487,6 @@ impl Firing {
         if let (Some(recent), Some(c)) = (self.recent.as_mut(), link.usable()) {
             recent.resend(c.writer.clone());
         }
-    }
-
-    /// Enqueues a run of `spec` now, outside its plan (run-now): its own job id, so it never
-    /// collides with a planned run; answers on `reply` once written.
-    pub fn run_now(
-        &self,
-        site: &str,
-        spec: &ScheduleSpec,
-        writer: RqWriter,
-        reply: oneshot::Sender<Result<RunNowResult, EngineError>>,
-    ) {
-        let mut now = Utc::now();
-        if now.timestamp_subsec_nanos() == 0 {
-            // Keep the id apart from the scheduled run of the same second.
-            now += TimeDelta::nanoseconds(1);
-        }
-        let job_id = run_job_id(site, spec, now, &self.build.jobs);
-        let job = build_job(spec, now, job_id.clone(), &self.build.jobs);
-        let claim = Claim { key: store::claim_key(site, &spec.id, now), ttl_secs: self.build.claim_ttl_secs };
-        let history =
-            HistoryTarget::new(self.history_max, site, &spec.id).entry(&job_id, now, RunOutcome::Enqueued, now);
-        let result =
-            RunNowResult { site: site.to_string(), schedule: spec.id.to_string(), job_id, queue: job.queue.clone() };
-        tokio::spawn(async move {
-            let res = match writer.enqueue_once(&job, &claim, history.as_ref(), Utc::now()).await {
-                Ok(_) => {
-                    info!(site = %result.site, schedule = %result.schedule, job_id = %result.job_id, "run enqueued (run-now)");
-                    Ok(result)
-                }
-                Err(e) => Err(EngineError::Redis(e.to_string())),
-            };
-            let _ = reply.send(res);
-        });
     }
 
     /// Waits (a bounded time) for the batches in flight and takes their answers (shutdown).
