@@ -27,6 +27,7 @@
 //! The sources read rows and hand them to a `RowChecker`; they never build a spec themselves.
 
 mod apps;
+mod btu_row;
 mod check;
 mod coalesce;
 mod error;
