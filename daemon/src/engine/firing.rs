@@ -254,7 +254,8 @@ impl Firing {
         if unstage.is_empty() {
             return;
         }
-        // After the releases on the same connection: removing them costs an instant nothing.
+        // In a task, on the same connection: at an instant it goes after the releases, so
+        // removing runs costs the instant nothing.
         tokio::spawn(async move {
             match writer.unstage_many(&unstage).await {
                 Ok(removed) => info!(runs = unstage.len(), removed, "staged runs no longer due as staged removed"),

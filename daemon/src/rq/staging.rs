@@ -2,9 +2,10 @@
 //! (`docs/rq.md`, "Staging"): [`RqWriter::stage_many`] writes each run's job hash (status
 //! `scheduled`, no `enqueued_at`, expiring) and claim a few seconds before; at the instant
 //! [`RqWriter::release_many`] queues them (`super::release`); [`RqWriter::unstage_many`]
-//! removes the staged runs of schedules that no longer fire then. Every step is idempotent, and two daemons staging
-//! and releasing the same run agree: the claim (`SET NX`) lets one write the hash, and only a
-//! hash still staged is released, once.
+//! removes the staged runs that their instant will not release (the schedule was changed or
+//! cancelled since, or the run was not fired). Every step is idempotent, and two daemons
+//! staging and releasing the same run agree: the claim (`SET NX`) lets one write the hash,
+//! and only a hash still staged is released, once.
 
 use redis::Value;
 
