@@ -158,11 +158,13 @@ local function staged_by_claim(claim)
   if st == STAGED then return other, c end
   return nil
 end
--- The run's id joins its queue's push list and becomes its schedule's last job.
+-- The run's id joins its queue's push list and becomes its schedule's last job. Only a last
+-- job of this call can be a later run's `g.prev` still unpushed, so only those go in
+-- `pending` (a table insert per run less on the release's fast path, `docs/performance.md`).
 local function queued(q, id, last)
   q[#q + 1] = id
-  pending[id] = q
   if last ~= '' then
+    pending[id] = q
     if not lastset[last] then lastorder[#lastorder + 1] = last end
     lastset[last] = id
   end
@@ -302,6 +304,7 @@ return finish()
 /// staged under the other id form, or a claim taken, or nothing (it expired, or was removed).
 const RELEASE_LUA: &str = r#"
 local qbase, a = 1 + 2 * nidx, 4 + 3 * nidx
+local jobs = prefix .. ':job:'
 local r = 0
 while r < runs do
   local count, queue = tonumber(ARGV[a]), KEYS[qbase + tonumber(ARGV[a + 1])]
@@ -312,6 +315,8 @@ while r < runs do
     ix, pp, sp, lp = '1', ARGV[1 + 3 * ixno], ARGV[2 + 3 * ixno], ARGV[3 + 3 * ixno]
     paused, skipped = members[ixno][0], members[ixno][1]
   end
+  -- the segment's push list when its runs can take the fast path (nil: a type error)
+  local fast = overlap == 'allow' and open(queue)
   for _ = 1, count do
     r = r + 1
     local id, pause, skip, last = ARGV[a], '', '', ''
@@ -326,14 +331,13 @@ while r < runs do
       if overlap ~= 'allow' then last = ARGV[a + 3] end
       a = a + 4
     end
-    local job = prefix .. ':job:' .. id
-    local q = pause == '' and skip == '' and overlap == 'allow' and open(queue)
-    if q then
+    local job = jobs .. id
+    if fast and pause == '' and skip == '' then
       -- Nothing to gate (the usual run): decide() without its checks.
       local st = redis.pcall('HGET', job, 'status')
       if st == STAGED then
         redis.call('HSET', job, 'status', 'queued', 'enqueued_at', stamp)
-        queued(q, id, last)
+        fast[#fast + 1] = id -- queued(fast, id, ''), inline: no last job to record
         out[r] = 1
       elseif type(st) == 'table' and st.err then
         out[r] = 'WRONGTYPE ' .. job .. ' is not a hash'
