@@ -30,6 +30,7 @@ from pathlib import Path
 
 import redis
 
+from due_instant_bench import free_port
 from script_bench import FIELDS, lua, piece, show
 
 RUNS, CALL = 10_000, 500
@@ -77,7 +78,7 @@ def count(rev: str | None, floor: bool) -> int:
     stage_lua = "local STAGED = 'scheduled'\n" + piece(show(rev, "daemon/src/rq/scripts.rs") or "", "STAGE_LUA")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
-        port = 6391
+        port = free_port()
         server = subprocess.Popen(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
              "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
