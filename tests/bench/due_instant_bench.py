@@ -55,6 +55,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def private_redis(wrapper: list[str] | None = None, wait_secs: float = 5.0) -> tuple[subprocess.Popen, int]:
+    """A `redis-server` of the bench's own on a free loopback port, keeping nothing on disk,
+    started under `wrapper` (e.g. valgrind) if given; answers it once it replies to PING."""
+    port = free_port()
+    proc = subprocess.Popen([*(wrapper or []), "redis-server", "--port", str(port), "--save", "",
+                             "--appendonly", "no", "--bind", "127.0.0.1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL if wrapper else None)
+    r = redis.Redis(port=port)
+    deadline = time.monotonic() + wait_secs
+    while True:
+        try:
+            r.ping()
+            return proc, port
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                proc.terminate()
+                raise SystemExit(f"redis-server on port {port} did not answer within {wait_secs} s")
+            time.sleep(0.05)
+
+
 def poller(port: int, stop_at: float, out_path: str) -> None:
     """Polls both queue lengths with the Redis clock every 1 ms; writes the changes as JSON
     lines [redis_time_s, side, length]."""
@@ -230,18 +250,9 @@ def main() -> int:
         print(f"no rq in {args.rq_venv}: bash tests/setup-rq-venvs.sh", file=sys.stderr)
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="btu-due-bench-"))
-    port = free_port()
-    redis_proc = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
-                                   "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL)
+    redis_proc, port = private_redis()
     results: dict = {}
     try:
-        r = redis.Redis(port=port)
-        for _ in range(100):
-            try:
-                r.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
         for n in (int(x) for x in args.runs.split(",")):
             res = measure(n, args.rounds, args, port, tmp)
             results[n] = res

@@ -188,10 +188,10 @@ impl RqWriter {
     }
 
     /// What the release script leaves to after it ([`RqWriter::send_release`]), for the runs
-    /// it queued, in one pipeline: `PERSIST` each job hash (staged hashes expire), and `MSET` the last job of
-    /// the runs with overlap `allow` — nothing reads a last job at the instant but the overlap
-    /// check of a `skip` or `replace` schedule, whose runs record theirs inside the atomic
-    /// step. Both were a third of Redis' time at the instant (`docs/performance.md`). The runs
+    /// it queued, in one pipeline: `PERSIST` each job hash (staged hashes expire), and `MSET`
+    /// the last job of the runs with overlap `allow` — nothing reads a last job at the instant
+    /// but the overlap check of a `skip` or `replace` schedule, whose runs record theirs inside
+    /// the atomic step. Both were a third of Redis' time at the instant (`docs/performance.md`). The runs
     /// are enqueued whatever this answers, so a failure is logged, not returned: the hashes
     /// then keep the staged TTL ([`super::STAGED_HASH_MIN_TTL_SECS`]) and the schedules' next
     /// overlap check sees the job before.
