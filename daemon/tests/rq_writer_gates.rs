@@ -442,3 +442,66 @@ async fn release_by_schedule_id_records_last_jobs_for_the_overlap_gates() {
     assert_eq!(queue(&mut conn, &prefix, &token).await, vec![s.job_id(due(2))]);
     cleanup(&mut conn, &token).await;
 }
+
+/// The release sends an `allow` run of the daemon's ids by its schedule as the id carries it,
+/// escaped, and finds paused and skipped schedules by their escaped form: schedules with
+/// quotes, `%`, `|`, `_`, NUL, non-ASCII and `-` are each gated as their own and released
+/// under their exact id — also when an index of another type makes the script unescape them.
+#[tokio::test]
+async fn release_by_escaped_schedule_gates_and_ids_hostile_schedules_exactly() {
+    let token = token();
+    let prefix = format!("{token}rq");
+    let (w, mut conn) = setup(&prefix).await;
+    let index = gate_index(&token);
+    let names = ["TS|1", "it's 100%", "na\u{ef}ve-\u{20ac}", "a_2db", "a-b", "nul\u{0}x", "plain"];
+    let keys = |name: &str| (format!("{token}:pause:{name}"), format!("{token}:skip:{name}"));
+    let run = |name: &str, minute: i64| {
+        let id = btu::rq::job_id("site.local", name, due(minute));
+        let mut j = RqJob::new(id.clone(), format!("{token}:default"), "mod.func");
+        j.kwargs = vec![("a".into(), PyValue::Int(1))];
+        let (pause, skip) = keys(name);
+        let gates = Gates {
+            pause_key: Some(pause),
+            skip: Some((skip, due(minute).timestamp())),
+            lastjob_key: Some(format!("{token}:lastjob:{name}")),
+            overlap: OverlapGate::Allow,
+            index: Some(index.clone()),
+        };
+        let claim = Claim { key: format!("{token}:claim:{id}"), ttl_secs: 60 };
+        PreparedRun::new(&j, claim, Utc::now()).expect("valid run").with_gates(gates)
+    };
+    // "TS|1" paused, "a_2db" skipped at minute 0; the look-alikes "a-b" ("a_2db" escaped is
+    // "a_5f2db", "a-b" is "a_2db") and the rest are not.
+    let (pause, _) = keys("TS|1");
+    let _: () = conn.set(&pause, "{}").await.expect("SET");
+    let _: () = conn.sadd(&index.pauses, "TS|1").await.expect("SADD");
+    let (_, skip) = keys("a_2db");
+    let _: () = conn.zadd(&skip, due(0).timestamp(), due(0).timestamp()).await.expect("ZADD");
+    let _: () = conn.sadd(&index.skips, "a_2db").await.expect("SADD");
+
+    let staged: Vec<PreparedRun> = names.iter().map(|n| run(n, 0)).collect();
+    w.stage_many(&staged).await.expect("stage");
+    let out: Vec<EnqueueOutcome> =
+        w.release_many(&staged).await.expect("call").into_iter().map(|o| o.expect("run")).collect();
+    let mut want = vec![EnqueueOutcome::Enqueued; names.len()];
+    want[0] = EnqueueOutcome::SkippedPaused;
+    want[3] = EnqueueOutcome::SkippedByRequest;
+    assert_eq!(out, want);
+    let released: Vec<String> = [1, 2, 4, 5, 6].iter().map(|&i| staged[i].job_id().to_string()).collect();
+    assert_eq!(queue(&mut conn, &prefix, &token).await, released);
+
+    // An index of another type: each run's keys come from its unescaped schedule.
+    let _: () = conn.del(&index.pauses).await.expect("DEL");
+    let _: () = conn.set(&index.pauses, "not a set").await.expect("SET");
+    let (pause, _) = keys("na\u{ef}ve-\u{20ac}");
+    let _: () = conn.set(&pause, "{}").await.expect("SET");
+    let staged: Vec<PreparedRun> = names.iter().map(|n| run(n, 1)).collect();
+    w.stage_many(&staged).await.expect("stage");
+    let out: Vec<EnqueueOutcome> =
+        w.release_many(&staged).await.expect("call").into_iter().map(|o| o.expect("run")).collect();
+    let mut want = vec![EnqueueOutcome::Enqueued; names.len()];
+    want[0] = EnqueueOutcome::SkippedPaused;
+    want[2] = EnqueueOutcome::SkippedPaused;
+    assert_eq!(out, want);
+    cleanup(&mut conn, &token).await;
+}

@@ -52,18 +52,22 @@ def show(rev: str | None, path: str) -> str | None:
 
 
 def lua(rev: str | None, script: str = "ENQUEUE_LUA") -> tuple[str, str]:
-    """The enqueue (or release) script's text and its argument layout: 'segments' (rq/scripts.rs
-    with a last-job prefix per gate index, and the release sending runs in segments by schedule
-    id), 'indexed' (rq/scripts.rs with the sites' gate indexes), 'staged' (rq/scripts.rs: the enqueue script is STAMP_LUA +
-    COMMON_LUA + ENQUEUE_LUA, stamped in Lua), 'gated' (rq/script.rs) or 'plain' (rq/writer.rs
-    before the gates)."""
+    """The enqueue (or release) script's text and its argument layout: 'escaped' (the release
+    sending `allow` runs by escaped schedule and answering only runs not released),
+    'segments' (rq/scripts.rs with a last-job prefix per gate index, and the release sending
+    runs in segments by schedule id), 'indexed' (rq/scripts.rs with the sites' gate indexes),
+    'staged' (rq/scripts.rs: the enqueue script is STAMP_LUA + COMMON_LUA + ENQUEUE_LUA,
+    stamped in Lua), 'gated' (rq/script.rs) or 'plain' (rq/writer.rs before the gates)."""
     if (text := show(rev, "daemon/src/rq/scripts.rs")) is not None:
         stamp = piece(show(rev, "daemon/src/rq/stamp.rs") or "", "STAMP_LUA")
         common = piece(text, "COMMON_LUA")
         layout = "segments" if "3 * i" in common else "indexed" if "nidx" in common else "staged"
         # as rq/scripts.rs assembles them: the release leaves PERSIST to its follow-up
         persist = f"local PERSIST = {'false' if script == 'RELEASE_LUA' else 'true'}\n"
-        return "local STAGED = 'scheduled'\n" + stamp + persist + common + piece(text, script), layout
+        body = piece(text, script)
+        if "form == 'e'" in body:
+            layout = "escaped"
+        return "local STAGED = 'scheduled'\n" + stamp + persist + common + body, layout
     if script != "ENQUEUE_LUA":
         raise SystemExit(f"no release script at {rev}")
     for path in ("daemon/src/rq/script.rs", "daemon/src/rq/writer.rs"):
@@ -102,28 +106,34 @@ def release_batch(r: redis.Redis, sha: str, stage_lua: str, layout: str, n: int)
     """Stages RUNS runs (EVAL, not counted), then releases them with one EVALSHA: Redis' time
     per run of the release, what is left at a due instant."""
     keys, args = [], [RUNS] + ([3600] if "least" in stage_lua else [])
-    ids = [f"gb-rel-{n}-{i}" for i in range(RUNS)]
+    ids = [f"gb-rel-{n}-s{i}-1900000000" for i in range(RUNS)]
     for jid in ids:
         keys += [f"gb:claim:{jid}", f"gb:rq:job:{jid}"]
         args += [jid, 600, len(FIELDS)] + [b"scheduled" if f == b"queued" else f for f in FIELDS]
     r.eval(stage_lua, len(keys), *keys, *args)
     keys, args = ["gb:rq:queues"], ["gb:rq", RUNS]
-    if layout == "segments":
-        # one segment: queue 1, index 1, allow, the due instant, runs by schedule id
+    if layout in ("segments", "escaped"):
+        # one segment: queue 1, index 1, allow, the due instant, runs by escaped schedule (the
+        # id's middle) or by job id and schedule id
         keys += ["gb:pauses", "gb:skips", "gb:rq:queue:default"]
-        args += [1, "gb:pause:", "gb:skip:", "gb:lastjob:", RUNS, 1, 1, "allow", 1_900_000_000 + n, "m"]
-        for i, jid in enumerate(ids):
-            args += [jid, f"s{i}"]
+        args += [1, "gb:pause:", "gb:skip:", "gb:lastjob:", RUNS, 1, 1, "allow", 1_900_000_000 + n]
+        if layout == "escaped":
+            args += ["e", f"gb-rel-{n}-", "-1900000000"] + [f"s{i}" for i in range(RUNS)]
+        else:
+            args.append("m")
+            for i, jid in enumerate(ids):
+                args += [jid, f"s{i}"]
     elif layout == "indexed":
         keys += ["gb:pauses", "gb:skips"]
         args += [1, "gb:pause:", "gb:skip:"]
-    for i, jid in enumerate(ids if layout != "segments" else []):
+    for i, jid in enumerate(ids if layout not in ("segments", "escaped") else []):
         keys += [f"gb:claim:{jid}", f"gb:rq:job:{jid}", "gb:rq:queue:default"]
         keys += [f"gb:pause:s{i}", f"gb:skip:s{i}", f"gb:lastjob:s{i}"]
         args += [jid, 1_900_000_000 + n, "allow"] + (["1"] if layout == "indexed" else [])
     before = r.info("commandstats").get("cmdstat_evalsha", {}).get("usec", 0)
     out = r.evalsha(sha, len(keys), *keys, *args)
-    if any(o != 1 for o in out):
+    # the escaped layout's script lists only the runs it did not release
+    if (out if layout == "escaped" else any(o != 1 for o in out)):
         raise SystemExit(f"release answered {out[:3]}…, not 1 (released)")
     return (r.info("commandstats")["cmdstat_evalsha"]["usec"] - before) / RUNS
 

@@ -126,6 +126,13 @@ fn push_schedule_due(id: &mut String, schedule: &str, due: DateTime<Utc>) {
     id.push('Z');
 }
 
+/// `text` as ids carry a site or schedule (see [`job_id`]).
+pub(crate) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    escape_into(text, &mut out);
+    out
+}
+
 fn escape_into(text: &str, out: &mut String) {
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() {

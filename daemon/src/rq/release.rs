@@ -3,9 +3,10 @@
 //! ([`RqWriter::release_call`]) and only sent at the instant ([`RqWriter::send_release`]).
 //!
 //! What the call carries is kept small, because Redis parses every string of it at the
-//! instant: per run the job id and its schedule (the script derives the job, pause, skip and
-//! last-job keys from them), the rest once per segment of runs that share queue, gate index,
-//! overlap and due instant (`docs/performance.md`).
+//! instant: per run of overlap `allow` only its schedule as the job id carries it (the script
+//! derives the id and the job, pause and skip keys from it), per other run the job id and its
+//! schedule, the rest once per segment of runs that share queue, gate index, overlap and due
+//! instant. Its answer is as small: only the runs not released (`docs/performance.md`).
 
 use std::collections::HashMap;
 
@@ -14,6 +15,7 @@ use tracing::warn;
 
 use super::error::RqError;
 use super::gates::{GateIndex, OverlapGate};
+use super::id::escape;
 use super::scripts::RELEASE_SCRIPT;
 use super::writer::{
     EnqueueOutcome, PreparedRun, RqWriter, gate_indexes, outcome, unexpected_reply, validate_key_prefix,
@@ -39,11 +41,14 @@ pub struct Released {
     by_release: Vec<bool>,
 }
 
-/// How the script finds a run's gate keys.
+/// How the script finds a run's id and gate keys.
 #[derive(Debug, PartialEq, Eq)]
 enum GateForm<'r> {
+    /// [`GateForm::Member`] with overlap `allow` and a job id of `head` + the escaped schedule +
+    /// `tail` ([`split_id`]): only `escaped` is sent, `head` and `tail` once per segment.
+    Escaped { head: &'r str, escaped: &'r str, tail: &'r str },
     /// The run's pause, skip and last-job keys are its index's prefixes + this schedule id
-    /// (every run the engine builds): only the id is sent.
+    /// (every run the engine builds): the job id and the schedule id are sent.
     Member(&'r str),
     /// Keys of any other shape, sent as they are (`""`: no such gate).
     Keys { pause: &'r str, skip: &'r str, last: &'r str },
@@ -59,11 +64,31 @@ struct Layout<'r> {
     form: GateForm<'r>,
 }
 
-impl Layout<'_> {
+/// What the runs of one segment share: queue, gate index, overlap, due, and the form's
+/// letter with, for `e`, the ids' head and tail.
+type Segment<'r> = (usize, usize, &'static str, i64, &'static str, Option<(&'r str, &'r str)>);
+
+impl<'r> Layout<'r> {
     /// Runs with the same key go in one segment.
-    fn segment(&self) -> (usize, usize, &'static str, i64, bool) {
-        (self.queue, self.index, self.overlap, self.due, matches!(self.form, GateForm::Member(_)))
+    fn segment(&self) -> Segment<'r> {
+        let (form, ends) = match self.form {
+            GateForm::Escaped { head, tail, .. } => ("e", Some((head, tail))),
+            GateForm::Member(_) => ("m", None),
+            GateForm::Keys { .. } => ("k", None),
+        };
+        (self.queue, self.index, self.overlap, self.due, form, ends)
     }
+}
+
+/// `job_id` cut around `schedule` as ids carry it, escaped, right before the due instant
+/// (`rq/id.rs`: `…-<escaped schedule>-<due>`): head, escaped schedule, tail — or `None` when
+/// the id is not of that shape. Head + escaped + tail is the id, whatever its shape.
+fn split_id<'r>(job_id: &'r str, schedule: &str) -> Option<(&'r str, &'r str, &'r str)> {
+    let escaped = escape(schedule);
+    let due_at = job_id.rfind('-')?;
+    let start = due_at.checked_sub(escaped.len())?;
+    let (head, middle, tail) = (job_id.get(..start)?, job_id.get(start..due_at)?, job_id.get(due_at..)?);
+    (middle == escaped).then_some((head, middle, tail))
 }
 
 /// The schedule id whose keys under `ix` are exactly the run's gate keys, if there is one.
@@ -75,6 +100,26 @@ fn member<'r>(run: &'r PreparedRun, ix: &GateIndex) -> Option<&'r str> {
     let derived = skip.strip_prefix(ix.skip_prefix.as_str()) == Some(m)
         && last.strip_prefix(ix.lastjob_prefix.as_str()) == Some(m);
     derived.then_some(m)
+}
+
+/// Every run's answer from the release script's list of the runs not released (`{r, answer,
+/// …}`, `r` 1-based): 1 (released) for each run not in it.
+fn answers_in_full(listed: Vec<Value>, runs: usize) -> Result<Vec<Value>, RqError> {
+    let mut replies = vec![Value::Int(1); runs];
+    let mut listed = listed.into_iter();
+    while let Some(number) = listed.next() {
+        let slot = match number {
+            Value::Int(r) => usize::try_from(r).ok().and_then(|r| r.checked_sub(1)).filter(|&i| i < runs),
+            _ => None,
+        };
+        match (slot, listed.next()) {
+            (Some(i), Some(answer)) => replies[i] = answer,
+            (_, answer) => {
+                return Err(unexpected_reply(format!("run number {number:?} with answer {answer:?} for {runs} runs")));
+            }
+        }
+    }
+    Ok(replies)
 }
 
 impl RqWriter {
@@ -109,8 +154,12 @@ impl RqWriter {
                 let g = &run.gates;
                 let found = g.index.as_deref().and_then(|ix| indexes.iter().position(|i| i.pauses == ix.pauses));
                 let index = found.map_or(0, |i| i + 1);
+                let overlap = g.overlap.as_str();
                 let form = match found.and_then(|i| member(run, indexes[i])) {
-                    Some(m) => GateForm::Member(m),
+                    Some(m) => match split_id(&run.job_id, m) {
+                        Some((head, escaped, tail)) if overlap == "allow" => GateForm::Escaped { head, escaped, tail },
+                        _ => GateForm::Member(m),
+                    },
                     None => GateForm::Keys {
                         pause: g.pause_key.as_deref().unwrap_or(""),
                         skip: g.skip.as_ref().map_or("", |(k, _)| k.as_str()),
@@ -118,7 +167,7 @@ impl RqWriter {
                     },
                 };
                 let due = g.skip.as_ref().map_or(0, |(_, d)| *d);
-                Layout { queue, index, overlap: g.overlap.as_str(), due, form }
+                Layout { queue, index, overlap, due, form }
             })
             .collect();
         let mut cmd = redis::cmd("EVALSHA");
@@ -135,13 +184,16 @@ impl RqWriter {
         }
         let mut jobs = runs.iter();
         for segment in layouts.chunk_by(|a, b| a.segment() == b.segment()) {
-            let (queue, index, overlap, due, by_member) = segment[0].segment();
-            cmd.arg(segment.len()).arg(queue).arg(index).arg(overlap).arg(due).arg(if by_member { "m" } else { "k" });
+            let (queue, index, overlap, due, form, ends) = segment[0].segment();
+            cmd.arg(segment.len()).arg(queue).arg(index).arg(overlap).arg(due).arg(form);
+            if let Some((head, tail)) = ends {
+                cmd.arg(head).arg(tail);
+            }
             for (layout, run) in segment.iter().zip(jobs.by_ref()) {
-                cmd.arg(&run.job_id);
                 match layout.form {
-                    GateForm::Member(m) => cmd.arg(m),
-                    GateForm::Keys { pause, skip, last } => cmd.arg(pause).arg(skip).arg(last),
+                    GateForm::Escaped { escaped, .. } => cmd.arg(escaped),
+                    GateForm::Member(m) => cmd.arg(&run.job_id).arg(m),
+                    GateForm::Keys { pause, skip, last } => cmd.arg(&run.job_id).arg(pause).arg(skip).arg(last),
                 };
             }
         }
@@ -164,16 +216,14 @@ impl RqWriter {
             return Ok(Released { answers: Vec::new(), by_release: Vec::new() });
         }
         let mut conn = self.conn.clone();
-        let replies: Vec<Value> = match call.cmd.query_async(&mut conn).await {
+        let listed: Vec<Value> = match call.cmd.query_async(&mut conn).await {
             Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                 RELEASE_SCRIPT.load_async(&mut conn).await?;
                 call.cmd.query_async(&mut conn).await?
             }
             res => res?,
         };
-        if replies.len() != runs.len() {
-            return Err(unexpected_reply(format!("{} answers for {} runs", replies.len(), runs.len())));
-        }
+        let replies = answers_in_full(listed, runs.len())?;
         // 6: not staged (answered by the full enqueue below); else decided by this call.
         let by_release: Vec<bool> = replies.iter().map(|r| !matches!(r, Value::Int(6))).collect();
         let not_staged: Vec<usize> = (0..runs.len()).filter(|&i| !by_release[i]).collect();
@@ -232,7 +282,7 @@ impl RqWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rq::{Claim, Gates, RqJob};
+    use crate::rq::{Claim, Gates, RqJob, job_id};
     use chrono::Utc;
 
     fn run(pause: &str, skip: &str, last: Option<&str>) -> PreparedRun {
@@ -265,5 +315,36 @@ mod tests {
         assert_eq!(member(&run("b:s:pause:TS-1", "b:s:skip:TS-1", Some("b:t:lastjob:TS-1")), &ix), None);
         assert_eq!(member(&run("b:s:pause:TS-1", "b:s:skip:TS-1", None), &ix), None);
         assert_eq!(member(&run("other:TS-1", "b:s:skip:TS-1", Some("b:s:lastjob:TS-1")), &ix), None);
+    }
+
+    /// The id is cut only around its escaped schedule right before the due instant, and the
+    /// three parts are always the whole id.
+    #[test]
+    fn an_id_is_split_around_its_escaped_schedule() {
+        let due = chrono::DateTime::from_timestamp(1_900_000_000, 0).expect("instant");
+        for schedule in ["TS-1", "it's 100%", "a_2db", "na\u{ef}ve", "x"] {
+            let id = job_id("site.local", schedule, due);
+            let (head, escaped, tail) = split_id(&id, schedule).expect("daemon id");
+            assert_eq!(format!("{head}{escaped}{tail}"), id);
+            assert_eq!((head, tail), ("btu-site_2elocal-", "-20300317T174640Z"));
+            assert_eq!(escaped, escape(schedule));
+        }
+        assert_eq!(split_id("btu-s-TS_2d1-20300317T174640Z", "TS-2"), None);
+        assert_eq!(split_id("short", "a-much-longer-schedule"), None);
+        assert_eq!(split_id("nodash", "nodash"), None);
+        assert_eq!(split_id("\u{20ac}-x", "\u{20ac}"), None, "escaped form differs, no panic on char boundaries");
+    }
+
+    /// The release answers only the runs not released; every other run reads as released, and a
+    /// list that names no run of the call is an error, not a wrong answer.
+    #[test]
+    fn sparse_answers_are_expanded_to_one_per_run() {
+        let listed = vec![Value::Int(2), Value::Int(0), Value::Int(4), Value::Int(6)];
+        let full = answers_in_full(listed, 4).expect("answers");
+        assert_eq!(full, vec![Value::Int(1), Value::Int(0), Value::Int(1), Value::Int(6)]);
+        assert_eq!(answers_in_full(Vec::new(), 2).expect("answers"), vec![Value::Int(1); 2]);
+        for bad in [vec![Value::Int(0), Value::Int(1)], vec![Value::Int(3), Value::Int(1)], vec![Value::Int(1)]] {
+            assert!(answers_in_full(bad, 2).is_err());
+        }
     }
 }

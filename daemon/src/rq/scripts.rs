@@ -287,40 +287,90 @@ return finish()
 "#;
 
 /// Release (at the instant, for runs staged ahead): only the release step per run, and as
-/// little as possible sent and parsed per run — each string a script takes costs Redis time at
-/// the instant (`docs/performance.md`). The job key is derived from the id
-/// (`<prefix>:job:<id>`) and, for a run in the `m` form, the pause, skip and last-job keys from
-/// its schedule and its index's prefixes; a key is derived only when the script touches it, so
-/// this script's keys are not all in KEYS (the daemon does not support Redis Cluster).
+/// little as possible sent, parsed and answered per run — each string a script takes, and each
+/// answer it gives, costs Redis time at the instant (`docs/performance.md`). The job key is
+/// derived from the id (`<prefix>:job:<id>`) and the pause, skip and last-job keys from the
+/// run's schedule and its index's prefixes; a key is derived only when the script touches it,
+/// so this script's keys are not all in KEYS (the daemon does not support Redis Cluster).
 ///
 /// KEYS after the gate indexes: the queue lists of the call.
-/// ARGV after the common header: the runs in segments of consecutive
-/// runs that share queue, gate index, overlap and due instant: count, queue number, index
-/// number (0: none), overlap, due, form, then per run of the segment: form `m`: job id,
-/// schedule (its keys derived); form `k`: job id, pause, skip and last-job key (`''`: none).
+/// ARGV after the common header: the runs in segments of consecutive runs that share queue,
+/// gate index, overlap and due instant: count, queue number, index number (0: none), overlap,
+/// due, form, then
+/// - form `e` (overlap `allow`, every run's keys derived): the id's head and tail, then per
+///   run only the schedule as job ids carry it, escaped (`rq/id.rs`): the id is head +
+///   escaped schedule + tail, and a paused or skipped schedule is found by its escaped form;
+/// - form `m`: per run the job id and the schedule (its keys derived);
+/// - form `k`: per run the job id, pause, skip and last-job key (`''`: none).
 ///
 /// Per run after the type checks: own hash staged → decide (release); own hash in another
 /// state → 0; no own hash → 6: the caller enqueues the run in full, whose script finds a run
 /// staged under the other id form, or a claim taken, or nothing (it expired, or was removed).
+///
+/// Answers only the runs whose answer is not 1 (released): their numbers (1-based) and answers,
+/// flat (`{r, answer, r, answer, …}`), so the usual burst answers next to nothing.
 const RELEASE_LUA: &str = r#"
 local qbase, a = 1 + 2 * nidx, 4 + 3 * nidx
 local jobs = prefix .. ':job:'
+-- A schedule as job ids carry it (rq/id.rs escape_into): every byte outside [A-Za-z0-9] as
+-- `_` + two lowercase hex digits.
+local function escape(m)
+  return (string.gsub(m, '[^A-Za-z0-9]', function(c) return string.format('_%02x', string.byte(c)) end))
+end
+local function unescape(s)
+  return (string.gsub(s, '_(%x%x)', function(h) return string.char(tonumber(h, 16)) end))
+end
+-- index i's paused (j = 0) or skipped (1) schedules by their escaped form, made on first use
+local escaped = {}
+local function by_escape(i, j)
+  local t = escaped[2 * i + j]
+  if not t then
+    t = {}
+    for m in pairs(members[i][j]) do t[escape(m)] = m end
+    escaped[2 * i + j] = t
+  end
+  return t
+end
+local function answer(r, value)
+  if value ~= 1 then
+    out[#out + 1] = r
+    out[#out + 1] = value
+  end
+end
 local r = 0
 while r < runs do
   local count, queue = tonumber(ARGV[a]), KEYS[qbase + tonumber(ARGV[a + 1])]
   local ixno, overlap, due, form = tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
   a = a + 6
-  local ix, pp, sp, lp, paused, skipped = '0'
+  local ix, pp, sp, lp, paused, skipped, head, tail = '0'
   if ixno > 0 then
     ix, pp, sp, lp = '1', ARGV[1 + 3 * ixno], ARGV[2 + 3 * ixno], ARGV[3 + 3 * ixno]
     paused, skipped = members[ixno][0], members[ixno][1]
+  end
+  if form == 'e' then
+    head, tail = ARGV[a], ARGV[a + 1]
+    a = a + 2
+    if ixno > 0 then paused, skipped = by_escape(ixno, 0), by_escape(ixno, 1) end
   end
   -- the segment's push list when its runs can take the fast path (nil: a type error)
   local fast = overlap == 'allow' and open(queue)
   for _ = 1, count do
     r = r + 1
     local id, pause, skip, last = ARGV[a], '', '', ''
-    if form == 'm' then
+    if form == 'e' then
+      local s = id
+      id = head .. s .. tail
+      if unindexed then
+        local m = unescape(s)
+        pause, skip = pp .. m, sp .. m
+      elseif ixno > 0 then
+        local m = paused[s]
+        if m then pause = pp .. m end
+        m = skipped[s]
+        if m then skip = sp .. m end
+      end
+      a = a + 1
+    elseif form == 'm' then
       local m = ARGV[a + 1]
       if unindexed or paused[m] then pause = pp .. m end
       if unindexed or skipped[m] then skip = sp .. m end
@@ -338,15 +388,14 @@ while r < runs do
       if st == STAGED then
         redis.call('HSET', job, 'status', 'queued', 'enqueued_at', stamp)
         fast[#fast + 1] = id -- queued(fast, id, ''), inline: no last job to record
-        out[r] = 1
       elseif type(st) == 'table' and st.err then
-        out[r] = 'WRONGTYPE ' .. job .. ' is not a hash'
+        answer(r, 'WRONGTYPE ' .. job .. ' is not a hash')
       else
-        out[r] = st and 0 or 6
+        answer(r, st and 0 or 6)
       end
     else
       local err, g = check(queue, job, skip, last, overlap, ix)
-      out[r] = settle(err, g, job, id, queue, pause, skip, last, due, overlap, nil) or 6
+      answer(r, settle(err, g, job, id, queue, pause, skip, last, due, overlap, nil) or 6)
     end
   end
 end
