@@ -479,10 +479,18 @@ async fn release_by_escaped_schedule_gates_and_ids_hostile_schedules_exactly() {
     let _: () = conn.zadd(&skip, due(0).timestamp(), due(0).timestamp()).await.expect("ZADD");
     let _: () = conn.sadd(&index.skips, "a_2db").await.expect("SADD");
 
-    let staged: Vec<PreparedRun> = names.iter().map(|n| run(n, 0)).collect();
-    w.stage_many(&staged).await.expect("stage");
-    let out: Vec<EnqueueOutcome> =
-        w.release_many(&staged).await.expect("call").into_iter().map(|o| o.expect("run")).collect();
+    // Every schedule's run at `minute`, staged, then released: the runs and their answers.
+    let stage_and_release = |minute: i64| {
+        let staged: Vec<PreparedRun> = names.iter().map(|n| run(n, minute)).collect();
+        let w = w.clone();
+        async move {
+            w.stage_many(&staged).await.expect("stage");
+            let out: Vec<EnqueueOutcome> =
+                w.release_many(&staged).await.expect("call").into_iter().map(|o| o.expect("run")).collect();
+            (staged, out)
+        }
+    };
+    let (staged, out) = stage_and_release(0).await;
     let mut want = vec![EnqueueOutcome::Enqueued; names.len()];
     want[0] = EnqueueOutcome::SkippedPaused;
     want[3] = EnqueueOutcome::SkippedByRequest;
@@ -495,10 +503,7 @@ async fn release_by_escaped_schedule_gates_and_ids_hostile_schedules_exactly() {
     let _: () = conn.set(&index.pauses, "not a set").await.expect("SET");
     let (pause, _) = keys("na\u{ef}ve-\u{20ac}");
     let _: () = conn.set(&pause, "{}").await.expect("SET");
-    let staged: Vec<PreparedRun> = names.iter().map(|n| run(n, 1)).collect();
-    w.stage_many(&staged).await.expect("stage");
-    let out: Vec<EnqueueOutcome> =
-        w.release_many(&staged).await.expect("call").into_iter().map(|o| o.expect("run")).collect();
+    let (_, out) = stage_and_release(1).await;
     let mut want = vec![EnqueueOutcome::Enqueued; names.len()];
     want[0] = EnqueueOutcome::SkippedPaused;
     want[2] = EnqueueOutcome::SkippedPaused;
