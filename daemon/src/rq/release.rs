@@ -282,7 +282,7 @@ impl RqWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rq::{Claim, Gates, RqJob, job_id};
+    use crate::rq::{Claim, Gates, IdForm, RqJob, job_id, job_id_in};
     use chrono::Utc;
 
     fn run(pause: &str, skip: &str, last: Option<&str>) -> PreparedRun {
@@ -329,6 +329,9 @@ mod tests {
             assert_eq!((head, tail), ("btu-site_2elocal-", "-20300317T174640Z"));
             assert_eq!(escaped, escape(schedule));
         }
+        // The Frappe form, with a `-` in the site name.
+        let id = job_id_in(IdForm::SitePrefixed, "my-site.local", "TS-1", due);
+        assert_eq!(split_id(&id, "TS-1"), Some(("my-site.local||btu-", "TS_2d1", "-20300317T174640Z")));
         assert_eq!(split_id("btu-s-TS_2d1-20300317T174640Z", "TS-2"), None);
         assert_eq!(split_id("short", "a-much-longer-schedule"), None);
         assert_eq!(split_id("nodash", "nodash"), None);
