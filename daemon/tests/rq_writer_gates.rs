@@ -405,8 +405,9 @@ async fn indexed_gates_look_at_members_only() {
     cleanup(&mut conn, &token).await;
 }
 
-/// The release of the daemon's runs sends only the job and schedule ids (the script derives
-/// the gate keys from the site index's prefixes): an `allow` run's last job is recorded right
+/// The release of the daemon's runs sends only their schedules (the escaped one for `allow`
+/// runs, with the job id for the others; the script derives the gate keys from the site
+/// index's prefixes): an `allow` run's last job is recorded right
 /// after the release (its follow-up, which also drops the staged hash's expiry), and the next
 /// runs' overlap gates read it — `skip` while it is queued, then `replace` cancels it and
 /// records its own inside the release.
