@@ -1,8 +1,8 @@
 //! Staging runs ahead and releasing them at the instant, against a real Redis (db 9, keys
 //! under a random token, deleted at the end): a staged hash is invisible (no queue, status
 //! `scheduled`, expiring, no `enqueued_at`); the release queues it once, whoever releases and
-//! however often; two stagers agree; a run staged under the other id form is released by its
-//! claim; a full enqueue over a staged run releases it with the fields it sends; a release of
+//! however often; two stagers agree; a run staged under the other id form is found by its
+//! claim and queued under the releaser's id; a full enqueue over a staged run releases it with the fields it sends; a release of
 //! a run nobody staged enqueues it in full; unstaging removes only staged hashes.
 
 use btu::pyvalue::PyValue;
@@ -138,7 +138,7 @@ async fn two_daemons_staging_and_releasing_push_each_run_once() {
 }
 
 #[tokio::test]
-async fn a_run_staged_under_its_other_id_form_is_released_by_its_claim() {
+async fn a_run_staged_under_its_other_id_form_is_queued_under_the_releasers_id() {
     let token = token();
     let (w, mut conn) = setup(&format!("{token}rq")).await;
     // The same run (same claim) with two ids: one daemon staged the portable form, the other
@@ -153,7 +153,13 @@ async fn a_run_staged_under_its_other_id_form_is_released_by_its_claim() {
         ok(w.release_many(std::slice::from_ref(&other)).await.expect("release")),
         vec![EnqueueOutcome::Enqueued]
     );
-    assert_eq!(queued(&mut conn, &w, &token).await, vec![staged.job_id().to_string()]);
+    // Queued under the releaser's id, with its payload (which carries that id in Frappe
+    // mode); the hash staged under the other form is gone, and the claim names the new id.
+    assert_eq!(queued(&mut conn, &w, &token).await, vec![other.job_id().to_string()]);
+    let staged_exists: bool = conn.exists(w.job_key(staged.job_id())).await.expect("EXISTS");
+    assert!(!staged_exists, "the other form's staged hash was removed");
+    let claim: Option<String> = conn.get(format!("{token}:claim:one")).await.expect("GET");
+    assert_eq!(claim.as_deref(), Some(other.job_id()));
     for r in [&staged, &other] {
         assert_eq!(
             ok(w.release_many(std::slice::from_ref(r)).await.expect("release")),

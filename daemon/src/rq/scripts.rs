@@ -149,13 +149,13 @@ local function check(queue, job, skip, last, overlap, ix)
   return false, g
 end
 -- The staged hash this run's claim names when its own hash is absent (two daemons that see
--- different workers stage the same run under its two id forms): its key and id, or nil.
+-- different workers stage the same run under its two id forms): its key, or nil.
 local function staged_by_claim(claim)
   local c = redis.pcall('GET', claim)
   if type(c) ~= 'string' then return nil end
   local other = prefix .. ':job:' .. c
   local st = redis.pcall('HGET', other, 'status')
-  if st == STAGED then return other, c end
+  if st == STAGED then return other end
   return nil
 end
 -- The run's id joins its queue's push list and becomes its schedule's last job. Only a last
@@ -255,9 +255,10 @@ end
 /// Per run after the type checks:
 /// 1. own hash staged → decide (release);
 /// 2. own hash exists otherwise → 0 (same id = same run, even if its claim expired);
-/// 3. the claim names a staged hash (the other id form) → decide that one (release); the
-///    claim is taken otherwise → 0: from the claim on, the run is decided by one call alone,
-///    whatever the gates say by then;
+/// 3. the claim names a staged hash (the other id form) → delete it, point the claim at this
+///    id and decide the run as a fresh write (its payload carries its own id); the claim is
+///    taken otherwise → 0: from the claim on, the run is decided by one call alone, whatever
+///    the gates say by then;
 /// 4. `SET claim NX EX ttl` → decide (fresh write).
 const ENQUEUE_LUA: &str = r#"
 local k, a = 2 + 2 * nidx, 4 + 3 * nidx
@@ -272,9 +273,13 @@ for r = 1, runs do
   if settled then
     out[r] = settled
   else
-    local other, other_id = staged_by_claim(claim)
+    local other = staged_by_claim(claim)
     if other then
-      out[r] = decide(g, other, other_id, queue, pause, skip, last, due, overlap, false, fields)
+      -- Staged under the other id form: the run moves to this call's id, so that its id and
+      -- the id its payload carries (Frappe mode's `job_id` kwarg) agree.
+      redis.call('DEL', other)
+      redis.call('SET', claim, id, 'EX', ttl)
+      out[r] = decide(g, job, id, queue, pause, skip, last, due, overlap, true, fields)
     elseif not redis.call('SET', claim, id, 'NX', 'EX', ttl) then
       out[r] = 0
     else
