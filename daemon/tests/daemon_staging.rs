@@ -56,6 +56,12 @@ async fn field(conn: &mut redis::aio::ConnectionManager, key: &str, name: &str) 
     conn.hget(key, name).await.expect("HGET")
 }
 
+/// Whether `key` is a staged job hash: status queued but no `enqueued_at` (rq/scripts.rs,
+/// STAGED_LUA).
+async fn staged(conn: &mut redis::aio::ConnectionManager, key: &str) -> bool {
+    field(conn, key, "status").await.as_deref() == Some("queued") && field(conn, key, "enqueued_at").await.is_none()
+}
+
 #[tokio::test]
 async fn a_dead_daemons_staged_run_is_released_once_at_its_instant() {
     let f = FileSite::new("btu-staging-test");
@@ -126,10 +132,7 @@ async fn a_schedule_removed_after_staging_leaves_nothing_behind() {
     let id = btu::rq::job_id(&f.site, "yearly", t);
     let key = format!("{}rq:job:{id}", f.token);
     let mut conn = redis().await;
-    wait_for("the run staged", 10, async || {
-        field(&mut conn.clone(), &key, "status").await.as_deref() == Some("scheduled")
-    })
-    .await;
+    wait_for("the run staged", 10, async || staged(&mut conn.clone(), &key).await).await;
     // Removed (disabled, cancelled) before its instant.
     f.write("");
     handle.rebuild(None).await.expect("rebuild");
@@ -154,8 +157,7 @@ async fn two_staged(f: &FileSite, t: DateTime<Utc>) -> (EngineHandle, tokio::tas
     let conn = redis().await;
     wait_for("both runs staged", 10, async || {
         let mut c = conn.clone();
-        field(&mut c, &keys[0], "status").await.as_deref() == Some("scheduled")
-            && field(&mut c, &keys[1], "status").await.as_deref() == Some("scheduled")
+        staged(&mut c, &keys[0]).await && staged(&mut c, &keys[1]).await
     })
     .await;
     let [yearly, other] = <[String; 2]>::try_from(keys).expect("two keys");

@@ -1,6 +1,6 @@
 //! Staging runs ahead and releasing them at the instant, against a real Redis (db 9, keys
 //! under a random token, deleted at the end): a staged hash is invisible (no queue, status
-//! `scheduled`, expiring, no `enqueued_at`); the release queues it once, whoever releases and
+//! queued but no `enqueued_at`, expiring); the release queues it once, whoever releases and
 //! however often; two stagers agree; a run staged under the other id form is found by its
 //! claim and queued under the releaser's id; a full enqueue over a staged run releases it with the fields it sends; a release of
 //! a run nobody staged enqueues it in full; unstaging removes only staged hashes.
@@ -67,7 +67,8 @@ async fn staged_runs_are_invisible_until_released_once() {
     assert_eq!(w.stage_many(&runs).await.expect("stage"), vec![StageOutcome::AlreadyThere; 3]);
     for r in &runs {
         let key = w.job_key(r.job_id());
-        assert_eq!(field(&mut conn, &key, "status").await.as_deref(), Some("scheduled"));
+        // Every field as queued but `enqueued_at`, whose absence marks the hash staged.
+        assert_eq!(field(&mut conn, &key, "status").await.as_deref(), Some("queued"));
         assert_eq!(field(&mut conn, &key, "enqueued_at").await, None);
         let fields: i64 = conn.hlen(&key).await.expect("HLEN");
         assert_eq!(fields, 8, "every field but enqueued_at");
@@ -101,6 +102,54 @@ async fn staged_runs_are_invisible_until_released_once() {
     let _: () = conn.del(w.job_key(runs[0].job_id())).await.expect("DEL");
     assert_eq!(ok(w.release_many(&runs[..1]).await.expect("release")), vec![EnqueueOutcome::AlreadyClaimed]);
     assert_eq!(queued(&mut conn, &w, &token).await.len(), 3);
+    delete_all(&mut conn, &token).await;
+}
+
+/// One release call whose runs are in every state the fast path meets: staged, released
+/// before, never staged (or expired: looked at one by one, enqueued in full), a job key of
+/// another type. Each gets its own answer and nothing is written for another run.
+#[tokio::test]
+async fn a_release_call_answers_each_run_by_its_state_and_never_creates_a_hash() {
+    let token = token();
+    let (w, mut conn) = setup(&format!("{token}rq")).await;
+    let runs: Vec<PreparedRun> = (0..5).map(|i| run(&token, &format!("m{i}"), &format!("m{i}"), i)).collect();
+    w.stage_many(&runs[..3]).await.expect("stage");
+    assert_eq!(ok(w.release_many(&runs[1..2]).await.expect("release")), vec![EnqueueOutcome::Enqueued]);
+    let _: () = conn.set(w.job_key(runs[4].job_id()), "not a hash").await.expect("SET");
+    let answers = w.release_many(&runs).await.expect("release");
+    assert_eq!(answers[0].as_ref().ok(), Some(&EnqueueOutcome::Enqueued), "staged");
+    assert_eq!(answers[1].as_ref().ok(), Some(&EnqueueOutcome::AlreadyClaimed), "released before");
+    assert_eq!(answers[2].as_ref().ok(), Some(&EnqueueOutcome::Enqueued), "staged");
+    assert_eq!(answers[3].as_ref().ok(), Some(&EnqueueOutcome::Enqueued), "never staged: in full");
+    assert!(matches!(&answers[4], Err(btu::rq::RqError::WrongType(t)) if t.contains("WRONGTYPE")), "{:?}", answers[4]);
+    let ids: Vec<String> = [1, 0, 2, 3].iter().map(|&i| runs[i].job_id().to_string()).collect();
+    assert_eq!(queued(&mut conn, &w, &token).await, ids);
+    for r in &runs[..4] {
+        let key = w.job_key(r.job_id());
+        let fields: i64 = conn.hlen(&key).await.expect("HLEN");
+        assert_eq!(fields, 9, "every field and enqueued_at: {key}");
+    }
+    let kind: String = redis::cmd("TYPE").arg(w.job_key(runs[4].job_id())).query_async(&mut conn).await.expect("TYPE");
+    assert_eq!(kind, "string", "the key of another type is left as it was");
+    // A staged hash that expired or was removed by a cancel is not re-created by a release
+    // whose other runs are all there.
+    let more: Vec<PreparedRun> = (5..8).map(|i| run(&token, &format!("m{i}"), &format!("m{i}"), i)).collect();
+    w.stage_many(&more).await.expect("stage");
+    let removed = w.unstage_many(&[btu::rq::Unstage::of(&more[1])]).await.expect("unstage");
+    assert_eq!(removed, 1);
+    let _: () = conn.del(&more[1].claim().key).await.expect("DEL");
+    let _: () = conn.set(&more[1].claim().key, "decided elsewhere").await.expect("SET");
+    let answers = ok(w.release_many(&more).await.expect("release"));
+    assert_eq!(answers, vec![EnqueueOutcome::Enqueued, EnqueueOutcome::AlreadyClaimed, EnqueueOutcome::Enqueued]);
+    let exists: bool = conn.exists(w.job_key(more[1].job_id())).await.expect("EXISTS");
+    assert!(!exists, "no hash created for a run that was not staged");
+    // Staged by a daemon from before (status `scheduled`): staging it again makes it queued,
+    // so the release leaves no job with status scheduled.
+    let old = run(&token, "oldform", "oldform", 9);
+    let key = w.job_key(old.job_id());
+    let _: () = conn.hset_multiple(&key, &[("status", "scheduled"), ("origin", "x")]).await.expect("HSET");
+    assert_eq!(w.stage_many(std::slice::from_ref(&old)).await.expect("stage"), vec![StageOutcome::AlreadyThere]);
+    assert_eq!(field(&mut conn, &key, "status").await.as_deref(), Some("queued"));
     delete_all(&mut conn, &token).await;
 }
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import redis
 
 from due_instant_bench import private_redis
-from script_bench import FIELDS, lua, piece, show
+from script_bench import lua, piece, show, staged_fields, staged_prelude
 
 RUNS, CALL = 10_000, 500
 FLOOR_LUA = """
@@ -48,7 +48,7 @@ return res
 """
 
 
-def calls(r: redis.Redis, stage_lua: str, release_lua: str, floor: bool) -> list[tuple[list, list]]:
+def calls(r: redis.Redis, stage_lua: str, release_lua: str, floor: bool, staged: list[bytes]) -> list[tuple[list, list]]:
     """Stages every run (uncounted) and answers the release calls for them."""
     out = []
     for c in range(RUNS // CALL):
@@ -58,7 +58,7 @@ def calls(r: redis.Redis, stage_lua: str, release_lua: str, floor: bool) -> list
         keys, args = [], [CALL, 3600]
         for jid in ids:
             keys += [f"gb:claim:{jid}", f"gb:rq:job:{jid}"]
-            args += [jid, 600, len(FIELDS)] + [b"scheduled" if f == b"queued" else f for f in FIELDS]
+            args += [jid, 600, len(staged)] + staged
         r.eval(stage_lua, len(keys), *keys, *args)
         if floor:
             out.append((["gb:rq:queue:default"], ids))
@@ -81,7 +81,10 @@ def calls(r: redis.Redis, stage_lua: str, release_lua: str, floor: bool) -> list
 def count(rev: str | None, floor: bool) -> int:
     text = FLOOR_LUA if floor else lua(rev, "RELEASE_LUA")[0]
     sparse = "local function answer(r, value)" in text
-    stage_lua = "local STAGED = 'scheduled'\n" + piece(show(rev, "daemon/src/rq/scripts.rs") or "", "STAGE_LUA")
+    source = show(rev, "daemon/src/rq/scripts.rs") or ""
+    # the floor stages as the scripts before STAGED_LUA did: status `scheduled`
+    stage_lua = staged_prelude(source) + piece(source, "STAGE_LUA")
+    staged = staged_fields("" if floor else source)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         # Redis starts ~50x slower under callgrind
@@ -89,7 +92,7 @@ def count(rev: str | None, floor: bool) -> int:
         try:
             r = redis.Redis(port=port)
             sha = r.script_load(text)
-            burst = calls(r, stage_lua, text, floor)
+            burst = calls(r, stage_lua, text, floor, staged)
             subprocess.run(["callgrind_control", "--zero", str(server.pid)], check=True, capture_output=True)
             pipe = r.pipeline(transaction=False)
             for keys, args in burst:

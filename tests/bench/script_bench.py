@@ -51,6 +51,18 @@ def show(rev: str | None, path: str) -> str | None:
     return p.stdout if p.returncode == 0 else None
 
 
+def staged_prelude(text: str) -> str:
+    """What tells the scripts a staged hash, as rq/scripts.rs prefixes them: STAGED_LUA (no
+    `enqueued_at`) since the release became one HSETNX per run, before it status `scheduled`."""
+    return piece(text, "STAGED_LUA") if "const STAGED_LUA" in text else "local STAGED = 'scheduled'\n"
+
+
+def staged_fields(text: str) -> list[bytes]:
+    """A staged hash's fields (FIELDS but `enqueued_at`) as the stage script of `text` gets them."""
+    old = "const STAGED_LUA" not in text
+    return [b"scheduled" if old and f == b"queued" else f for f in FIELDS]
+
+
 def lua(rev: str | None, script: str = "ENQUEUE_LUA") -> tuple[str, str]:
     """The enqueue (or release) script's text and its argument layout: 'escaped' (the release
     sending `allow` runs by escaped schedule and answering only runs not released),
@@ -67,7 +79,7 @@ def lua(rev: str | None, script: str = "ENQUEUE_LUA") -> tuple[str, str]:
         body = piece(text, script)
         if "form == 'e'" in body:
             layout = "escaped"
-        return "local STAGED = 'scheduled'\n" + stamp + persist + common + body, layout
+        return staged_prelude(text) + stamp + persist + common + body, layout
     if script != "ENQUEUE_LUA":
         raise SystemExit(f"no release script at {rev}")
     for path in ("daemon/src/rq/script.rs", "daemon/src/rq/writer.rs"):
@@ -102,14 +114,14 @@ def batch(r: redis.Redis, sha: str, layout: str, overlap: str, n: int) -> float:
     return (r.info("commandstats")["cmdstat_evalsha"]["usec"] - before) / RUNS
 
 
-def release_batch(r: redis.Redis, sha: str, stage_lua: str, layout: str, n: int) -> float:
+def release_batch(r: redis.Redis, sha: str, stage_lua: str, layout: str, n: int, staged: list[bytes]) -> float:
     """Stages RUNS runs (EVAL, not counted), then releases them with one EVALSHA: Redis' time
     per run of the release, what is left at a due instant."""
     keys, args = [], [RUNS] + ([3600] if "least" in stage_lua else [])
     ids = [f"gb-rel-{n}-s{i}-1900000000" for i in range(RUNS)]
     for jid in ids:
         keys += [f"gb:claim:{jid}", f"gb:rq:job:{jid}"]
-        args += [jid, 600, len(FIELDS)] + [b"scheduled" if f == b"queued" else f for f in FIELDS]
+        args += [jid, 600, len(FIELDS)] + staged
     r.eval(stage_lua, len(keys), *keys, *args)
     keys, args = ["gb:rq:queues"], ["gb:rq", RUNS]
     if layout in ("segments", "escaped"):
@@ -147,9 +159,10 @@ def main() -> None:
     r = redis.Redis(port=int(os.environ.get("BTU_TEST_REDIS_PORT", "6379")), db=9)
     if a.release:
         text, layout = lua(a.rev, "RELEASE_LUA")
-        stage_lua = "local STAGED = 'scheduled'\n" + piece(show(a.rev, "daemon/src/rq/scripts.rs") or "", "STAGE_LUA")
+        source = show(a.rev, "daemon/src/rq/scripts.rs") or ""
+        stage_lua = staged_prelude(source) + piece(source, "STAGE_LUA")
         sha = r.script_load(text)
-        per = [release_batch(r, sha, stage_lua, layout, n) for n in range(a.batches)]
+        per = [release_batch(r, sha, stage_lua, layout, n, staged_fields(source)) for n in range(a.batches)]
         if keys := r.keys("gb:*"):
             r.delete(*keys)
         print(f"{a.rev or 'working tree'}: release median {statistics.median(per):5.1f} us per run "

@@ -10,10 +10,23 @@ use redis::Script;
 
 use super::stamp::STAMP_LUA;
 
-/// The `status` of a staged job hash: a value every rq release knows (so even a tool that
-/// fetched the hash by id could read it), that no worker ever acts on by itself (the id is
-/// in no queue or registry until it is released), and that only staging writes.
-pub(crate) const STAGED_STATUS: &str = "scheduled";
+/// What tells a staged job hash (written ahead, in no queue or registry, not released yet)
+/// from any other: it has no `enqueued_at`. Staging writes every other field as the job will
+/// have it (`status` queued); every release and every full write sets `enqueued_at` (Redis'
+/// clock when the job is written), and no rq release removes it. So the release at the
+/// instant needs one `HSETNX enqueued_at` per run — set: released now; already there:
+/// released before — instead of reading the status and then writing it (`docs/rq.md`,
+/// "Staging").
+///
+/// `job_state(job)`: the error of a key of another type, or nil, the hash's `status` and
+/// whether it is staged.
+const STAGED_LUA: &str = r#"
+local function job_state(job)
+  local f = redis.pcall('HMGET', job, 'status', 'enqueued_at')
+  if f.err then return f end
+  return nil, f[1], f[1] ~= false and f[2] == false
+end
+"#;
 
 /// Shared by the enqueue and release script: type checks, the gates, and the write or
 /// release of a run.
@@ -37,7 +50,7 @@ pub(crate) const STAGED_STATUS: &str = "scheduled";
 /// nothing of it is written — the other runs of the batch are unaffected.
 ///
 /// `decide(...)` runs once the run is claimed by this call (a fresh claim, or a staged hash
-/// found still `scheduled`: the claim was taken when it was staged, and the release decides
+/// found still staged, [`STAGED_LUA`]: the claim was taken when it was staged, and the release decides
 /// it): pause key exists → 2 (skipped_paused); `ZREM skip <due>` removed it → 3
 /// (skipped_by_request); overlap `skip` and the previous job's status is queued, deferred,
 /// scheduled or started → `{4, previous id}` (skipped_overlap) — a skipped staged hash is
@@ -119,13 +132,13 @@ end
 local function check(queue, job, skip, last, overlap, ix)
   local _, qerr = open(queue)
   if qerr then return qerr end
-  local st = redis.pcall('HGET', job, 'status')
-  if type(st) == 'table' and st.err then return 'WRONGTYPE ' .. job .. ' is not a hash' end
+  local e, st, staged = job_state(job)
+  if e then return 'WRONGTYPE ' .. job .. ' is not a hash' end
   if gated(skip, ix) then
     local err = wrong(skip, 'zset')
     if err then return err end
   end
-  local g = {status = st, ix = ix}
+  local g = {status = st, staged = staged, ix = ix}
   if overlap ~= 'allow' and last ~= '' then
     g.prev = lastset[last]
     if not g.prev then
@@ -154,8 +167,8 @@ local function staged_by_claim(claim)
   local c = redis.pcall('GET', claim)
   if type(c) ~= 'string' then return nil end
   local other = prefix .. ':job:' .. c
-  local st = redis.pcall('HGET', other, 'status')
-  if st == STAGED then return other end
+  local e, _, staged = job_state(other)
+  if not e and staged then return other end
   return nil
 end
 -- The run's id joins its queue's push list and becomes its schedule's last job. Only a last
@@ -219,7 +232,7 @@ end
 -- hash, which each script settles its own way.
 local function settle(err, g, job, id, queue, pause, skip, last, due, overlap, fields)
   if err then return err end
-  if g.status == STAGED then return decide(g, job, id, queue, pause, skip, last, due, overlap, false, fields) end
+  if g.staged then return decide(g, job, id, queue, pause, skip, last, due, overlap, false, fields) end
   if g.status then return 0 end
   return nil
 end
@@ -359,8 +372,10 @@ while r < runs do
   end
   -- the segment's push list when its runs can take the fast path (nil: a type error)
   local fast = overlap == 'allow' and open(queue)
-  for _ = 1, count do
-    r = r + 1
+  -- First the segment's ids, the job keys of its fast runs, in order, and for a run that is
+  -- gated (or not `allow`) its pause, skip and last-job key.
+  local sids, gates, fastkeys, nfast = {}, {}, {}, 0
+  for i = 1, count do
     local id, pause, skip, last = ARGV[a], '', '', ''
     if form == 'e' then
       local s = id
@@ -386,19 +401,53 @@ while r < runs do
       if overlap ~= 'allow' then last = ARGV[a + 3] end
       a = a + 4
     end
-    local job = jobs .. id
+    sids[i] = id
     if fast and pause == '' and skip == '' then
-      -- Nothing to gate (the usual run): decide() without its checks.
-      local st = redis.pcall('HGET', job, 'status')
-      if st == STAGED then
-        redis.call('HSET', job, 'status', 'queued', 'enqueued_at', stamp)
+      nfast = nfast + 1
+      fastkeys[nfast] = jobs .. id
+    else
+      gates[i] = {pause, skip, last}
+    end
+  end
+  -- Nothing to gate (the usual run): when every such run's hash exists (one EXISTS for the
+  -- segment), its release is one HSETNX of `enqueued_at` (STAGED_LUA): 1 released now, 0
+  -- released before, a WRONGTYPE error. A hash missing (expired, removed by a cancel, never
+  -- staged) must not be created by it, so then the segment's runs are looked at one by one.
+  local there = 0
+  for i = 1, nfast, 1000 do
+    there = there + redis.call('EXISTS', unpack(fastkeys, i, math.min(i + 999, nfast)))
+  end
+  local all_there, f = there == nfast, 0
+  for i = 1, count do
+    r = r + 1
+    local id, gate, job = sids[i], gates[i]
+    if not gate then
+      f = f + 1
+      job = fastkeys[f]
+    else
+      job = jobs .. id
+    end
+    if not gate and all_there then
+      local set = redis.pcall('HSETNX', job, 'enqueued_at', stamp)
+      if set == 1 then
         fast[#fast + 1] = id -- queued(fast, id, ''), inline: no last job to record
-      elseif type(st) == 'table' and st.err then
+      elseif set == 0 then
+        answer(r, 0)
+      else
         answer(r, 'WRONGTYPE ' .. job .. ' is not a hash')
+      end
+    elseif not gate then
+      local e, st, staged = job_state(job)
+      if e then
+        answer(r, 'WRONGTYPE ' .. job .. ' is not a hash')
+      elseif staged then
+        redis.call('HSET', job, 'status', 'queued', 'enqueued_at', stamp)
+        fast[#fast + 1] = id
       else
         answer(r, st and 0 or 6)
       end
     else
+      local pause, skip, last = gate[1], gate[2], gate[3]
       local err, g = check(queue, job, skip, last, overlap, ix)
       answer(r, settle(err, g, job, id, queue, pause, skip, last, due, overlap, nil) or 6)
     end
@@ -407,15 +456,16 @@ end
 return finish()
 "#;
 
-/// Stage (a few seconds before the instant): the job hash with status [`STAGED_STATUS`] and
-/// no `enqueued_at`, expiring with the claim, and the claim — pushed nowhere.
+/// Stage (a few seconds before the instant): the job hash with every field but `enqueued_at`
+/// (so it is staged, [`STAGED_LUA`]), expiring with the claim, and the claim — pushed nowhere.
 ///
 /// KEYS: per run: claim, job hash
 /// ARGV: 1 number of runs, 2 the least ttl of a staged hash, then per run: job id, ttl, n,
 /// the n field/value strings
 ///
 /// Per run: own hash exists (staged by another daemon or an earlier attempt, or enqueued) →
-/// 0; `SET claim NX EX ttl` taken (staged or enqueued under the other id form) → 0; else
+/// 0 (a hash staged by a daemon from before [`STAGED_LUA`], `status` scheduled, gets `status`
+/// queued); `SET claim NX EX ttl` taken (staged or enqueued under the other id form) → 0; else
 /// `HSET` the fields, `EXPIRE` the hash (ttl, or the least ttl if longer) → 1. Both answers mean "ready for the release".
 /// `EXISTS` and `SET` do not care about types and the hash was found absent, so nothing can
 /// fail on type here.
@@ -427,6 +477,11 @@ for r = 1, runs do
   local id, ttl, n = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
   local claim, job = KEYS[k], KEYS[k + 1]
   if redis.call('EXISTS', job) == 1 then
+    -- staged by a daemon from before STAGED_LUA (`status` scheduled): made a staged hash of
+    -- now, so that its release leaves it queued
+    if redis.pcall('HGET', job, 'status') == 'scheduled' and redis.call('HEXISTS', job, 'enqueued_at') == 0 then
+      redis.call('HSET', job, 'status', 'queued')
+    end
     out[r] = 0
   elseif not redis.call('SET', claim, id, 'NX', 'EX', ttl) then
     out[r] = 0
@@ -450,8 +505,8 @@ const UNSTAGE_LUA: &str = r#"
 local removed = 0
 for r = 1, tonumber(ARGV[1]) do
   local claim, job, id = KEYS[2 * r - 1], KEYS[2 * r], ARGV[r + 1]
-  local st = redis.pcall('HGET', job, 'status')
-  if st == STAGED then
+  local e, _, staged = job_state(job)
+  if not e and staged then
     redis.call('DEL', job)
     removed = removed + 1
     if redis.call('TYPE', claim)['ok'] == 'string' and redis.call('GET', claim) == id then
@@ -463,8 +518,7 @@ return removed
 "#;
 
 fn script(parts: &[&str]) -> Script {
-    let staged = format!("local STAGED = '{STAGED_STATUS}'\n");
-    Script::new(&format!("{staged}{}", parts.concat()))
+    Script::new(&format!("{STAGED_LUA}{}", parts.concat()))
 }
 
 /// Whether `decide` drops a released hash's expiry itself: the enqueue script does; the

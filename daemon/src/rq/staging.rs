@@ -1,6 +1,6 @@
 //! Staging runs ahead of their instant, so that at the instant only the release is left
-//! (`docs/rq.md`, "Staging"): [`RqWriter::stage_many`] writes each run's job hash (status
-//! `scheduled`, no `enqueued_at`, expiring) and claim a few seconds before; at the instant
+//! (`docs/rq.md`, "Staging"): [`RqWriter::stage_many`] writes each run's job hash (every
+//! field as queued, but no `enqueued_at`, expiring) and claim a few seconds before; at the instant
 //! [`RqWriter::release_many`] queues them (`super::release`); [`RqWriter::unstage_many`]
 //! removes the staged runs that their instant will not release (the schedule was changed or
 //! cancelled since, or the run was not fired). Every step is idempotent, and two daemons
@@ -10,7 +10,7 @@
 use redis::Value;
 
 use super::error::RqError;
-use super::scripts::{STAGE_SCRIPT, STAGED_STATUS, UNSTAGE_SCRIPT};
+use super::scripts::{STAGE_SCRIPT, UNSTAGE_SCRIPT};
 use super::writer::{PreparedRun, RqWriter, unexpected_reply, validate_key_prefix};
 
 /// Added to the claim TTL for a staged run (claim and hash), so that staging a little ahead
@@ -51,8 +51,8 @@ impl Unstage {
 
 impl RqWriter {
     /// Stages every run in ONE script call: per run, unless its job hash exists or its claim
-    /// is taken, `SET claim NX EX ttl` and the job hash with every field, `status`
-    /// `scheduled`, no `enqueued_at`, expiring (the claim after claim ttl +
+    /// is taken, `SET claim NX EX ttl` and the job hash with every field (`status` queued)
+    /// but `enqueued_at` — which marks it staged — expiring (the claim after claim ttl +
     /// [`STAGE_SLACK_SECS`], the hash after that or [`STAGED_HASH_MIN_TTL_SECS`] if longer).
     /// The hash is in no queue or registry, so no worker, `rq info` or registry cleanup sees
     /// it until it is released.
@@ -71,8 +71,7 @@ impl RqWriter {
             inv.key(&run.claim.key).key(self.job_key(&run.job_id));
             inv.arg(&run.job_id).arg(ttl).arg(run.fields.len() * 2);
             for (name, value) in &run.fields {
-                let value = if *name == "status" { STAGED_STATUS.as_bytes() } else { value.as_slice() };
-                inv.arg(*name).arg(value);
+                inv.arg(*name).arg(value.as_slice());
             }
         }
         let mut conn = self.conn.clone();
