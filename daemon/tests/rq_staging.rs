@@ -2,8 +2,10 @@
 //! under a random token, deleted at the end): a staged hash is invisible (no queue, status
 //! queued but no `enqueued_at`, expiring); the release queues it once, whoever releases and
 //! however often; two stagers agree; a run staged under the other id form is found by its
-//! claim and queued under the releaser's id; a full enqueue over a staged run releases it with the fields it sends; a release of
-//! a run nobody staged enqueues it in full; unstaging removes only staged hashes.
+//! claim and queued under the releaser's id; a full enqueue over a staged run releases it
+//! with the fields it sends; a release of a run nobody staged enqueues it in full, and one
+//! call answers each run by its state without creating a hash; unstaging removes only
+//! staged hashes.
 
 use btu::pyvalue::PyValue;
 use btu::rq::{

@@ -49,9 +49,9 @@ end
 /// half-way, so a run with a key of another type gets the WRONGTYPE text as its answer and
 /// nothing of it is written — the other runs of the batch are unaffected.
 ///
-/// `decide(...)` runs once the run is claimed by this call (a fresh claim, or a staged hash
-/// found still staged, [`STAGED_LUA`]: the claim was taken when it was staged, and the release decides
-/// it): pause key exists → 2 (skipped_paused); `ZREM skip <due>` removed it → 3
+/// `decide(...)` runs once the run is claimed by this call (a fresh claim, or a hash found
+/// still staged, [`STAGED_LUA`]: the claim was taken when it was staged, and the release
+/// decides it): pause key exists → 2 (skipped_paused); `ZREM skip <due>` removed it → 3
 /// (skipped_by_request); overlap `skip` and the previous job's status is queued, deferred,
 /// scheduled or started → `{4, previous id}` (skipped_overlap) — a skipped staged hash is
 /// deleted (its claim stays: decided); else overlap `replace` cancels a previous job still
@@ -479,9 +479,8 @@ for r = 1, runs do
   if redis.call('EXISTS', job) == 1 then
     -- staged by a daemon from before STAGED_LUA (`status` scheduled): made a staged hash of
     -- now, so that its release leaves it queued
-    if redis.pcall('HGET', job, 'status') == 'scheduled' and redis.call('HEXISTS', job, 'enqueued_at') == 0 then
-      redis.call('HSET', job, 'status', 'queued')
-    end
+    local e, st, staged = job_state(job)
+    if not e and staged and st == 'scheduled' then redis.call('HSET', job, 'status', 'queued') end
     out[r] = 0
   elseif not redis.call('SET', claim, id, 'NX', 'EX', ttl) then
     out[r] = 0
