@@ -30,7 +30,7 @@ from pathlib import Path
 import redis
 
 from due_instant_bench import private_redis
-from script_bench import lua, piece, show, staged_fields, staged_prelude
+from script_bench import lua, stage_script
 
 RUNS, CALL = 10_000, 500
 FLOOR_LUA = """
@@ -81,10 +81,8 @@ def calls(r: redis.Redis, stage_lua: str, release_lua: str, floor: bool, staged:
 def count(rev: str | None, floor: bool) -> int:
     text = FLOOR_LUA if floor else lua(rev, "RELEASE_LUA")[0]
     sparse = "local function answer(r, value)" in text
-    source = show(rev, "daemon/src/rq/scripts.rs") or ""
     # the floor stages as the scripts before STAGED_LUA did: status `scheduled`
-    stage_lua = staged_prelude(source) + piece(source, "STAGE_LUA")
-    staged = staged_fields("" if floor else source)
+    stage_lua, staged = stage_script(rev, old_form=floor)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         # Redis starts ~50x slower under callgrind

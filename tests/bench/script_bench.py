@@ -57,10 +57,13 @@ def staged_prelude(text: str) -> str:
     return piece(text, "STAGED_LUA") if "const STAGED_LUA" in text else "local STAGED = 'scheduled'\n"
 
 
-def staged_fields(text: str) -> list[bytes]:
-    """A staged hash's fields (FIELDS but `enqueued_at`) as the stage script of `text` gets them."""
-    old = "const STAGED_LUA" not in text
-    return [b"scheduled" if old and f == b"queued" else f for f in FIELDS]
+def stage_script(rev: str | None, old_form: bool = False) -> tuple[str, list[bytes]]:
+    """The stage script of `rev` (None: the working tree) and the fields it is given per run
+    (FIELDS but `enqueued_at`): with `status` scheduled for scripts before STAGED_LUA, or
+    when `old_form` asks for that form."""
+    text = show(rev, "daemon/src/rq/scripts.rs") or ""
+    old = old_form or "const STAGED_LUA" not in text
+    return staged_prelude(text) + piece(text, "STAGE_LUA"), [b"scheduled" if old and f == b"queued" else f for f in FIELDS]
 
 
 def lua(rev: str | None, script: str = "ENQUEUE_LUA") -> tuple[str, str]:
@@ -121,7 +124,7 @@ def release_batch(r: redis.Redis, sha: str, stage_lua: str, layout: str, n: int,
     ids = [f"gb-rel-{n}-s{i}-1900000000" for i in range(RUNS)]
     for jid in ids:
         keys += [f"gb:claim:{jid}", f"gb:rq:job:{jid}"]
-        args += [jid, 600, len(FIELDS)] + staged
+        args += [jid, 600, len(staged)] + staged
     r.eval(stage_lua, len(keys), *keys, *args)
     keys, args = ["gb:rq:queues"], ["gb:rq", RUNS]
     if layout in ("segments", "escaped"):
@@ -159,10 +162,9 @@ def main() -> None:
     r = redis.Redis(port=int(os.environ.get("BTU_TEST_REDIS_PORT", "6379")), db=9)
     if a.release:
         text, layout = lua(a.rev, "RELEASE_LUA")
-        source = show(a.rev, "daemon/src/rq/scripts.rs") or ""
-        stage_lua = staged_prelude(source) + piece(source, "STAGE_LUA")
+        stage_lua, staged = stage_script(a.rev)
         sha = r.script_load(text)
-        per = [release_batch(r, sha, stage_lua, layout, n, staged_fields(source)) for n in range(a.batches)]
+        per = [release_batch(r, sha, stage_lua, layout, n, staged) for n in range(a.batches)]
         if keys := r.keys("gb:*"):
             r.delete(*keys)
         print(f"{a.rev or 'working tree'}: release median {statistics.median(per):5.1f} us per run "

@@ -412,7 +412,7 @@ while r < runs do
   -- Nothing to gate (the usual run): when every such run's hash exists (one EXISTS for the
   -- segment), its release is one HSETNX of `enqueued_at` (STAGED_LUA): 1 released now, 0
   -- released before, a WRONGTYPE error. A hash missing (expired, removed by a cancel, never
-  -- staged) must not be created by it, so then the segment's runs are looked at one by one.
+  -- staged) must not be created by it, so then the segment's runs take the checked path.
   local there = 0
   for i = 1, nfast, 1000 do
     there = there + redis.call('EXISTS', unpack(fastkeys, i, math.min(i + 999, nfast)))
@@ -436,18 +436,9 @@ while r < runs do
       else
         answer(r, 'WRONGTYPE ' .. job .. ' is not a hash')
       end
-    elseif not gate then
-      local e, st, staged = job_state(job)
-      if e then
-        answer(r, 'WRONGTYPE ' .. job .. ' is not a hash')
-      elseif staged then
-        redis.call('HSET', job, 'status', 'queued', 'enqueued_at', stamp)
-        fast[#fast + 1] = id
-      else
-        answer(r, st and 0 or 6)
-      end
     else
-      local pause, skip, last = gate[1], gate[2], gate[3]
+      local pause, skip, last = '', '', ''
+      if gate then pause, skip, last = gate[1], gate[2], gate[3] end
       local err, g = check(queue, job, skip, last, overlap, ix)
       answer(r, settle(err, g, job, id, queue, pause, skip, last, due, overlap, nil) or 6)
     end
